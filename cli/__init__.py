@@ -1,0 +1,1 @@
+"""Command line front end of nlmeans (installed as the import package ``nlmeans_cli``)."""

@@ -1,0 +1,76 @@
+"""``nlmeans denoise INPUT OUTPUT``: denoise one image file."""
+
+import os
+import time
+
+import click
+
+from nlmeans_cli.options import denoise_options
+
+EXAMPLE = """
+Example:
+
+\b
+  nlmeans denoise noisy.png clean.png --h 10 --ds 2 --Ds 7
+
+h is in the image's own units: --h 10 on an 8-bit image means what OpenCV's
+h=10 means; a 16-bit image needs 256 times more.
+"""
+
+
+def same_file(a, b):
+    """True if paths a and b name the same file (symlinks, ./ and case of the path resolved)."""
+    if os.path.exists(a) and os.path.exists(b):
+        return os.path.samefile(a, b)
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+@click.command("denoise", epilog=EXAMPLE)
+@click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=True))
+@click.argument("output_path", metavar="OUTPUT", type=click.Path(dir_okay=True))
+@denoise_options
+@click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing on success.")
+def denoise_command(input_path, output_path, h, patch_radius, search_radius, sigma, use_float64,
+                    overwrite, quiet):
+    """Denoise the image INPUT with NL-means and write it to OUTPUT.
+
+    The output keeps the input's bit depth (8 or 16 bit) and colour; an alpha
+    channel is copied unchanged. The output is written to a temporary file in
+    the output folder and renamed, so it is never left half-written. The output
+    folder must exist.
+    """
+    import numpy as np
+
+    from nlmeans import denoise
+    from nlmeans.io import ImageIOError, check_writable_extension, read_image, write_array
+
+    started = time.perf_counter()
+    try:
+        check_writable_extension(output_path)
+        if same_file(input_path, output_path):
+            raise click.ClickException(f"{output_path}: OUTPUT is the INPUT file; "
+                                       f"refusing to overwrite the input")
+        if os.path.isdir(output_path):
+            raise click.ClickException(f"{output_path}: is a folder; give an output file name")
+        if os.path.exists(output_path) and not overwrite:
+            raise click.ClickException(f"{output_path}: already exists (use --overwrite)")
+        out_folder = os.path.dirname(os.path.abspath(output_path))
+        if not os.path.isdir(out_folder):
+            raise click.ClickException(f"{output_path}: output folder {out_folder} does not exist")
+        image = read_image(input_path)
+        try:
+            result = denoise(image.pixels, h, patch_radius=patch_radius,
+                             search_radius=search_radius, sigma=sigma,
+                             channel_axis=-1 if image.is_colour else None,
+                             dtype=np.float64 if use_float64 else np.float32)
+        except ValueError as exc:
+            raise click.ClickException(f"{input_path}: {exc}") from None
+        write_array(output_path, image.merged(result))
+    except ImageIOError as exc:
+        raise click.ClickException(str(exc)) from None
+
+    if not quiet:
+        shape = "x".join(str(n) for n in image.pixels.shape[:2][::-1])
+        click.echo(f"{output_path}: {shape} {image.pixels.dtype} denoised in "
+                   f"{time.perf_counter() - started:.2f} s", err=True)

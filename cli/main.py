@@ -1,0 +1,48 @@
+"""The ``nlmeans`` command group and its entry point."""
+
+import sys
+
+import click
+
+from nlmeans_cli.denoise import denoise_command
+
+EXAMPLES = """
+Examples:
+
+\b
+  nlmeans denoise noisy.png clean.png --h 10
+  nlmeans denoise scan.tif scan-clean.tif --h 800 --ds 3 --Ds 10
+"""
+
+
+@click.group(epilog=EXAMPLES)
+@click.version_option(package_name="nlmeans", prog_name="nlmeans")
+def cli():
+    """Fast non-local means (NL-means) image denoising."""
+
+
+cli.add_command(denoise_command)
+
+
+def main():
+    """Console-script entry point: usage errors exit 2, other errors 1, never a traceback."""
+    try:
+        rv = cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except Exception as exc:  # a bug: still one line, never a traceback
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        click.echo(f"Error: unexpected {type(exc).__name__}: {message}", err=True)
+        sys.exit(1)
+    sys.exit(rv if isinstance(rv, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,12 @@
+"""nlmeans: fast, exact non-local means denoising with a Numba kernel."""
+
+from importlib.metadata import PackageNotFoundError, version as _version
+
+from nlmeans.denoise import denoise
+
+try:
+    __version__ = _version("nlmeans")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0+unknown"
+
+__all__ = ["denoise", "__version__"]

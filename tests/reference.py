@@ -1,0 +1,69 @@
+"""Slow, obviously-correct NL-means in float64, written straight from the formula.
+
+Used only by the tests, on images of a few hundred pixels. It shares nothing with
+the package: the mirroring is its own index arithmetic, and every weight is
+computed from scratch with numpy's exp.
+"""
+
+import itertools
+
+import numpy as np
+
+
+def mirror_index(i, n):
+    """Index of position i in an axis of length n mirrored like NumPy's 'reflect' mode."""
+    if n == 1:
+        return 0
+    period = 2 * n - 2
+    i %= period
+    return i if i < n else period - i
+
+
+def mirror_pad(volume, margins):
+    """Pad the spatial axes of a (Z, Y, X, C) array by `margins`, mirroring by index."""
+    index = [np.array([mirror_index(i - m, n) for i in range(n + 2 * m)])
+             for n, m in zip(volume.shape[:3], margins)]
+    return volume[np.ix_(*index)]
+
+
+def reference_nlmeans(volume, h, patch_radius, search_radius, sigma=0.0):
+    """NL-means of a (Z, Y, X, C) float array; radii are 3-tuples (z, y, x).
+
+    u(x) = sum_y w(x, y) v(y) / sum_y w(x, y), with
+    w(x, y) = exp(-max(d2(x, y) - 2 sigma^2, 0) / h^2) and d2 the mean over patch
+    offsets and channels of (v(x + k) - v(y + k))^2; y runs over the search window
+    around x, x itself included.
+    """
+    v = np.asarray(volume, dtype=np.float64)
+    margins = [s + p for s, p in zip(search_radius, patch_radius)]
+    padded = mirror_pad(v, margins)
+
+    def patch(pos):
+        # The patch around output position `pos` (may lie in the margin).
+        return padded[tuple(slice(p + m - r, p + m + r + 1)
+                            for p, m, r in zip(pos, margins, patch_radius))]
+
+    out = np.empty_like(v)
+    offsets = list(itertools.product(*[range(-r, r + 1) for r in search_radius]))
+    for x in itertools.product(*[range(n) for n in v.shape[:3]]):
+        px = patch(x)
+        num = np.zeros(v.shape[3])
+        den = 0.0
+        for t in offsets:
+            y = tuple(a + b for a, b in zip(x, t))
+            d2 = np.mean((px - patch(y)) ** 2)
+            w = np.exp(-max(d2 - 2.0 * sigma ** 2, 0.0) / h ** 2)
+            num += w * padded[tuple(p + m for p, m in zip(y, margins))]
+            den += w
+        out[x] = num / den
+    return out
+
+
+def reference_2d(image, h, patch_radius, search_radius, sigma=0.0):
+    """The reference for a 2-D image (H, W) or (H, W, C)."""
+    img = np.asarray(image, dtype=np.float64)
+    gray = img.ndim == 2
+    vol = img[None, :, :, None] if gray else img[None]
+    out = reference_nlmeans(vol, h, (0, patch_radius, patch_radius),
+                            (0, search_radius, search_radius), sigma)[0]
+    return out[..., 0] if gray else out

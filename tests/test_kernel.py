@@ -1,0 +1,117 @@
+"""The fast kernel against the slow float64 reference, and the exp it uses."""
+
+import numpy as np
+import pytest
+
+import nlmeans
+from nlmeans import _kernels
+from reference import mirror_index, mirror_pad, reference_2d, reference_nlmeans
+
+RNG = np.random.default_rng(12345)
+
+
+def relative_error(result, expected):
+    return np.max(np.abs(result - expected)) / np.max(np.abs(expected))
+
+
+# (shape, channels, patch_radius, search_radius, h, sigma)
+CASES_2D = [
+    ((11, 13), None, 1, 2, 20.0, 0.0),
+    ((12, 9), None, 2, 3, 30.0, 5.0),
+    ((10, 10), None, 0, 1, 10.0, 0.0),
+    ((9, 14), None, 1, 6, 25.0, 3.0),     # search radius larger than half the image
+    ((5, 4), None, 3, 4, 40.0, 0.0),      # patch and window larger than the image
+    ((8, 11), 1, 1, 2, 20.0, 0.0),
+    ((9, 10), 3, 1, 2, 30.0, 4.0),
+    ((7, 8), 4, 2, 3, 35.0, 0.0),
+    ((1, 9), None, 1, 2, 20.0, 0.0),      # a single row
+    ((6, 1), 3, 1, 2, 20.0, 0.0),         # a single column
+]
+
+
+@pytest.mark.parametrize("shape, channels, ds, Ds, h, sigma", CASES_2D)
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-9), (np.float32, 1e-4)])
+def test_2d_matches_reference(shape, channels, ds, Ds, h, sigma, dtype, rtol):
+    full_shape = shape if channels is None else shape + (channels,)
+    image = RNG.random(full_shape) * 100
+    expected = reference_2d(image, h, ds, Ds, sigma)
+    result = nlmeans.denoise(image, h, patch_radius=ds, search_radius=Ds, sigma=sigma,
+                             channel_axis=None if channels is None else -1, dtype=dtype)
+    assert result.shape == image.shape
+    assert relative_error(result, expected) < rtol
+
+
+@pytest.mark.parametrize("shape, channels, ds, Ds, h, sigma", [
+    ((5, 6, 7), None, 1, 1, 30.0, 0.0),
+    ((4, 5, 6), None, 1, 2, 40.0, 5.0),
+    ((3, 4, 5), 2, 1, 1, 30.0, 0.0),
+    ((2, 6, 5), None, 0, 3, 20.0, 0.0),   # radius along z larger than the volume
+])
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-9), (np.float32, 1e-4)])
+def test_3d_matches_reference(shape, channels, ds, Ds, h, sigma, dtype, rtol):
+    full_shape = shape if channels is None else shape + (channels,)
+    volume = RNG.random(full_shape) * 100
+    vol4 = volume[..., None] if channels is None else volume
+    expected = reference_nlmeans(vol4, h, (ds,) * 3, (Ds,) * 3, sigma)
+    if channels is None:
+        expected = expected[..., 0]
+    result = nlmeans.denoise(volume, h, patch_radius=ds, search_radius=Ds, sigma=sigma,
+                             channel_axis=None if channels is None else 3, dtype=dtype)
+    assert relative_error(result, expected) < rtol
+
+
+def test_anisotropic_radii_match_reference():
+    volume = RNG.random((4, 6, 7)) * 100
+    expected = reference_nlmeans(volume[..., None], 25.0, (0, 1, 2), (1, 2, 1))[..., 0]
+    result = nlmeans.denoise(volume, 25.0, patch_radius=(0, 1, 2), search_radius=(1, 2, 1),
+                             dtype=np.float64)
+    assert relative_error(result, expected) < 1e-9
+
+
+def test_several_tiles_match_reference():
+    """Images larger than one tile: the tiles' seams must not show."""
+    image = RNG.random((70, 300)) * 100
+    small = image[:, :40]
+    result = nlmeans.denoise(image, 30.0, patch_radius=1, search_radius=3, dtype=np.float64)
+    # Columns far from the crop's right border do not see it.
+    expected = reference_2d(small, 30.0, 1, 3)
+    assert relative_error(result[:, :30], expected[:, :30]) < 1e-9
+    # Rows 60..69 sit in the second tile row (tiles are 64 rows high).
+    bottom = image[50:, 100:140]
+    expected_bottom = reference_2d(bottom, 30.0, 1, 3)
+    assert relative_error(result[58:, 110:130], expected_bottom[8:, 10:30]) < 1e-9
+
+
+def test_exp_polynomial_accuracy():
+    z = np.concatenate([np.linspace(0, 80, 100_001), RNG.random(10_000) * 700])
+    exact = np.exp(-z)
+    fast64 = _kernels.exp_neg_array(z)
+    assert np.max(np.abs(fast64 / exact - 1)) < 1e-12
+    z32 = z[z < 80].astype(np.float32)
+    fast32 = _kernels.exp_neg_array(z32).astype(np.float64)
+    exact32 = np.exp(-z32.astype(np.float64))
+    assert np.max(np.abs(fast32 / exact32 - 1)) < 1e-6
+
+
+def test_exp_underflow_is_zero():
+    assert _kernels.exp_neg_array(np.array([710.0, 1e30]))[0] == 0.0
+    assert np.all(_kernels.exp_neg_array(np.array([88.0, 1e30], dtype=np.float32)) == 0.0)
+
+
+def test_half_offsets_cover_each_pair_once():
+    offsets = [tuple(t) for t in _kernels.half_offsets((1, 2, 3))]
+    assert len(offsets) == (3 * 5 * 7 - 1) // 2
+    everything = set(offsets) | {tuple(-a for a in t) for t in offsets}
+    assert len(everything) == 3 * 5 * 7 - 1
+    assert (0, 0, 0) not in everything
+
+
+def test_reference_mirroring_is_numpy_reflect():
+    """The reference's hand-written mirroring equals numpy's 'reflect' mode, repeated."""
+    for n in (1, 2, 3, 5):
+        values = np.arange(n)
+        expected = np.pad(values, 9, mode="reflect")
+        assert [values[mirror_index(i - 9, n)] for i in range(n + 18)] == list(expected)
+    volume = RNG.random((2, 3, 4, 1))
+    np.testing.assert_array_equal(mirror_pad(volume, (3, 4, 5)),
+                                  np.pad(volume, ((3, 3), (4, 4), (5, 5), (0, 0)), mode="reflect"))
