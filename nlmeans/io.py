@@ -99,6 +99,8 @@ def read_array(path):
         raise
     except Exception as exc:  # every reader error means: not a readable image
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if "Could not find a backend" in reason:
+            reason = "unknown or corrupt file format"
         raise ImageIOError(f"{path}: cannot read image ({reason})") from None
     return np.asarray(array)
 

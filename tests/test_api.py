@@ -1,0 +1,153 @@
+"""Properties and argument checking of nlmeans.denoise."""
+
+import os
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+
+import nlmeans
+from conftest import SAMPLES
+
+RNG = np.random.default_rng(2024)
+
+
+def psnr(result, clean):
+    mse = np.mean((np.clip(result.astype(np.float64), 0, 255) - clean) ** 2)
+    return 10 * np.log10(255.0 ** 2 / mse)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape, channel_axis", [((20, 17), None), ((9, 12, 3), -1),
+                                                 ((4, 9, 8), None)])
+def test_constant_image_is_unchanged(dtype, shape, channel_axis):
+    image = np.full(shape, 87.25)
+    result = nlmeans.denoise(image, 5.0, channel_axis=channel_axis, dtype=dtype)
+    np.testing.assert_allclose(result, image, rtol=1e-6)
+
+
+def test_tiny_h_returns_the_input():
+    image = RNG.permutation(400).reshape(20, 20).astype(np.float64)  # all patches differ
+    result = nlmeans.denoise(image, 1e-3, patch_radius=1, search_radius=3, dtype=np.float64)
+    np.testing.assert_array_equal(result, image)
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-9), (np.float32, 1e-5)])
+def test_huge_h_returns_the_mirrored_box_mean(dtype, rtol):
+    image = RNG.random((23, 19)) * 255
+    radius = 4
+    padded = np.pad(image, radius, mode="reflect")
+    windows = np.lib.stride_tricks.sliding_window_view(padded, (2 * radius + 1,) * 2)
+    expected = windows.mean(axis=(-1, -2))
+    result = nlmeans.denoise(image, 1e9, patch_radius=2, search_radius=radius, dtype=dtype)
+    np.testing.assert_allclose(result, expected, rtol=rtol)
+
+
+@pytest.mark.parametrize("channel_axis, shape", [(None, (30, 31)), (-1, (16, 18, 3)),
+                                                 (None, (6, 10, 9))])
+def test_output_lies_within_input_range(channel_axis, shape):
+    image = RNG.normal(100, 40, size=shape)
+    result = nlmeans.denoise(image, 30.0, channel_axis=channel_axis)
+    assert result.min() >= image.min() - 1e-9 * abs(image.min())
+    assert result.max() <= image.max() + 1e-9 * abs(image.max())
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int16, np.float16, np.float32,
+                                   np.float64])
+def test_shape_and_dtype_are_preserved(dtype):
+    image = (RNG.random((15, 14, 3)) * 200).astype(dtype)
+    result = nlmeans.denoise(image, 20.0, channel_axis=2)
+    assert result.shape == image.shape
+    assert result.dtype == image.dtype
+
+
+def test_integer_output_is_rounded_from_the_float_result():
+    image = (RNG.random((20, 20)) * 255).astype(np.uint8)
+    as_float = nlmeans.denoise(image.astype(np.float64), 25.0, dtype=np.float64)
+    as_uint8 = nlmeans.denoise(image, 25.0, dtype=np.float64)
+    np.testing.assert_array_equal(as_uint8, np.rint(as_float).astype(np.uint8))
+
+
+def test_channel_axis_first_equals_last():
+    image = RNG.random((3, 12, 14)) * 255
+    first = nlmeans.denoise(image, 30.0, channel_axis=0, dtype=np.float64)
+    last = nlmeans.denoise(np.moveaxis(image, 0, -1), 30.0, channel_axis=-1, dtype=np.float64)
+    np.testing.assert_allclose(np.moveaxis(first, 0, -1), last, rtol=1e-12)
+
+
+def test_one_weight_for_all_channels():
+    """Three identical channels give three copies of the grey result."""
+    grey = RNG.random((14, 15)) * 255
+    colour = np.stack([grey] * 3, axis=-1)
+    result = nlmeans.denoise(colour, 20.0, channel_axis=-1, dtype=np.float64)
+    expected = nlmeans.denoise(grey, 20.0, dtype=np.float64)
+    for c in range(3):
+        np.testing.assert_allclose(result[..., c], expected, rtol=1e-12)
+
+
+def test_noise_reduction_on_sample_image():
+    clean = iio.imread(os.path.join(SAMPLES, "camera.png")).astype(np.float64)
+    noisy = iio.imread(os.path.join(SAMPLES, "camera_noisy.png"))  # sigma = 20
+    result = nlmeans.denoise(noisy, 22.0)
+    assert psnr(result, clean) >= psnr(noisy, clean) + 5.0
+
+
+def test_float64_and_float32_paths_agree():
+    noisy = iio.imread(os.path.join(SAMPLES, "astronaut_noisy.png"))[:96, :96]
+    r32 = nlmeans.denoise(noisy.astype(np.float64), 25.0, channel_axis=-1, dtype=np.float32)
+    r64 = nlmeans.denoise(noisy.astype(np.float64), 25.0, channel_axis=-1, dtype=np.float64)
+    assert np.max(np.abs(r32 - r64)) < 1e-4 * 255
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"h": 0.0}, "h must be a finite number > 0"),
+    ({"h": -1.0}, "h must be a finite number > 0"),
+    ({"h": float("nan")}, "h must be a finite number > 0"),
+    ({"h": float("inf")}, "h must be a finite number > 0"),
+    ({"h": "10"}, "h must be a number"),
+    ({"h": 10, "patch_radius": -1}, "patch_radius must be an integer >= 0"),
+    ({"h": 10, "patch_radius": 1.5}, "patch_radius must be an integer >= 0"),
+    ({"h": 10, "search_radius": -2}, "search_radius must be an integer >= 0"),
+    ({"h": 10, "search_radius": (1, 2, 3)}, "search_radius must be an int or a sequence of 2"),
+    ({"h": 10, "sigma": -1.0}, "sigma must be a finite number >= 0"),
+    ({"h": 10, "sigma": float("nan")}, "sigma must be a finite number >= 0"),
+    ({"h": 10, "channel_axis": 2}, "channel_axis must be in"),
+    ({"h": 10, "dtype": np.float16}, "dtype must be float32 or float64"),
+])
+def test_invalid_arguments_raise_value_error(kwargs, message):
+    image = RNG.random((8, 8))
+    if kwargs.get("channel_axis") is not None:
+        image = RNG.random((8, 8, 3))
+        kwargs = dict(kwargs, channel_axis=3)
+    with pytest.raises(ValueError, match=message.replace("(", r"\(")):
+        nlmeans.denoise(image, **kwargs)
+
+
+@pytest.mark.parametrize("image, channel_axis, message", [
+    (np.zeros((0, 5)), None, "must not be empty"),
+    (np.zeros(5), None, "must be 2-D"),
+    (np.zeros((2, 3, 4, 5)), None, "must be 2-D"),
+    (np.zeros((4, 5)), -1, "with channel_axis must be 3-D"),
+    (np.zeros((4, 5, 3)), 1.0, "channel_axis must be an int"),
+    (np.array([[1.0, np.nan], [0.0, 1.0]]), None, "NaN or inf"),
+    (np.array([[1.0, np.inf], [0.0, 1.0]]), None, "NaN or inf"),
+    (np.zeros((4, 4), dtype=bool), None, "integer or floating-point dtype"),
+    (np.zeros((4, 4), dtype=complex), None, "integer or floating-point dtype"),
+])
+def test_invalid_images_raise_value_error(image, channel_axis, message):
+    with pytest.raises(ValueError, match=message):
+        nlmeans.denoise(image, 10.0, channel_axis=channel_axis)
+
+
+def test_tiny_images_work():
+    one = np.array([[42.0]])
+    np.testing.assert_allclose(nlmeans.denoise(one, 10.0), one)
+    two = np.array([[10.0, 20.0]])
+    assert nlmeans.denoise(two, 10.0, patch_radius=3, search_radius=5).shape == (1, 2)
+
+
+def test_input_is_not_modified():
+    image = RNG.random((12, 12)) * 255
+    before = image.copy()
+    nlmeans.denoise(image, 20.0)
+    np.testing.assert_array_equal(image, before)

@@ -1,0 +1,223 @@
+"""The command line, through click's CliRunner and as a real process."""
+
+import hashlib
+import os
+import subprocess
+import sys
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import nlmeans
+from conftest import SAMPLES
+from nlmeans.io import read_array
+from nlmeans_cli.main import cli
+
+RNG = np.random.default_rng(7)
+
+
+def run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def digest(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def leftovers(folder):
+    return [name for name in os.listdir(folder) if name.startswith(".nlmeans-")]
+
+
+@pytest.fixture
+def noisy_png(tmp_path):
+    path = tmp_path / "noisy.png"
+    image = np.clip(128 + 30 * RNG.standard_normal((40, 50)), 0, 255).astype(np.uint8)
+    iio.imwrite(path, image)
+    return path
+
+
+def test_denoise_sample_image(tmp_path):
+    out = tmp_path / "clean.png"
+    result = run("denoise", os.path.join(SAMPLES, "camera_noisy.png"), out, "--h", 22)
+    assert result.exit_code == 0, result.output
+    clean = iio.imread(os.path.join(SAMPLES, "camera.png")).astype(float)
+    noisy = iio.imread(os.path.join(SAMPLES, "camera_noisy.png")).astype(float)
+    written = iio.imread(out)
+    assert written.dtype == np.uint8 and written.shape == clean.shape
+    assert np.mean((written - clean) ** 2) < np.mean((noisy - clean) ** 2) / 3
+
+
+def test_cli_equals_api(noisy_png, tmp_path):
+    out = tmp_path / "out.png"
+    result = run("denoise", noisy_png, out, "--h", 15, "--ds", 1, "--Ds", 4, "--sigma", 3)
+    assert result.exit_code == 0, result.output
+    expected = nlmeans.denoise(iio.imread(noisy_png), 15, patch_radius=1, search_radius=4,
+                               sigma=3)
+    np.testing.assert_array_equal(iio.imread(out), expected)
+
+
+def test_ds_and_Ds_are_different_options(noisy_png, tmp_path):
+    image = iio.imread(noisy_png)
+    run("denoise", noisy_png, tmp_path / "a.png", "--h", 20, "--ds", 1, "--Ds", 3)
+    run("denoise", noisy_png, tmp_path / "b.png", "--h", 20, "--patch-radius", 1,
+        "--search-radius", 3)
+    expected = nlmeans.denoise(image, 20, patch_radius=1, search_radius=3)
+    np.testing.assert_array_equal(iio.imread(tmp_path / "a.png"), expected)
+    np.testing.assert_array_equal(iio.imread(tmp_path / "b.png"), expected)
+    swapped = nlmeans.denoise(image, 20, patch_radius=3, search_radius=1)
+    assert not np.array_equal(expected, swapped)
+
+
+@pytest.mark.parametrize("suffix", [".png", ".tif"])
+@pytest.mark.parametrize("channels", [None, 3])
+def test_16_bit_round_trip(tmp_path, suffix, channels):
+    shape = (30, 35) if channels is None else (30, 35, channels)
+    image = np.clip(30000 + 3000 * RNG.standard_normal(shape), 0, 65535).astype(np.uint16)
+    src, out = tmp_path / f"in{suffix}", tmp_path / f"out{suffix}"
+    nlmeans.io.write_array(str(src), image)
+    result = run("denoise", src, out, "--h", 2500)
+    assert result.exit_code == 0, result.output
+    written = read_array(str(out))
+    assert written.dtype == np.uint16 and written.shape == image.shape
+    expected = nlmeans.denoise(image, 2500, channel_axis=None if channels is None else -1)
+    np.testing.assert_array_equal(written, expected)
+    assert written.std() < image.std() / 2  # really denoised, not truncated to 8 bits
+
+
+def test_rgb_and_alpha(tmp_path):
+    rgb = np.clip(100 + 40 * RNG.standard_normal((24, 20, 3)), 0, 255).astype(np.uint8)
+    alpha = (RNG.random((24, 20)) * 255).astype(np.uint8)
+    src, out = tmp_path / "rgba.png", tmp_path / "out.png"
+    iio.imwrite(src, np.dstack([rgb, alpha]))
+    assert run("denoise", src, out, "--h", 30).exit_code == 0
+    written = iio.imread(out)
+    assert written.shape == (24, 20, 4)
+    np.testing.assert_array_equal(written[..., 3], alpha)
+    np.testing.assert_array_equal(written[..., :3], nlmeans.denoise(rgb, 30, channel_axis=-1))
+
+
+def test_jpeg_in_and_out(tmp_path, noisy_png):
+    jpg = tmp_path / "in.jpg"
+    iio.imwrite(jpg, iio.imread(noisy_png), quality=95)
+    result = run("denoise", jpg, tmp_path / "out.jpg", "--h", 20)
+    assert result.exit_code == 0, result.output
+    assert iio.imread(tmp_path / "out.jpg").shape == (40, 50)
+
+
+def test_existing_output_needs_overwrite(noisy_png, tmp_path):
+    out = tmp_path / "out.png"
+    out.write_bytes(b"keep me")
+    result = run("denoise", noisy_png, out, "--h", 10)
+    assert result.exit_code == 1
+    assert "already exists (use --overwrite)" in result.output
+    assert out.read_bytes() == b"keep me"
+    result = run("denoise", noisy_png, out, "--h", 10, "--overwrite")
+    assert result.exit_code == 0
+    assert iio.imread(out).shape == (40, 50)
+
+
+@pytest.mark.parametrize("spelling", ["same", "dot", "symlink"])
+def test_output_equal_to_input_is_refused(noisy_png, tmp_path, spelling, monkeypatch):
+    before = digest(noisy_png)
+    monkeypatch.chdir(tmp_path)
+    if spelling == "same":
+        target = "noisy.png"
+    elif spelling == "dot":
+        target = "./sub/../noisy.png"
+        (tmp_path / "sub").mkdir()
+    else:
+        os.symlink(noisy_png, tmp_path / "link.png")
+        target = "link.png"
+    result = run("denoise", "noisy.png", target, "--h", 10, "--overwrite")
+    assert result.exit_code == 1
+    assert "OUTPUT is the INPUT file" in result.output
+    assert digest(noisy_png) == before
+
+
+@pytest.mark.parametrize("args, code, message", [
+    (["--h", "0"], 2, "must be a finite number > 0"),
+    (["--h", "-3"], 2, "must be a finite number > 0"),
+    (["--h", "nan"], 2, "must be a finite number > 0"),
+    (["--h", "ten"], 2, "'ten' is not a valid float"),
+    ([], 2, "Missing option '--h'"),
+    (["--h", "10", "--ds", "-1"], 2, "--ds"),
+    (["--h", "10", "--Ds", "1.5"], 2, "--Ds"),
+    (["--h", "10", "--sigma", "-2"], 2, "must be a finite number >= 0"),
+])
+def test_bad_options(noisy_png, tmp_path, args, code, message):
+    out = tmp_path / "out.png"
+    result = run("denoise", noisy_png, out, *args)
+    assert result.exit_code == code
+    assert message in result.output
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("make_input, output_name, message", [
+    (lambda d: d / "missing.png", "out.png", "no such file"),
+    (lambda d: d, "out.png", "is a folder"),
+    (lambda d: _write(d / "empty.png", b""), "out.png", "empty file"),
+    (lambda d: _write(d / "text.png", b"this is not an image\n"), "out.png", "cannot read image"),
+    (lambda d: _truncated_png(d), "out.png", "cannot read image"),
+    (None, "out.xyz", "unsupported output format"),
+    (None, "missing_folder/out.png", "does not exist"),
+])
+def test_bad_files(noisy_png, tmp_path, make_input, output_name, message):
+    src = noisy_png if make_input is None else make_input(tmp_path)
+    before = digest(src) if os.path.isfile(src) else None
+    result = run("denoise", src, tmp_path / output_name, "--h", 10)
+    assert result.exit_code == 1
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / output_name).exists()
+    assert leftovers(tmp_path) == []
+    if before is not None:
+        assert digest(src) == before
+
+
+def _write(path, data):
+    path.write_bytes(data)
+    return path
+
+
+def _truncated_png(folder):
+    full = folder / "full.png"
+    iio.imwrite(full, (RNG.random((64, 64)) * 255).astype(np.uint8))
+    data = full.read_bytes()
+    return _write(folder / "truncated.png", data[: len(data) // 2])
+
+
+def test_sixteen_bit_to_jpeg_is_refused(tmp_path):
+    src = tmp_path / "in.png"
+    iio.imwrite(src, (RNG.random((10, 10)) * 65535).astype(np.uint16))
+    result = run("denoise", src, tmp_path / "out.jpg", "--h", 100)
+    assert result.exit_code == 1
+    assert "cannot store uint16" in result.output
+    assert leftovers(tmp_path) == []
+
+
+def test_version_and_help():
+    result = run("--version")
+    assert result.exit_code == 0 and nlmeans.__version__ in result.output
+    result = run("--help")
+    assert result.exit_code == 0 and "nlmeans denoise noisy.png clean.png --h 10" in result.output
+    result = run("denoise", "--help")
+    assert result.exit_code == 0 and "Example:" in result.output and "--search-radius" in result.output
+
+
+def test_console_script_errors_are_one_line(tmp_path):
+    """The installed entry point: exit codes and no traceback, as a user sees them."""
+    bad = _write(tmp_path / "bad.png", b"not a png")
+    code = "from nlmeans_cli.main import main; main()"
+    proc = subprocess.run([sys.executable, "-c", code, "denoise", str(bad),
+                           str(tmp_path / "o.png"), "--h", "5"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().count("\n") == 0 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("Error: ")
+    proc = subprocess.run([sys.executable, "-c", code, "denoise", str(bad),
+                           str(tmp_path / "o.png"), "--h", "-5"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
