@@ -5,13 +5,16 @@ import sys
 import click
 
 from nlmeans_cli.denoise import denoise_command
+from nlmeans_cli.estimate_noise import estimate_noise_command
 
 EXAMPLES = """
 Examples:
 
 \b
-  nlmeans denoise noisy.png clean.png --h 10
+  nlmeans denoise noisy.png clean.png
+  nlmeans denoise noisy.png clean.png --h 10 --ds 2 --Ds 7
   nlmeans denoise scan.tif scan-clean.tif --h 800 --ds 3 --Ds 10
+  nlmeans estimate-noise noisy.png scan.tif
 """
 
 
@@ -22,6 +25,7 @@ def cli():
 
 
 cli.add_command(denoise_command)
+cli.add_command(estimate_noise_command)
 
 
 def main():

@@ -3,39 +3,73 @@
 import click
 
 
-def _positive_finite(ctx, param, value):
-    if value is not None and not (0 < value < float("inf")):
-        raise click.BadParameter(f"must be a finite number > 0, got {value}")
-    return value
+class NumberOrWord(click.ParamType):
+    """A finite float (> 0, or >= 0 with allow_zero) or one of a few words."""
 
+    def __init__(self, words, allow_zero=False):
+        self.words = tuple(words)
+        self.allow_zero = allow_zero
+        self.name = "float|" + "|".join(self.words)
 
-def _non_negative_finite(ctx, param, value):
-    if value is not None and not (0 <= value < float("inf")):
-        raise click.BadParameter(f"must be a finite number >= 0, got {value}")
-    return value
+    def convert(self, value, param, ctx):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            number = float(value)
+        elif isinstance(value, str) and value.strip().lower() in self.words:
+            return value.strip().lower()
+        else:
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                self.fail(f"{value!r} is neither a number nor one of: {', '.join(self.words)}",
+                          param, ctx)
+        low_ok = number >= 0 if self.allow_zero else number > 0
+        if not (low_ok and number < float("inf")):
+            rule = ">= 0" if self.allow_zero else "> 0"
+            self.fail(f"must be a finite number {rule} or one of: {', '.join(self.words)}, "
+                      f"got {value}", param, ctx)
+        return number
 
 
 def denoise_options(command):
-    """Decorate a click command with --h, --ds/--Ds, --sigma."""
+    """Decorate a click command with the denoising options (--h, --ds/--Ds, --sigma, ...)."""
     options = [
-        click.option("--h", "h", type=float, required=True, metavar="FLOAT",
-                     callback=_positive_finite,
+        click.option("--h", "h", type=NumberOrWord(("auto", "sure")), default="auto",
+                     show_default=True,
                      help="Decay of the weights, > 0, in the image's intensity units "
-                          "(0-255 for 8-bit, 0-65535 for 16-bit)."),
+                          "(0-255 for 8-bit, 0-65535 for 16-bit); 'auto' derives it from "
+                          "sigma, 'sure' also tries several values and keeps the one with "
+                          "the lowest SURE estimate of the error."),
         # click lowercases derived names, so --ds and --Ds need explicit destinations.
         click.option("--ds", "--patch-radius", "patch_radius", type=click.IntRange(min=0),
-                     default=2, show_default=True,
-                     help="Patch radius: patches are (2*ds+1) pixels per axis."),
+                     default=None, help="Patch radius: patches are (2*ds+1) pixels per axis. "
+                                        "[default: 2 with a numeric --h, else from sigma]"),
         click.option("--Ds", "--search-radius", "search_radius", type=click.IntRange(min=0),
-                     default=7, show_default=True,
-                     help="Search radius: windows are (2*Ds+1) pixels per axis."),
-        click.option("--sigma", type=float, default=0.0, show_default=True,
-                     metavar="FLOAT", callback=_non_negative_finite,
-                     help="Noise standard deviation in intensity units; 2*sigma^2 is "
-                          "subtracted from patch distances."),
+                     default=None, help="Search radius: windows are (2*Ds+1) pixels per axis. "
+                                        "[default: 7 with a numeric --h, else from sigma]"),
+        click.option("--sigma", type=NumberOrWord(("auto",), allow_zero=True), default=None,
+                     help="Noise standard deviation in intensity units ('auto': estimated); "
+                          "2*sigma^2 is subtracted from patch distances. "
+                          "[default: 0 with a numeric --h, else auto]"),
+        click.option("--aggregation", type=click.Choice(["pixel", "patch"]), default=None,
+                     help="'pixel': each pixel is the weighted mean of its candidates; "
+                          "'patch': each pixel averages the estimates of all patches covering "
+                          "it. [default: pixel with a numeric --h, else patch]"),
+        click.option("--centre-weight", type=click.Choice(["one", "max"]), default=None,
+                     help="Weight of the pixel itself: 1, or the largest of its other weights. "
+                          "[default: one with a numeric --h, else max]"),
         click.option("--float64", "use_float64", is_flag=True,
                      help="Compute in float64 instead of float32."),
     ]
     for option in reversed(options):
         command = option(command)
     return command
+
+
+def denoise_kwargs(h, patch_radius, search_radius, sigma, aggregation, centre_weight,
+                   use_float64):
+    """Keyword arguments of nlmeans.denoise from the shared options."""
+    import numpy as np
+
+    return dict(h=None if h == "auto" else h, patch_radius=patch_radius,
+                search_radius=search_radius, sigma=sigma, aggregation=aggregation,
+                centre_weight=centre_weight, dtype=np.float64 if use_float64 else np.float32)

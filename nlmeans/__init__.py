@@ -2,11 +2,12 @@
 
 from importlib.metadata import PackageNotFoundError, version as _version
 
-from nlmeans.denoise import denoise
+from nlmeans.denoise import Report, denoise, denoise_with_report
+from nlmeans.parameters import estimate_noise
 
 try:
     __version__ = _version("nlmeans")
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0+unknown"
 
-__all__ = ["denoise", "__version__"]
+__all__ = ["denoise", "denoise_with_report", "estimate_noise", "Report", "__version__"]

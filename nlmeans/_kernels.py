@@ -194,6 +194,29 @@ def _box_sum_last_to_weights(src, width, threshold, inv_scale, out):
 
 
 @njit(cache=True, fastmath=True)
+def _box_sum_last(src, width, out):
+    """Box sum of `width` elements along the last axis of 3-D arrays (shifted adds)."""
+    nz, ny, nx = out.shape
+    for i in range(nz):
+        for j in range(ny):
+            row_in = src[i, j]
+            row_out = out[i, j]
+            for k in range(nx):
+                row_out[k] = row_in[k]
+            for a in range(1, width):
+                for k in range(nx):
+                    row_out[k] += row_in[k + a]
+
+
+@njit(cache=True, fastmath=True)
+def _box_filter(src, radius, planes, rows, out):
+    """3-D box sum of (2 radius + 1) elements per axis; `planes` and `rows` are scratch."""
+    _box_sum_planes(src, 2 * radius[0] + 1, planes)
+    _box_sum_rows(planes, 2 * radius[1] + 1, rows)
+    _box_sum_last(rows, 2 * radius[2] + 1, out)
+
+
+@njit(cache=True, fastmath=True)
 def _accumulate(weights, w_origin, padded, v_origin, acc, weight_sum):
     """acc[c, q] += weights[w_origin + q] * padded[c, v_origin + q]; weight_sum[q] += weights[...].
 
@@ -216,77 +239,212 @@ def _accumulate(weights, w_origin, padded, v_origin, acc, weight_sum):
 
 
 @njit(cache=True, fastmath=True)
-def _denoise_tile(padded, out, start, stop, patch_radius, search_radius, offsets,
-                  threshold, inv_scale):
-    """Pixel-wise NL-means for the output tile [start, stop) (output coordinates)."""
-    channels = padded.shape[0]
+def _max_into(weights, origin, running_max):
+    """running_max[q] = max(running_max[q], weights[origin + q])."""
+    oz, oy, ox = origin
+    nz, ny, nx = running_max.shape
+    for i in range(nz):
+        for j in range(ny):
+            w = weights[oz + i, oy + j, ox:ox + nx]
+            m = running_max[i, j]
+            for k in range(nx):
+                m[k] = max(m[k], w[k])
+
+
+@njit(cache=True, fastmath=True)
+def _add_into(weights, origin, total):
+    """total[q] += weights[origin + q]."""
+    oz, oy, ox = origin
+    nz, ny, nx = total.shape
+    for i in range(nz):
+        for j in range(ny):
+            w = weights[oz + i, oy + j, ox:ox + nx]
+            t = total[i, j]
+            for k in range(nx):
+                t[k] += w[k]
+
+
+@njit(cache=True, fastmath=True)
+def _divide_from(weights, origin, norm, out):
+    """out[q] = weights[origin + q] / norm[q]."""
+    oz, oy, ox = origin
+    nz, ny, nx = out.shape
+    for i in range(nz):
+        for j in range(ny):
+            w = weights[oz + i, oy + j, ox:ox + nx]
+            d = norm[i, j]
+            o = out[i, j]
+            for k in range(nx):
+                o[k] = w[k] / d[k]
+
+
+@njit(cache=True, fastmath=True)
+def _offset_weights(padded, margin, lo, size, offset, patch_radius, threshold, inv_scale,
+                    diff_flat, zsum_flat, ysum_flat, weight_flat):
+    """Weights w(p, p + offset) for the positions p in the box [lo, lo + size).
+
+    Positions are output coordinates; `margin` converts them to padded ones. The
+    returned array is a view of `weight_flat`.
+    """
     pz, py, px = patch_radius
+    wz, wy, wx = size
+    ez, ey, ex = wz + 2 * pz, wy + 2 * py, wx + 2 * px
+    diff = diff_flat[:ez * ey * ex].reshape((ez, ey, ex))
+    # Padded coordinates of the first patch element of the first position.
+    _squared_differences(padded, (lo[0] - pz + margin[0], lo[1] - py + margin[1],
+                                  lo[2] - px + margin[2]), offset, diff)
+    if pz > 0:
+        zsum = zsum_flat[:wz * ey * ex].reshape((wz, ey, ex))
+        _box_sum_planes(diff, 2 * pz + 1, zsum)
+    else:
+        zsum = diff
+    ysum = ysum_flat[:wz * wy * ex].reshape((wz, wy, ex))
+    _box_sum_rows(zsum, 2 * py + 1, ysum)
+    weights = weight_flat[:wz * wy * wx].reshape((wz, wy, wx))
+    _box_sum_last_to_weights(ysum, 2 * px + 1, threshold, inv_scale, weights)
+    return weights
+
+
+@njit(cache=True, fastmath=True)
+def _denoise_tile(padded, out, start, stop, patch_radius, search_radius, aggregation_radius,
+                  centre_max, offsets, threshold, inv_scale):
+    """NL-means for the output tile [start, stop) (output coordinates).
+
+    aggregation_radius 0: pixel-wise, each pixel is the weighted mean of its
+    candidates. aggregation_radius = patch radius: patch-wise, each reference
+    patch's normalised estimate (the weighted mean of its candidates' patches)
+    is proposed to every pixel it covers, and each pixel averages the proposals.
+    centre_max: the reference's own weight is the largest of its other weights
+    instead of 1.
+    """
+    channels = padded.shape[0]
     sz, sy, sx = search_radius
+    az, ay, ax = aggregation_radius
     # Offset between output and padded coordinates on each axis.
-    mz, my, mx = sz + pz, sy + py, sx + px
+    margin = (sz + patch_radius[0] + az, sy + patch_radius[1] + ay, sx + patch_radius[2] + ax)
     nz, ny, nx = stop[0] - start[0], stop[1] - start[1], stop[2] - start[2]
     dtype = padded.dtype
+    aggregating = az > 0 or ay > 0 or ax > 0
+    # Reference positions whose patch covers the tile: the tile widened by a.
+    rz, ry, rx = nz + 2 * az, ny + 2 * ay, nx + 2 * ax
+    ref_start = (start[0] - az, start[1] - ay, start[2] - ax)
 
-    acc = np.empty((channels, nz, ny, nx), dtype=dtype)
-    weight_sum = np.ones((nz, ny, nx), dtype=dtype)
-    # The centre pixel: weight 1, value v(x).
-    for c in range(channels):
-        acc[c] = padded[c, start[0] + mz:stop[0] + mz, start[1] + my:stop[1] + my,
-                        start[2] + mx:stop[2] + mx]
+    acc = np.zeros((channels, nz, ny, nx), dtype=dtype)
+    weight_sum = np.zeros((nz, ny, nx), dtype=dtype)
 
-    # Flat scratch buffers large enough for any offset; each offset views a
-    # C-contiguous prefix of them with its own shape.
-    bz_max, by_max, bx_max = nz + sz, ny + sy, nx + sx
-    ext_size = (bz_max + 2 * pz) * (by_max + 2 * py) * (bx_max + 2 * px)
+    # Flat scratch buffers large enough for any offset.
+    wz_max, wy_max, wx_max = nz + sz + 2 * az, ny + sy + 2 * ay, nx + sx + 2 * ax
+    pz, py, px = patch_radius
+    ext_size = (wz_max + 2 * pz) * (wy_max + 2 * py) * (wx_max + 2 * px)
     diff_flat = np.empty(ext_size, dtype=dtype)
     zsum_flat = np.empty(ext_size if pz > 0 else 1, dtype=dtype)
-    ysum_flat = np.empty(bz_max * by_max * (bx_max + 2 * px), dtype=dtype)
-    weight_flat = np.empty(bz_max * by_max * bx_max, dtype=dtype)
+    ysum_flat = np.empty(wz_max * wy_max * (wx_max + 2 * px), dtype=dtype)
+    weight_flat = np.empty(wz_max * wy_max * wx_max, dtype=dtype)
 
+    # Each reference's own weight, and (patch-wise) the sum of all its weights.
+    centre = np.ones((rz, ry, rx), dtype=dtype)
+    norm = np.zeros((rz, ry, rx) if aggregating else (1, 1, 1), dtype=dtype)
+    if centre_max:
+        centre[:] = 0
+
+    # Pass 1 (only what needs every weight of a reference first): its largest
+    # weight and the sum of its weights.
+    if centre_max or aggregating:
+        for n in range(offsets.shape[0]):
+            t = (offsets[n, 0], offsets[n, 1], offsets[n, 2])
+            lo = (ref_start[0] - max(t[0], 0), ref_start[1] - max(t[1], 0),
+                  ref_start[2] - max(t[2], 0))
+            size = (rz + abs(t[0]), ry + abs(t[1]), rx + abs(t[2]))
+            weights = _offset_weights(padded, margin, lo, size, t, patch_radius, threshold,
+                                      inv_scale, diff_flat, zsum_flat, ysum_flat, weight_flat)
+            # Reference p: w(p, p + t) sits at p, w(p, p - t) at p - t.
+            forward = (ref_start[0] - lo[0], ref_start[1] - lo[1], ref_start[2] - lo[2])
+            mirror = (forward[0] - t[0], forward[1] - t[1], forward[2] - t[2])
+            if centre_max:
+                _max_into(weights, forward, centre)
+                _max_into(weights, mirror, centre)
+            if aggregating:
+                _add_into(weights, forward, norm)
+                _add_into(weights, mirror, norm)
+        if aggregating:
+            for i in range(rz):
+                for j in range(ry):
+                    for k in range(rx):
+                        norm[i, j, k] += centre[i, j, k]
+                        if norm[i, j, k] <= 0:
+                            # Every weight underflowed (centre_max, tiny h): keep the pixel.
+                            centre[i, j, k] = 1
+                            norm[i, j, k] = 1
+
+    # Pass 2: accumulate.
+    scratch = (rz, ry, rx) if aggregating else (1, 1, 1)
+    ref_weights = np.empty(scratch, dtype=dtype)
+    planes = np.empty((nz, ry, rx) if aggregating else (1, 1, 1), dtype=dtype)
+    rows = np.empty((nz, ny, rx) if aggregating else (1, 1, 1), dtype=dtype)
+    tile_weights = np.empty((nz, ny, nx) if aggregating else (1, 1, 1), dtype=dtype)
     for n in range(offsets.shape[0]):
-        tz, ty, tx = offsets[n, 0], offsets[n, 1], offsets[n, 2]
-        # Positions p whose pair (p, p + t) touches the tile: p in tile or p + t in tile.
-        lo_z, lo_y, lo_x = start[0] - max(tz, 0), start[1] - max(ty, 0), start[2] - max(tx, 0)
-        hi_z, hi_y, hi_x = stop[0] - min(tz, 0), stop[1] - min(ty, 0), stop[2] - min(tx, 0)
-        bz, by, bx = hi_z - lo_z, hi_y - lo_y, hi_x - lo_x
-        ez, ey, ex = bz + 2 * pz, by + 2 * py, bx + 2 * px
-
-        diff = diff_flat[:ez * ey * ex].reshape((ez, ey, ex))
-        # Padded coordinates of the first patch element of the first position.
-        _squared_differences(padded, (lo_z - pz + mz, lo_y - py + my, lo_x - px + mx),
-                             (tz, ty, tx), diff)
-        if pz > 0:
-            zsum = zsum_flat[:bz * ey * ex].reshape((bz, ey, ex))
-            _box_sum_planes(diff, 2 * pz + 1, zsum)
+        t = (offsets[n, 0], offsets[n, 1], offsets[n, 2])
+        lo = (ref_start[0] - max(t[0], 0), ref_start[1] - max(t[1], 0),
+              ref_start[2] - max(t[2], 0))
+        size = (rz + abs(t[0]), ry + abs(t[1]), rx + abs(t[2]))
+        weights = _offset_weights(padded, margin, lo, size, t, patch_radius, threshold,
+                                  inv_scale, diff_flat, zsum_flat, ysum_flat, weight_flat)
+        forward = (ref_start[0] - lo[0], ref_start[1] - lo[1], ref_start[2] - lo[2])
+        mirror = (forward[0] - t[0], forward[1] - t[1], forward[2] - t[2])
+        # Pixel q of the tile receives v(q + t) and v(q - t).
+        v_forward = (start[0] + t[0] + margin[0], start[1] + t[1] + margin[1],
+                     start[2] + t[2] + margin[2])
+        v_mirror = (start[0] - t[0] + margin[0], start[1] - t[1] + margin[1],
+                    start[2] - t[2] + margin[2])
+        if aggregating:
+            # Reference p proposes v(p + t + k) to p + k with weight w(p, p + t) / C(p):
+            # for q, the box sum over the patch of those weights.
+            _divide_from(weights, forward, norm, ref_weights)
+            _box_filter(ref_weights, aggregation_radius, planes, rows, tile_weights)
+            _accumulate(tile_weights, (0, 0, 0), padded, v_forward, acc, weight_sum)
+            _divide_from(weights, mirror, norm, ref_weights)
+            _box_filter(ref_weights, aggregation_radius, planes, rows, tile_weights)
+            _accumulate(tile_weights, (0, 0, 0), padded, v_mirror, acc, weight_sum)
         else:
-            zsum = diff
-        ysum = ysum_flat[:bz * by * ex].reshape((bz, by, ex))
-        _box_sum_rows(zsum, 2 * py + 1, ysum)
-        weights = weight_flat[:bz * by * bx].reshape((bz, by, bx))
-        _box_sum_last_to_weights(ysum, 2 * px + 1, threshold, inv_scale, weights)
+            _accumulate(weights, forward, padded, v_forward, acc, weight_sum)
+            _accumulate(weights, mirror, padded, v_mirror, acc, weight_sum)
 
-        # Forward half: p in tile gets w(p, p + t) * v(p + t).
-        _accumulate(weights, (start[0] - lo_z, start[1] - lo_y, start[2] - lo_x),
-                    padded, (start[0] + tz + mz, start[1] + ty + my, start[2] + tx + mx),
-                    acc, weight_sum)
-        # Mirrored half: q = p + t in tile gets w(q - t, q) * v(q - t).
-        _accumulate(weights, (start[0] - tz - lo_z, start[1] - ty - lo_y, start[2] - tx - lo_x),
-                    padded, (start[0] - tz + mz, start[1] - ty + my, start[2] - tx + mx),
-                    acc, weight_sum)
+    # The reference's own pixel (or patch).
+    v_centre = (start[0] + margin[0], start[1] + margin[1], start[2] + margin[2])
+    if aggregating:
+        _divide_from(centre, (0, 0, 0), norm, ref_weights)
+        _box_filter(ref_weights, aggregation_radius, planes, rows, tile_weights)
+        _accumulate(tile_weights, (0, 0, 0), padded, v_centre, acc, weight_sum)
+    else:
+        _accumulate(centre, (0, 0, 0), padded, v_centre, acc, weight_sum)
 
     for c in range(channels):
-        out[c, start[0]:stop[0], start[1]:stop[1], start[2]:stop[2]] = acc[c] / weight_sum
+        for i in range(nz):
+            for j in range(ny):
+                for k in range(nx):
+                    total = weight_sum[i, j, k]
+                    if total > 0:
+                        out[c, start[0] + i, start[1] + j, start[2] + k] = acc[c, i, j, k] / total
+                    else:
+                        # Every weight underflowed (centre_max with a tiny h): keep the pixel.
+                        out[c, start[0] + i, start[1] + j, start[2] + k] = padded[
+                            c, start[0] + i + margin[0], start[1] + j + margin[1],
+                            start[2] + k + margin[2]]
 
 
 @njit(cache=True, parallel=True)
-def nlmeans_pixelwise(padded, patch_radius, search_radius, threshold, inv_scale, tile_shape):
-    """Pixel-wise NL-means of a mirrored, channel-first volume.
+def nlmeans_kernel(padded, patch_radius, search_radius, aggregation_radius, centre_max,
+                   threshold, inv_scale, tile_shape):
+    """NL-means of a mirrored, channel-first volume.
 
     Parameters
     ----------
     padded : (C, Z + 2 m_z, Y + 2 m_y, X + 2 m_x) float32 or float64, C-contiguous,
-        mirrored by m_a = search_radius[a] + patch_radius[a] on each axis.
-    patch_radius, search_radius : 3-tuples of int (z, y, x).
+        mirrored by m_a = search_radius[a] + patch_radius[a] + aggregation_radius[a].
+    patch_radius, search_radius, aggregation_radius : 3-tuples of int (z, y, x).
+        aggregation_radius is 0 (pixel-wise) or the patch radius (patch-wise).
+    centre_max : bool
+        Give each reference its largest other weight instead of 1.
     threshold : float
         Subtracted from the patch sum of squared differences before the exponential
         (2 sigma^2 times the number of summed terms).
@@ -300,9 +458,11 @@ def nlmeans_pixelwise(padded, patch_radius, search_radius, threshold, inv_scale,
     (C, Z, Y, X) array of the padded input's dtype.
     """
     channels = padded.shape[0]
-    shape = (padded.shape[1] - 2 * (search_radius[0] + patch_radius[0]),
-             padded.shape[2] - 2 * (search_radius[1] + patch_radius[1]),
-             padded.shape[3] - 2 * (search_radius[2] + patch_radius[2]))
+    margin = (search_radius[0] + patch_radius[0] + aggregation_radius[0],
+              search_radius[1] + patch_radius[1] + aggregation_radius[1],
+              search_radius[2] + patch_radius[2] + aggregation_radius[2])
+    shape = (padded.shape[1] - 2 * margin[0], padded.shape[2] - 2 * margin[1],
+             padded.shape[3] - 2 * margin[2])
     out = np.empty((channels, shape[0], shape[1], shape[2]), dtype=padded.dtype)
     offsets = half_offsets(search_radius)
 
@@ -317,6 +477,6 @@ def nlmeans_pixelwise(padded, patch_radius, search_radius, threshold, inv_scale,
         stop = (min(start[0] + tile_shape[0], shape[0]),
                 min(start[1] + tile_shape[1], shape[1]),
                 min(start[2] + tile_shape[2], shape[2]))
-        _denoise_tile(padded, out, start, stop, patch_radius, search_radius, offsets,
-                      threshold, inv_scale)
+        _denoise_tile(padded, out, start, stop, patch_radius, search_radius,
+                      aggregation_radius, centre_max, offsets, threshold, inv_scale)
     return out

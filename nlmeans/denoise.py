@@ -1,6 +1,7 @@
 """Public NL-means API: validation, dtype handling, channel axis, dispatch to the kernel."""
 
 import numbers
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -58,8 +59,37 @@ def _as_channel_first_volume(image, channel_axis):
     return volume, ndim - 1
 
 
-def denoise(image, h, *, patch_radius=2, search_radius=7, sigma=0.0, channel_axis=None,
-            dtype=np.float32):
+@dataclass
+class Report:
+    """What :func:`denoise_with_report` did: the parameters it used and how good
+    it thinks the result is.
+
+    sigma_estimated is True when sigma was estimated from the image. sure_mse is
+    Stein's unbiased estimate of the mean squared error against the unknown clean
+    image (None when it was not computed or sigma is 0), and psnr_estimate the
+    PSNR it implies for `data_range`. h_candidates lists (h, SURE MSE) when h
+    was chosen by SURE.
+    """
+
+    h: float
+    patch_radius: tuple
+    search_radius: tuple
+    sigma: float
+    sigma_estimated: bool
+    aggregation: str
+    centre_weight: str
+    data_range: float
+    sure_mse: float | None = None
+    psnr_estimate: float | None = None
+    h_candidates: list = field(default_factory=list)
+
+
+# SURE tries the automatic h times these factors.
+SURE_H_FACTORS = (0.7, 0.85, 1.0, 1.15, 1.3)
+
+
+def denoise(image, h=None, *, patch_radius=None, search_radius=None, sigma=None,
+            channel_axis=None, dtype=np.float32, aggregation=None, centre_weight=None):
     r"""Denoise an image or volume with non-local means.
 
     Each output pixel is a weighted mean of the pixels in the search window
@@ -78,27 +108,49 @@ def denoise(image, h, *, patch_radius=2, search_radius=7, sigma=0.0, channel_axi
     borders (NumPy's ``reflect`` mode, repeated if a radius exceeds the image), so
     every pixel has a full window of full patches.
 
+    With a number for `h`, this is exactly the formula above (sigma 0,
+    pixel-wise, centre weight 1, unless those options are given). With `h`
+    left out (or "auto"), everything not given is automatic: sigma is estimated
+    from the image, the radii and h follow from sigma, each pixel averages the
+    estimates of every patch that covers it, and a patch's own weight is the
+    largest of its other weights. ``h="sure"`` also tries several h around the
+    automatic one and keeps the one with the lowest SURE (Stein's unbiased
+    estimate of the mean squared error).
+
     Parameters
     ----------
     image : array_like
         2-D image (Y, X), 3-D volume (Z, Y, X), or either with a channel axis
         given by `channel_axis`. Integer or floating point; no NaN or inf.
-    h : float
+    h : float or {"auto", "sure"}, optional
         Decay of the weights, > 0, in the image's own intensity units (0-255 for
         8-bit, 0-65535 for 16-bit, native for float). Small values keep edges and
-        noise, large values smooth.
+        noise, large values smooth. Default: automatic.
     patch_radius : int or sequence of int, optional
-        Patch radius ``ds`` (per spatial axis if a sequence). Default 2 (5x5 patches).
+        Patch radius ``ds`` (per spatial axis if a sequence). Default 2 (5x5
+        patches) with a numeric h, else automatic.
     search_radius : int or sequence of int, optional
-        Search radius ``Ds`` (per spatial axis if a sequence). Default 7 (15x15 window).
-    sigma : float, optional
+        Search radius ``Ds`` (per spatial axis if a sequence). Default 7 (15x15
+        window) with a numeric h, else automatic.
+    sigma : float or "auto", optional
         Noise standard deviation, >= 0, in intensity units; ``2 sigma^2`` is
-        subtracted from the patch distances. Default 0.
+        subtracted from the patch distances. Default 0 with a numeric h, else
+        estimated from the image.
     channel_axis : int or None, optional
         Axis of the channels (colour). None means a single-channel image, in
         which case a 3-D array is a volume.
     dtype : {numpy.float32, numpy.float64}, optional
         Precision of the computation. Default float32.
+    aggregation : {"pixel", "patch"}, optional
+        "pixel": each pixel is the weighted mean of its candidates, as in the
+        formula above. "patch": each reference patch is estimated as the
+        weighted mean of its candidates' patches, and each pixel averages the
+        estimates of all patches that cover it. Default "pixel" with a numeric
+        h, else "patch".
+    centre_weight : {"one", "max"}, optional
+        Weight of the pixel (or patch) itself: 1, or the largest of its other
+        weights, which keeps a pixel with no similar neighbour from dominating
+        its own estimate. Default "one" with a numeric h, else "max".
 
     Returns
     -------
@@ -112,6 +164,11 @@ def denoise(image, h, *, patch_radius=2, search_radius=7, sigma=0.0, channel_axi
     ValueError
         For an invalid argument; the message names it and the allowed range.
 
+    See Also
+    --------
+    denoise_with_report : the same, also returning the parameters used and the
+        SURE estimate of the result's error.
+
     Examples
     --------
     >>> import numpy as np, nlmeans
@@ -119,8 +176,28 @@ def denoise(image, h, *, patch_radius=2, search_radius=7, sigma=0.0, channel_axi
     >>> noisy = np.clip(128 + 20 * rng.standard_normal((64, 64)), 0, 255).astype(np.uint8)
     >>> nlmeans.denoise(noisy, 10).std() < noisy.std()
     True
+    >>> nlmeans.denoise(noisy).std() < 5   # automatic parameters
+    True
     """
-    from nlmeans import _kernels  # deferred: importing Numba costs ~0.3 s
+    result, _ = denoise_with_report(image, h, patch_radius=patch_radius,
+                                    search_radius=search_radius, sigma=sigma,
+                                    channel_axis=channel_axis, dtype=dtype,
+                                    aggregation=aggregation, centre_weight=centre_weight,
+                                    estimate_error=False)
+    return result
+
+
+def denoise_with_report(image, h=None, *, patch_radius=None, search_radius=None, sigma=None,
+                        channel_axis=None, dtype=np.float32, aggregation=None,
+                        centre_weight=None, estimate_error=True):
+    """:func:`denoise`, also returning a :class:`Report` of what it did.
+
+    With `estimate_error` (and sigma > 0) the report holds the SURE estimate of
+    the mean squared error and the PSNR it implies; that costs one more run of
+    the denoiser. SURE assumes additive Gaussian noise of standard deviation
+    sigma: on clipped or quantised data it is an approximation.
+    """
+    from nlmeans.parameters import auto_parameters, data_range, estimate_noise
 
     image = np.asarray(image)
     if image.dtype.kind not in "uif":
@@ -130,28 +207,84 @@ def denoise(image, h, *, patch_radius=2, search_radius=7, sigma=0.0, channel_axi
     work_dtype = np.dtype(dtype)
     if work_dtype not in (np.float32, np.float64):
         raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
-    h = _check_positive_finite(h, "h")
-    sigma = _check_positive_finite(sigma, "sigma", allow_zero=True)
+    mode = "fixed"
+    if h is None or (isinstance(h, str) and h in ("auto", "sure")):
+        mode = "auto" if h is None else h
+    else:
+        h = _check_positive_finite(h, "h")
+    sigma_estimated = sigma is None and mode != "fixed" or (isinstance(sigma, str)
+                                                            and sigma == "auto")
+    if not sigma_estimated:
+        sigma = _check_positive_finite(0.0 if sigma is None else sigma, "sigma", allow_zero=True)
+    automatic = mode != "fixed"
+    aggregation = aggregation or ("patch" if automatic else "pixel")
+    centre_weight = centre_weight or ("max" if automatic else "one")
+    if aggregation not in ("pixel", "patch"):
+        raise ValueError(f"aggregation must be 'pixel' or 'patch', got {aggregation!r}")
+    if centre_weight not in ("one", "max"):
+        raise ValueError(f"centre_weight must be 'one' or 'max', got {centre_weight!r}")
 
     volume, n_spatial = _as_channel_first_volume(image, channel_axis)
+    for name, value in (("patch_radius", patch_radius), ("search_radius", search_radius)):
+        if value is not None:
+            _check_radius(value, name, n_spatial)
+    if image.dtype.kind == "f" and not np.isfinite(image).all():
+        raise ValueError("image must not contain NaN or inf values")
+
+    scale = data_range(image)
+    if sigma_estimated:
+        sigma = estimate_noise(image, channel_axis)
+    if automatic:
+        auto_patch, auto_search, auto_h = auto_parameters(
+            sigma, scale, colour=channel_axis is not None and volume.shape[0] > 1,
+            volume=n_spatial == 3)
+        patch_radius = auto_patch if patch_radius is None else patch_radius
+        search_radius = auto_search if search_radius is None else search_radius
+    else:
+        patch_radius = 2 if patch_radius is None else patch_radius
+        search_radius = 7 if search_radius is None else search_radius
     patch = _check_radius(patch_radius, "patch_radius", n_spatial)
     search = _check_radius(search_radius, "search_radius", n_spatial)
     if n_spatial == 2:
         patch, search = (0,) + patch, (0,) + search
-    if image.dtype.kind == "f" and not np.isfinite(image).all():
-        raise ValueError("image must not contain NaN or inf values")
 
-    margins = [(0, 0)] + [(s + p, s + p) for s, p in zip(search, patch)]
-    padded = np.ascontiguousarray(np.pad(volume.astype(work_dtype, copy=False), margins,
-                                         mode="reflect"))
-    channels = volume.shape[0]
-    terms = channels * int(np.prod([2 * p + 1 for p in patch]))
-    # The kernel compares patch *sums* of squared differences: fold the mean into
-    # the threshold and the scale.
-    threshold = work_dtype.type(2.0 * sigma * sigma * terms)
-    inv_scale = work_dtype.type(1.0 / (h * h * terms))
-    tile = _TILE_2D if n_spatial == 2 else _TILE_3D
-    result = _kernels.nlmeans_pixelwise(padded, patch, search, threshold, inv_scale, tile)
+    report = Report(h=float(h) if mode == "fixed" else auto_h, patch_radius=patch[-n_spatial:],
+                    search_radius=search[-n_spatial:], sigma=float(sigma),
+                    sigma_estimated=sigma_estimated, aggregation=aggregation,
+                    centre_weight=centre_weight, data_range=scale)
+    if automatic and sigma == 0:
+        # Nothing to remove: an image without measurable noise comes back as it is.
+        report.h = 0.0
+        return image.copy(), report
+
+    def run(values, decay):
+        return _run_kernel(values, decay, sigma, patch, search, aggregation, centre_weight,
+                           work_dtype, n_spatial)
+
+    values = volume.astype(work_dtype, copy=False)
+    if mode == "sure":
+        from nlmeans.sure import sure_mse
+
+        best = None
+        for factor in SURE_H_FACTORS:
+            decay = auto_h * factor
+            out = run(values, decay)
+            mse = sure_mse(values, out, lambda v, d=decay: run(v.astype(work_dtype), d), sigma)
+            report.h_candidates.append((decay, mse))
+            if best is None or mse < best[1]:
+                best = (decay, mse, out)
+        report.h, report.sure_mse, result = best
+    else:
+        result = run(values, report.h)
+        if estimate_error and sigma > 0:
+            from nlmeans.sure import sure_mse
+
+            report.sure_mse = sure_mse(values, result,
+                                       lambda v: run(v.astype(work_dtype), report.h), sigma)
+    if report.sure_mse is not None:
+        from nlmeans.sure import psnr_from_mse
+
+        report.psnr_estimate = psnr_from_mse(max(report.sure_mse, 0.0), scale)
 
     # Back to the input's layout.
     if channel_axis is None:
@@ -159,7 +292,26 @@ def denoise(image, h, *, patch_radius=2, search_radius=7, sigma=0.0, channel_axi
     else:
         result = result[:, 0] if n_spatial == 2 else result
         result = np.moveaxis(result, 0, channel_axis)
-    return _to_dtype(result, image.dtype)
+    return _to_dtype(result, image.dtype), report
+
+
+def _run_kernel(volume, h, sigma, patch, search, aggregation, centre_weight, work_dtype,
+                n_spatial):
+    """Pad the (C, Z, Y, X) float volume and run the compiled kernel."""
+    from nlmeans import _kernels  # deferred: importing Numba costs ~0.3 s
+
+    aggregation_radius = patch if aggregation == "patch" else (0, 0, 0)
+    margins = [(0, 0)] + [(s + p + a,) * 2 for s, p, a in zip(search, patch, aggregation_radius)]
+    padded = np.ascontiguousarray(np.pad(volume, margins, mode="reflect"), dtype=work_dtype)
+    channels = volume.shape[0]
+    terms = channels * int(np.prod([2 * p + 1 for p in patch]))
+    # The kernel compares patch *sums* of squared differences: fold the mean into
+    # the threshold and the scale.
+    threshold = work_dtype.type(2.0 * sigma * sigma * terms)
+    inv_scale = work_dtype.type(1.0 / (h * h * terms))
+    tile = _TILE_2D if n_spatial == 2 else _TILE_3D
+    return _kernels.nlmeans_kernel(padded, patch, search, aggregation_radius,
+                                   centre_weight == "max", threshold, inv_scale, tile)
 
 
 def _to_dtype(result, dtype):

@@ -26,44 +26,70 @@ def mirror_pad(volume, margins):
     return volume[np.ix_(*index)]
 
 
-def reference_nlmeans(volume, h, patch_radius, search_radius, sigma=0.0):
+def reference_nlmeans(volume, h, patch_radius, search_radius, sigma=0.0, aggregation="pixel",
+                      centre="one"):
     """NL-means of a (Z, Y, X, C) float array; radii are 3-tuples (z, y, x).
 
-    u(x) = sum_y w(x, y) v(y) / sum_y w(x, y), with
+    Pixel-wise: u(x) = sum_y w(x, y) v(y) / sum_y w(x, y), with
     w(x, y) = exp(-max(d2(x, y) - 2 sigma^2, 0) / h^2) and d2 the mean over patch
     offsets and channels of (v(x + k) - v(y + k))^2; y runs over the search window
-    around x, x itself included.
+    around x, x itself included with weight 1 (centre="one") or with the largest
+    weight of the other y (centre="max").
+
+    Patch-wise: every reference p estimates its whole patch as the weighted mean
+    of its candidates' patches, sum_y w(p, y) v(y + k) / sum_y w(p, y), and each
+    pixel q averages the estimates of all patches that cover it (q = p + k).
     """
     v = np.asarray(volume, dtype=np.float64)
-    margins = [s + p for s, p in zip(search_radius, patch_radius)]
+    agg = tuple(patch_radius) if aggregation == "patch" else (0, 0, 0)
+    margins = [s + p + a for s, p, a in zip(search_radius, patch_radius, agg)]
     padded = mirror_pad(v, margins)
+
+    def at(pos):
+        return tuple(p + m for p, m in zip(pos, margins))
 
     def patch(pos):
         # The patch around output position `pos` (may lie in the margin).
         return padded[tuple(slice(p + m - r, p + m + r + 1)
                             for p, m, r in zip(pos, margins, patch_radius))]
 
-    out = np.empty_like(v)
-    offsets = list(itertools.product(*[range(-r, r + 1) for r in search_radius]))
-    for x in itertools.product(*[range(n) for n in v.shape[:3]]):
-        px = patch(x)
-        num = np.zeros(v.shape[3])
-        den = 0.0
+    offsets = [t for t in itertools.product(*[range(-r, r + 1) for r in search_radius])
+               if any(t)]
+
+    def weights(p):
+        """{t: w(p, p + t)} for the reference p, the centre t = 0 included."""
+        reference = patch(p)
+        ws = {}
         for t in offsets:
-            y = tuple(a + b for a, b in zip(x, t))
-            d2 = np.mean((px - patch(y)) ** 2)
-            w = np.exp(-max(d2 - 2.0 * sigma ** 2, 0.0) / h ** 2)
-            num += w * padded[tuple(p + m for p, m in zip(y, margins))]
-            den += w
-        out[x] = num / den
+            d2 = np.mean((reference - patch(tuple(a + b for a, b in zip(p, t)))) ** 2)
+            ws[t] = np.exp(-max(d2 - 2.0 * sigma ** 2, 0.0) / h ** 2)
+        ws[(0, 0, 0)] = max(ws.values(), default=1.0) if centre == "max" else 1.0
+        return ws
+
+    out = np.empty_like(v)
+    patch_offsets = list(itertools.product(*[range(-r, r + 1) for r in agg]))
+    cache = {}
+    for q in itertools.product(*[range(n) for n in v.shape[:3]]):
+        estimates = []
+        for k in patch_offsets:
+            p = tuple(a - b for a, b in zip(q, k))
+            if p not in cache:
+                cache[p] = weights(p)
+            num = np.zeros(v.shape[3])
+            den = 0.0
+            for t, w in cache[p].items():
+                num += w * padded[at(tuple(a + b for a, b in zip(q, t)))]
+                den += w
+            estimates.append(num / den)
+        out[q] = np.mean(estimates, axis=0)
     return out
 
 
-def reference_2d(image, h, patch_radius, search_radius, sigma=0.0):
+def reference_2d(image, h, patch_radius, search_radius, sigma=0.0, **options):
     """The reference for a 2-D image (H, W) or (H, W, C)."""
     img = np.asarray(image, dtype=np.float64)
     gray = img.ndim == 2
     vol = img[None, :, :, None] if gray else img[None]
     out = reference_nlmeans(vol, h, (0, patch_radius, patch_radius),
-                            (0, search_radius, search_radius), sigma)[0]
+                            (0, search_radius, search_radius), sigma, **options)[0]
     return out[..., 0] if gray else out

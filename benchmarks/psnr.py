@@ -1,0 +1,245 @@
+"""PSNR benchmark: nlmeans against scikit-image, OpenCV and BM3D on a folder of images.
+
+Protocol (shared/design/benchmarks.md): the clean image as float64 in [0, 255];
+for the i-th image (1-based, sorted by name) and noise level sigma,
+noisy = clean + sigma * default_rng(1000 * sigma + i).standard_normal(clean.shape).
+Protocol F keeps that float image; protocol Q rounds and clips it to uint8, as a
+file on disk would be. PSNR (data range 255) and SSIM are measured against the
+clean image after clipping the output to [0, 255]; tables average over images.
+
+Methods (those whose package is missing are skipped, with a note):
+- nlmeans auto: nlmeans.denoise(noisy) with no parameters (sigma estimated);
+- nlmeans sure: the same with h chosen by SURE;
+- nlmeans fixed: the plain formula with sigma given, h = 0.4 sigma, patch 5, window 21;
+- scikit-image doc: denoise_nl_means(fast_mode=True, sigma=sigma, h=0.8 sigma), patch 5 /
+  distance 6 below sigma = 20, patch 7 / distance 10 from there on, its documented settings;
+- scikit-image oracle: the best, per image, of h in {0.4, 0.5, ..., 1.2} sigma and both
+  window settings, chosen with the clean image (no user can do this);
+- OpenCV oracle: fastNlMeansDenoising (fastNlMeansDenoisingColored for colour) 7/21 with the
+  best h in {0.6, 0.7, ..., 1.4} sigma; OpenCV takes 8-bit input only, so it gets the
+  protocol-Q image in both protocols;
+- BM3D: bm3d.bm3d(noisy, sigma_psd=sigma) when the package is installed.
+
+    python benchmarks/psnr.py --dataset ../shared/datasets/set12
+    python benchmarks/psnr.py --quick          # two sample images, one sigma
+
+Writes psnr.md, psnr.csv and psnr.png into --out (default benchmarks/results).
+"""
+
+import argparse
+import csv
+import glob
+import os
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SAMPLES = os.path.join(os.path.dirname(HERE), "sample_images")
+SIGMAS = (10, 15, 25, 50)
+ALL_METHODS = ("nlmeans auto", "nlmeans sure", "nlmeans fixed", "scikit-image doc",
+               "scikit-image oracle", "OpenCV oracle", "BM3D")
+
+
+def load_clean(folder):
+    """Name-sorted clean images of a folder as float64 arrays in [0, 255]."""
+    import imageio.v3 as iio
+
+    paths = sorted(p for p in glob.glob(os.path.join(folder, "*"))
+                   if os.path.splitext(p)[1].lower() in (".png", ".tif", ".tiff", ".bmp", ".jpg")
+                   and "_noisy" not in os.path.basename(p))
+    images = []
+    for path in paths:
+        image = np.asarray(iio.imread(path))
+        if image.ndim == 3 and image.shape[2] == 4:
+            image = image[..., :3]
+        if image.dtype != np.uint8:
+            raise SystemExit(f"{path}: the protocol needs 8-bit images")
+        images.append((os.path.basename(path), image.astype(np.float64)))
+    if not images:
+        raise SystemExit(f"{folder}: no images")
+    return images
+
+
+def make_noisy(clean, sigma, index, protocol):
+    noisy = clean + sigma * np.random.default_rng(1000 * sigma + index).standard_normal(clean.shape)
+    if protocol == "Q":
+        noisy = np.clip(np.rint(noisy), 0, 255)
+    return noisy
+
+
+def psnr(result, clean):
+    mse = np.mean((np.clip(result, 0, 255) - clean) ** 2)
+    return 10 * np.log10(255.0 ** 2 / mse)
+
+
+def ssim(result, clean):
+    from skimage.metrics import structural_similarity
+
+    colour = clean.ndim == 3
+    return structural_similarity(np.clip(result, 0, 255), clean, data_range=255.0,
+                                 channel_axis=-1 if colour else None)
+
+
+def method_functions(names):
+    """{name: fn(noisy, sigma, clean) -> list of candidate outputs}; an oracle returns
+    several candidates and the best is kept. Missing packages are reported."""
+    import nlmeans
+
+    functions, missing = {}, []
+
+    def colour_axis(image):
+        return -1 if image.ndim == 3 else None
+
+    functions["nlmeans auto"] = lambda y, s, c: [nlmeans.denoise(y, channel_axis=colour_axis(y))]
+    functions["nlmeans sure"] = lambda y, s, c: [nlmeans.denoise(y, "sure",
+                                                                 channel_axis=colour_axis(y))]
+    functions["nlmeans fixed"] = lambda y, s, c: [nlmeans.denoise(
+        y, 0.4 * s, patch_radius=2, search_radius=10, sigma=s, channel_axis=colour_axis(y))]
+
+    from skimage.restoration import denoise_nl_means
+
+    def skimage(y, s, factors, windows):
+        return [denoise_nl_means(y, h=f * s, sigma=s, patch_size=patch, patch_distance=distance,
+                                 fast_mode=True, channel_axis=colour_axis(y))
+                for f in factors for patch, distance in windows]
+
+    functions["scikit-image doc"] = lambda y, s, c: skimage(
+        y, s, [0.8], [(5, 6) if s < 20 else (7, 10)])
+    functions["scikit-image oracle"] = lambda y, s, c: skimage(
+        y, s, np.arange(0.4, 1.25, 0.1), [(5, 6), (7, 10)])
+    try:
+        import cv2
+
+        def opencv(y, s, c):
+            y8 = np.clip(np.rint(y), 0, 255).astype(np.uint8)
+            outs = []
+            for f in np.arange(0.6, 1.45, 0.1):
+                if y8.ndim == 3:
+                    outs.append(cv2.fastNlMeansDenoisingColored(y8, None, f * s, f * s, 7, 21))
+                else:
+                    outs.append(cv2.fastNlMeansDenoising(y8, None, f * s, 7, 21))
+            return [o.astype(np.float64) for o in outs]
+
+        functions["OpenCV oracle"] = opencv
+    except ImportError:
+        missing.append("OpenCV oracle (pip install opencv-python-headless)")
+    try:
+        import bm3d
+
+        functions["BM3D"] = lambda y, s, c: [bm3d.bm3d(y, sigma_psd=s)]
+    except ImportError:
+        missing.append("BM3D (pip install bm3d)")
+    return {n: functions[n] for n in names if n in functions}, missing
+
+
+def run(images, sigmas, protocols, methods):
+    """Rows of (protocol, sigma, method, image, psnr, ssim, seconds)."""
+    rows = []
+    for protocol in protocols:
+        for sigma in sigmas:
+            for index, (name, clean) in enumerate(images, start=1):
+                noisy = make_noisy(clean, sigma, index, protocol)
+                rows.append((protocol, sigma, "noisy", name, psnr(noisy, clean),
+                             ssim(noisy, clean), 0.0))
+                for method, fn in methods.items():
+                    t0 = time.perf_counter()
+                    candidates = fn(noisy, sigma, clean)
+                    seconds = (time.perf_counter() - t0) / len(candidates)
+                    scores = [psnr(np.asarray(c, dtype=np.float64), clean) for c in candidates]
+                    best = candidates[int(np.argmax(scores))]
+                    rows.append((protocol, sigma, method, name, max(scores),
+                                 ssim(np.asarray(best, dtype=np.float64), clean), seconds))
+                print(f"  protocol {protocol}, sigma {sigma}: {name}", file=sys.stderr, flush=True)
+    return rows
+
+
+def summarise(rows, sigmas):
+    """Markdown tables of mean PSNR (and SSIM, seconds per image) per protocol."""
+    lines = []
+    methods = list(dict.fromkeys(r[2] for r in rows))
+    for protocol in dict.fromkeys(r[0] for r in rows):
+        lines.append(f"\nProtocol {protocol}: mean PSNR in dB (mean SSIM), seconds per image\n")
+        lines.append("| method | " + " | ".join(f"σ={s}" for s in sigmas) + " | s/image |")
+        lines.append("|---|" + "---|" * (len(sigmas) + 1))
+        for method in methods:
+            cells, seconds = [], []
+            for sigma in sigmas:
+                sel = [r for r in rows if r[0] == protocol and r[1] == sigma and r[2] == method]
+                if sel:
+                    cells.append(f"{np.mean([r[4] for r in sel]):.2f} "
+                                 f"({np.mean([r[5] for r in sel]):.3f})")
+                    seconds += [r[6] for r in sel]
+                else:
+                    cells.append("—")
+            lines.append(f"| {method} | " + " | ".join(cells) + f" | {np.mean(seconds):.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(rows, sigmas, path):
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    protocols = list(dict.fromkeys(r[0] for r in rows))
+    fig, axes = plt.subplots(1, len(protocols), figsize=(6 * len(protocols), 4.5), squeeze=False)
+    for ax, protocol in zip(axes[0], protocols):
+        for method in dict.fromkeys(r[2] for r in rows):
+            xs, ys = [], []
+            for sigma in sigmas:
+                sel = [r[4] for r in rows if r[0] == protocol and r[1] == sigma and r[2] == method]
+                if sel:
+                    xs.append(sigma)
+                    ys.append(np.mean(sel))
+            ax.plot(xs, ys, marker="o", label=method)
+        ax.set_xlabel("noise σ (8-bit units)")
+        ax.set_ylabel("mean PSNR (dB)")
+        ax.set_title(f"protocol {protocol}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", help="folder of clean 8-bit images (default: sample_images)")
+    parser.add_argument("--sigmas", type=int, nargs="+", default=list(SIGMAS))
+    parser.add_argument("--protocols", nargs="+", default=["F", "Q"], choices=["F", "Q"])
+    parser.add_argument("--methods", nargs="+", default=list(ALL_METHODS), choices=ALL_METHODS)
+    parser.add_argument("--quick", action="store_true",
+                        help="two sample images, sigma 25, protocol F (for the test suite)")
+    parser.add_argument("--out", default=os.path.join(HERE, "results"))
+    args = parser.parse_args(argv)
+
+    images = load_clean(args.dataset or SAMPLES)
+    sigmas, protocols = args.sigmas, args.protocols
+    if args.quick:
+        images, sigmas, protocols = images[:2], [25], ["F"]
+    methods, missing = method_functions(args.methods)
+    for note in missing:
+        print(f"skipped: {note}", file=sys.stderr)
+
+    rows = run(images, sigmas, protocols, methods)
+    dataset = os.path.basename(os.path.normpath(args.dataset or SAMPLES))
+    table = (f"Dataset: {dataset} ({len(images)} images).\n" + summarise(rows, sigmas))
+    print(table)
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "psnr.md"), "w") as f:
+        f.write(table)
+    with open(os.path.join(args.out, "psnr.csv"), "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(("protocol", "sigma", "method", "image", "psnr", "ssim", "seconds"))
+        writer.writerows(rows)
+    plot(rows, sigmas, os.path.join(args.out, "psnr.png"))
+    return rows
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,162 @@
+"""Automatic parameters, noise estimation, SURE, and the PSNR benchmark script."""
+
+import os
+import sys
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+
+import nlmeans
+from conftest import PROJECT_ROOT, SAMPLES
+from nlmeans.parameters import GREY_RULES, auto_parameters
+from nlmeans.sure import sure_mse
+
+
+def clean_sample(name):
+    return iio.imread(os.path.join(SAMPLES, f"{name}.png")).astype(np.float64)
+
+
+def psnr(result, clean):
+    return 10 * np.log10(255.0 ** 2 / np.mean((np.clip(result, 0, 255) - clean) ** 2))
+
+
+@pytest.mark.parametrize("name, channel_axis", [("camera", None), ("astronaut", -1)])
+@pytest.mark.parametrize("sigma", [10, 15, 25, 35, 50])
+def test_noise_estimate_within_10_percent(name, channel_axis, sigma):
+    clean = clean_sample(name)
+    noisy = clean + sigma * np.random.default_rng(sigma).standard_normal(clean.shape)
+    estimate = nlmeans.estimate_noise(noisy, channel_axis=channel_axis)
+    assert abs(estimate / sigma - 1) < 0.10
+
+
+def test_noise_estimate_of_a_volume_and_of_nothing():
+    rng = np.random.default_rng(3)
+    volume = 100 + 7 * rng.standard_normal((6, 40, 40))
+    assert abs(nlmeans.estimate_noise(volume) / 7 - 1) < 0.1
+    assert nlmeans.estimate_noise(np.full((20, 20), 9.0)) == 0.0
+
+
+def test_numeric_h_is_the_plain_formula():
+    image = np.random.default_rng(1).random((20, 22)) * 255
+    plain = nlmeans.denoise(image, 15.0, dtype=np.float64)
+    explicit = nlmeans.denoise(image, 15.0, patch_radius=2, search_radius=7, sigma=0.0,
+                               aggregation="pixel", centre_weight="one", dtype=np.float64)
+    np.testing.assert_array_equal(plain, explicit)
+
+
+def test_auto_uses_the_rules_and_explicit_options_override():
+    clean = clean_sample("camera")
+    noisy = clean + 25 * np.random.default_rng(0).standard_normal(clean.shape)
+    _, report = nlmeans.denoise_with_report(noisy, estimate_error=False)
+    ds, Ds, h = auto_parameters(report.sigma)
+    assert report.sigma_estimated and abs(report.sigma / 25 - 1) < 0.1
+    assert report.patch_radius == (ds, ds) and report.search_radius == (Ds, Ds)
+    assert report.h == pytest.approx(h)
+    assert (report.aggregation, report.centre_weight) == ("patch", "max")
+    _, report = nlmeans.denoise_with_report(noisy, sigma=20, patch_radius=1, search_radius=4,
+                                            aggregation="pixel", estimate_error=False)
+    assert not report.sigma_estimated and report.sigma == 20
+    assert report.patch_radius == (1, 1) and report.search_radius == (4, 4)
+    assert report.aggregation == "pixel" and report.h == pytest.approx(auto_parameters(20)[2])
+
+
+def test_rules_grow_patches_and_shrink_h_with_noise():
+    radii = [rule[1] for rule in GREY_RULES]
+    factors = [rule[3] for rule in GREY_RULES]
+    assert radii == sorted(radii) and factors == sorted(factors, reverse=True)
+    # 16-bit data: the same rule at 257 times the noise.
+    assert auto_parameters(25 * 257, scale=65535)[:2] == auto_parameters(25)[:2]
+
+
+@pytest.mark.parametrize("sigma", [15, 30])
+def test_auto_beats_the_plain_defaults(sigma):
+    clean = clean_sample("camera")
+    noisy = clean + sigma * np.random.default_rng(sigma).standard_normal(clean.shape)
+    auto = psnr(nlmeans.denoise(noisy), clean)
+    best_plain = max(psnr(nlmeans.denoise(noisy, f * sigma), clean) for f in (0.8, 1.0, 1.2))
+    assert auto > best_plain + 0.3
+
+
+def test_auto_colour_and_volume_denoise():
+    clean = clean_sample("astronaut")
+    noisy = clean + 20 * np.random.default_rng(5).standard_normal(clean.shape)
+    assert psnr(nlmeans.denoise(noisy, channel_axis=-1), clean) > psnr(noisy, clean) + 7
+    rng = np.random.default_rng(6)
+    z, y, x = np.mgrid[:12, :24, :24]
+    volume = 100.0 * ((x - 12) ** 2 + (y - 12) ** 2 + (z - 6) ** 2 < 60) + 50
+    noisy_volume = volume + 20 * rng.standard_normal(volume.shape)
+    result = nlmeans.denoise(noisy_volume)
+    assert np.mean((result - volume) ** 2) < np.mean((noisy_volume - volume) ** 2) / 5
+
+
+def test_noise_free_image_comes_back_unchanged():
+    image = np.tile(np.arange(32, dtype=np.uint8) * 8, (32, 1))  # a ramp: no noise to find
+    result, report = nlmeans.denoise_with_report(image)
+    assert report.sigma == 0.0
+    np.testing.assert_array_equal(result, image)
+
+
+def test_sure_tracks_the_true_error_on_the_sample_images():
+    """The sample images' own noise level (sigma = 20), float noise, SURE within 5 %."""
+    for index, name in enumerate(["camera", "astronaut"]):
+        clean = clean_sample(name)
+        noisy = clean + 20 * np.random.default_rng(40 + index).standard_normal(clean.shape)
+        axis = -1 if clean.ndim == 3 else None
+        result, report = nlmeans.denoise_with_report(noisy, sigma=20, channel_axis=axis,
+                                                     dtype=np.float64)
+        true_mse = np.mean((result - clean) ** 2)
+        assert abs(report.sure_mse / true_mse - 1) < 0.05
+        assert abs(report.psnr_estimate - psnr(result, clean)) < 0.25
+
+
+def test_sure_is_unbiased_at_high_noise():
+    """At sigma = 50 on a 256x256 image one SURE value scatters by about 10 % around
+    the true error (the noise's own sampling error; it is the same for every h,
+    so it does not move the choice of h). Averaged over realisations it must
+    match: a wrong divergence term (about 4 times the error here) would not."""
+    clean = clean_sample("camera")
+
+    def denoiser(image):
+        return nlmeans.denoise(image, 20.0, patch_radius=4, search_radius=7, sigma=50,
+                               aggregation="patch", centre_weight="max")
+
+    ratios = []
+    for seed in range(12):
+        noisy = clean + 50 * np.random.default_rng(seed).standard_normal(clean.shape)
+        result = denoiser(noisy)
+        ratios.append(sure_mse(noisy, result, denoiser, 50) / np.mean((result - clean) ** 2))
+    assert abs(np.mean(ratios) - 1) < 0.06
+
+
+def test_sure_picks_a_good_h():
+    clean = clean_sample("camera")
+    noisy = clean + 25 * np.random.default_rng(8).standard_normal(clean.shape)
+    result, report = nlmeans.denoise_with_report(noisy, "sure")
+    assert len(report.h_candidates) == 5
+    assert report.h == min(report.h_candidates, key=lambda c: c[1])[0]
+    # The candidate SURE chose is within 0.1 dB of the best candidate in truth.
+    chosen = {h: psnr(nlmeans.denoise(noisy, h, sigma=report.sigma, patch_radius=report.patch_radius,
+                                      search_radius=report.search_radius, aggregation="patch",
+                                      centre_weight="max"), clean)
+              for h, _ in report.h_candidates}
+    assert chosen[report.h] >= max(chosen.values()) - 0.1
+
+
+def test_psnr_benchmark_quick(tmp_path):
+    sys.path.insert(0, os.path.join(PROJECT_ROOT, "benchmarks"))
+    try:
+        import psnr as benchmark
+    finally:
+        sys.path.pop(0)
+    rows = benchmark.main(["--quick", "--methods", "nlmeans auto", "scikit-image doc",
+                           "--out", str(tmp_path)])
+    for name in ("psnr.md", "psnr.csv"):
+        assert (tmp_path / name).stat().st_size > 0
+    by_method = {}
+    for protocol, sigma, method, image, value, ssim, seconds in rows:
+        by_method.setdefault(method, []).append(value)
+    assert set(by_method) == {"noisy", "nlmeans auto", "scikit-image doc"}
+    assert len(by_method["nlmeans auto"]) == 2
+    assert np.mean(by_method["nlmeans auto"]) > np.mean(by_method["noisy"]) + 6
+    assert "| nlmeans auto |" in (tmp_path / "psnr.md").read_text()
