@@ -92,8 +92,10 @@ def format_report(details):
     for h, mse in details.h_candidates:
         lines.append(f"  SURE for h={h:.4g}: MSE {mse:.4g}")
     if details.psnr_estimate is not None:
+        low, high = details.psnr_range
         lines.append(f"estimated PSNR (SURE): {details.psnr_estimate:.2f} dB "
-                     f"(MSE {details.sure_mse:.4g}, data range {details.data_range:g})")
+                     f"(MSE {details.sure_mse:.4g}, data range {details.data_range:g}); "
+                     f"{low:.2f} to {high:.2f} dB if sigma is 5 % off")
     elif details.sigma == 0:
         lines.append("estimated PSNR: not available (sigma is 0)")
     return "\n".join(lines)

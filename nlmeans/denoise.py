@@ -67,8 +67,11 @@ class Report:
     sigma_estimated is True when sigma was estimated from the image. sure_mse is
     Stein's unbiased estimate of the mean squared error against the unknown clean
     image (None when it was not computed or sigma is 0), and psnr_estimate the
-    PSNR it implies for `data_range`. h_candidates lists (h, SURE MSE) when h
-    was chosen by SURE.
+    PSNR it implies for `data_range`. SURE is only as good as sigma: when the
+    error is much smaller than sigma², a few per cent off in sigma moves it a
+    lot, so psnr_range gives the PSNR estimates for sigma 5 % lower and higher
+    (worth reading when sigma was estimated). h_candidates lists (h, SURE MSE)
+    when h was chosen by SURE.
     """
 
     h: float
@@ -81,6 +84,7 @@ class Report:
     data_range: float
     sure_mse: float | None = None
     psnr_estimate: float | None = None
+    psnr_range: tuple | None = None
     h_candidates: list = field(default_factory=list)
 
 
@@ -262,29 +266,36 @@ def denoise_with_report(image, h=None, *, patch_radius=None, search_radius=None,
                            work_dtype, n_spatial)
 
     values = volume.astype(work_dtype, copy=False)
+    terms = None
     if mode == "sure":
-        from nlmeans.sure import sure_mse
+        from nlmeans.sure import sure_from_terms, sure_terms
 
         best = None
         for factor in SURE_H_FACTORS:
             decay = auto_h * factor
             out = run(values, decay)
-            mse = sure_mse(values, out, lambda v, d=decay: run(v.astype(work_dtype), d), sigma)
+            candidate = sure_terms(values, out, lambda v, d=decay: run(v.astype(work_dtype), d),
+                                   sigma)
+            mse = sure_from_terms(*candidate, sigma)
             report.h_candidates.append((decay, mse))
             if best is None or mse < best[1]:
-                best = (decay, mse, out)
-        report.h, report.sure_mse, result = best
+                best = (decay, mse, out, candidate)
+        report.h, report.sure_mse, result, terms = best
     else:
         result = run(values, report.h)
         if estimate_error and sigma > 0:
-            from nlmeans.sure import sure_mse
+            from nlmeans.sure import sure_terms
 
-            report.sure_mse = sure_mse(values, result,
-                                       lambda v: run(v.astype(work_dtype), report.h), sigma)
-    if report.sure_mse is not None:
-        from nlmeans.sure import psnr_from_mse
+            terms = sure_terms(values, result, lambda v: run(v.astype(work_dtype), report.h),
+                               sigma)
+    if terms is not None:
+        from nlmeans.sure import psnr_from_mse, sure_from_terms
 
+        report.sure_mse = sure_from_terms(*terms, sigma)
         report.psnr_estimate = psnr_from_mse(max(report.sure_mse, 0.0), scale)
+        bounds = [psnr_from_mse(max(sure_from_terms(*terms, sigma * f), 0.0), scale)
+                  for f in (0.95, 1.05)]
+        report.psnr_range = (min(bounds), max(bounds))
 
     # Back to the input's layout.
     if channel_axis is None:

@@ -15,7 +15,21 @@ import numpy as np
 
 
 def sure_mse(noisy, denoised, denoiser, sigma, seed=0):
-    """SURE estimate of the mean squared error of `denoised` = denoiser(noisy).
+    """SURE estimate of the mean squared error of `denoised` = denoiser(noisy)."""
+    residual, divergence = sure_terms(noisy, denoised, denoiser, sigma, seed)
+    return sure_from_terms(residual, divergence, sigma)
+
+
+def sure_from_terms(residual, divergence, sigma):
+    """SURE from the mean squared residual ‖y − u‖²/N and the mean divergence div/N."""
+    return residual - sigma ** 2 + 2.0 * sigma ** 2 * divergence
+
+
+def sure_terms(noisy, denoised, denoiser, sigma, seed=0):
+    """(‖y − u‖²/N, div D(y)/N): the two measured parts of SURE.
+
+    SURE depends steeply on sigma when the error is much smaller than sigma², so
+    callers with an estimated sigma can recompute it for nearby sigmas from these.
 
     Parameters
     ----------
@@ -33,8 +47,7 @@ def sure_mse(noisy, denoised, denoiser, sigma, seed=0):
 
     Returns
     -------
-    float
-        Estimated mean squared error per element (in squared intensity units).
+    (float, float)
     """
     noisy = np.asarray(noisy, dtype=np.float64)
     denoised = np.asarray(denoised, dtype=np.float64)
@@ -44,9 +57,9 @@ def sure_mse(noisy, denoised, denoiser, sigma, seed=0):
     # rounding in the denoiser stays far below the change it measures.
     epsilon = 0.02 * sigma
     perturbed = np.asarray(denoiser(noisy + epsilon * probe), dtype=np.float64)
-    divergence = float(np.sum(probe * (perturbed - denoised))) / epsilon
+    divergence = float(np.sum(probe * (perturbed - denoised))) / epsilon / n
     residual = float(np.sum((noisy - denoised) ** 2)) / n
-    return residual - sigma ** 2 + 2.0 * sigma ** 2 * divergence / n
+    return residual, divergence
 
 
 def psnr_from_mse(mse, data_range):
