@@ -20,62 +20,55 @@ h=10 means; a 16-bit image needs 256 times more.
 """
 
 
-def same_file(a, b):
-    """True if paths a and b name the same file (symlinks, ./ and case of the path resolved)."""
-    if os.path.exists(a) and os.path.exists(b):
-        return os.path.samefile(a, b)
-    return os.path.realpath(a) == os.path.realpath(b)
-
-
 @click.command("denoise", epilog=EXAMPLE)
-@click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=True))
-@click.argument("output_path", metavar="OUTPUT", type=click.Path(dir_okay=True))
+@click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=True, readable=False, allow_dash=True))
+@click.argument("output_path", metavar="OUTPUT", type=click.Path(dir_okay=True, readable=False, allow_dash=True))
 @denoise_options
+@click.option("--volume", is_flag=True,
+              help="Denoise a multi-page TIFF as one 3-D volume (3-D patches and windows) "
+                   "instead of page by page.")
+@click.option("--format", "fmt", type=click.Choice(["png", "tif", "jpg", "bmp", "webp"]),
+              default=None, help="Output format (default: from OUTPUT's suffix; png for -).")
+@click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True,
+              help="JPEG/WebP output quality.")
 @click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
 @click.option("--report", is_flag=True,
               help="Print the noise level, the parameters used and the SURE estimate of the "
                    "result's PSNR (costs one more run).")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing on success.")
-def denoise_command(input_path, output_path, overwrite, report, quiet, **options):
+def denoise_command(input_path, output_path, volume, fmt, quality, overwrite, report, quiet,
+                    **options):
     """Denoise the image INPUT with NL-means and write it to OUTPUT.
 
-    The output keeps the input's bit depth (8 or 16 bit) and colour; an alpha
-    channel is copied unchanged. The output is written to a temporary file in
-    the output folder and renamed, so it is never left half-written. The output
-    folder must exist.
+    The output keeps the input's pixel type (8-bit, 16-bit, float32), colour and
+    ICC profile; an alpha channel is copied unchanged; EXIF orientation is
+    applied. INPUT or OUTPUT may be - for standard input or output. The output
+    is written to a temporary file in the output folder and renamed, so it is
+    never left half-written; the output folder must exist (batch creates it).
     """
-    from nlmeans import denoise_with_report
-    from nlmeans.io import ImageIOError, check_writable_extension, read_image, write_array
+    from nlmeans_cli.processing import check_output, process
+
+    from nlmeans.io import ImageIOError
 
     started = time.perf_counter()
     try:
-        check_writable_extension(output_path)
-        if same_file(input_path, output_path):
-            raise click.ClickException(f"{output_path}: OUTPUT is the INPUT file; "
-                                       f"refusing to overwrite the input")
-        if os.path.isdir(output_path):
-            raise click.ClickException(f"{output_path}: is a folder; give an output file name")
-        if os.path.exists(output_path) and not overwrite:
-            raise click.ClickException(f"{output_path}: already exists (use --overwrite)")
+        fmt = check_output(input_path, output_path, overwrite, fmt)
+    except ImageIOError as exc:
+        raise click.ClickException(str(exc)) from None
+    if output_path != "-":
         out_folder = os.path.dirname(os.path.abspath(output_path))
         if not os.path.isdir(out_folder):
             raise click.ClickException(f"{output_path}: output folder {out_folder} does not exist")
-        image = read_image(input_path)
-        try:
-            result, details = denoise_with_report(
-                image.pixels, channel_axis=-1 if image.is_colour else None,
-                estimate_error=report, **denoise_kwargs(**options))
-        except ValueError as exc:
-            raise click.ClickException(f"{input_path}: {exc}") from None
-        write_array(output_path, image.merged(result))
-    except ImageIOError as exc:
-        raise click.ClickException(str(exc)) from None
+    outcome = process(input_path, output_path, denoise_kwargs(**options), fmt=fmt,
+                      volume=volume, quality=quality, estimate_error=report)
+    details = outcome.details
+    # Never mix text into an image written to standard output.
+    to_stderr = output_path == "-"
 
     if report:
-        click.echo(format_report(details))
+        click.echo(format_report(details), err=to_stderr)
     if not quiet:
-        shape = "x".join(str(n) for n in image.pixels.shape[:2][::-1])
-        click.echo(f"{output_path}: {shape} {image.pixels.dtype} denoised in "
+        click.echo(f"{output_path}: {outcome.pixels} pixels denoised in "
                    f"{time.perf_counter() - started:.2f} s", err=True)
 
 

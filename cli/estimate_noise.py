@@ -5,7 +5,7 @@ import click
 
 @click.command("estimate-noise")
 @click.argument("inputs", metavar="INPUT...", nargs=-1, required=True,
-                type=click.Path(dir_okay=True))
+                type=click.Path(dir_okay=True, readable=False))
 def estimate_noise_command(inputs):
     """Estimate the standard deviation of Gaussian noise in each INPUT image.
 

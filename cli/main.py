@@ -4,7 +4,10 @@ import sys
 
 import click
 
+from nlmeans_cli.batch import batch_command
+from nlmeans_cli.compare import compare_command
 from nlmeans_cli.denoise import denoise_command
+from nlmeans_cli.noise import noise_command
 from nlmeans_cli.estimate_noise import estimate_noise_command
 
 EXAMPLES = """
@@ -14,6 +17,9 @@ Examples:
   nlmeans denoise noisy.png clean.png
   nlmeans denoise noisy.png clean.png --h 10 --ds 2 --Ds 7
   nlmeans denoise scan.tif scan-clean.tif --h 800 --ds 3 --Ds 10
+  nlmeans batch photos/ clean/ --recursive --jobs 2
+  nlmeans noise clean.png noisy.png --sigma 20 --seed 1
+  nlmeans compare clean.png noisy.png denoised.png --montage compare.png
   nlmeans estimate-noise noisy.png scan.tif
 """
 
@@ -25,6 +31,9 @@ def cli():
 
 
 cli.add_command(denoise_command)
+cli.add_command(batch_command)
+cli.add_command(compare_command)
+cli.add_command(noise_command)
 cli.add_command(estimate_noise_command)
 
 

@@ -235,6 +235,7 @@ def denoise_with_report(image, h=None, *, patch_radius=None, search_radius=None,
     if image.dtype.kind == "f" and not np.isfinite(image).all():
         raise ValueError("image must not contain NaN or inf values")
 
+    _check_memory(volume.shape, patch_radius, search_radius, n_spatial, work_dtype)
     scale = data_range(image)
     if sigma_estimated:
         sigma = estimate_noise(image, channel_axis)
@@ -303,7 +304,49 @@ def denoise_with_report(image, h=None, *, patch_radius=None, search_radius=None,
     else:
         result = result[:, 0] if n_spatial == 2 else result
         result = np.moveaxis(result, 0, channel_axis)
+    # A weighted mean cannot leave [min, max] of its inputs; clipping removes only
+    # the rounding of a float32 computation of float64 (or 16-bit) data.
+    result = np.clip(result, image.min(), image.max())
     return _to_dtype(result, image.dtype), report
+
+
+def available_memory():
+    """Bytes of memory available to a new allocation (MemAvailable), or None."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def _check_memory(shape, patch_radius, search_radius, n_spatial, work_dtype):
+    """Refuse, with the estimate, an image whose working memory would not fit.
+
+    The work needs the mirrored copy, the result and a few image-sized
+    temporaries (input conversion, output cast, SURE's second run); the
+    per-thread tile buffers are small and bounded. We do not tile whole images
+    to disk: an image that does not fit is refused before anything is allocated.
+    """
+    radii = []
+    for value in (patch_radius, search_radius):
+        value = value if value is not None else 10
+        radii.append(value if isinstance(value, (tuple, list)) else (value,) * n_spatial)
+    margin = [2 * (2 * p + s) for p, s in zip(*radii)]  # at most, with patch aggregation
+    spatial = shape[-n_spatial:]
+    padded = shape[0] * int(np.prod([n + m for n, m in zip(spatial, margin)]))
+    needed = (padded + 5 * shape[0] * int(np.prod(spatial))) * work_dtype.itemsize
+    available = available_memory()
+    if available is not None and needed > 0.9 * available:
+        raise MemoryError(f"denoising this image needs about {_size(needed)} of memory and "
+                          f"only {_size(available)} is available; crop or downscale it, "
+                          f"or free memory")
+
+
+def _size(count):
+    return f"{count / 2**30:.1f} GiB" if count >= 2**30 else f"{count / 2**20:.1f} MiB"
 
 
 def _run_kernel(volume, h, sigma, patch, search, aggregation, centre_weight, work_dtype,
@@ -319,7 +362,11 @@ def _run_kernel(volume, h, sigma, patch, search, aggregation, centre_weight, wor
     # The kernel compares patch *sums* of squared differences: fold the mean into
     # the threshold and the scale.
     threshold = work_dtype.type(2.0 * sigma * sigma * terms)
-    inv_scale = work_dtype.type(1.0 / (h * h * terms))
+    # A tiny h (h² underflows) means: only identical patches get weight; cap the
+    # scale so that 0 * scale stays 0 and never becomes inf * 0.
+    denominator = h * h * terms
+    cap = 1e30 if work_dtype == np.float32 else 1e300
+    inv_scale = work_dtype.type(min(1.0 / denominator, cap) if denominator > 0 else cap)
     tile = _TILE_2D if n_spatial == 2 else _TILE_3D
     return _kernels.nlmeans_kernel(padded, patch, search, aggregation_radius,
                                    centre_weight == "max", threshold, inv_scale, tile)

@@ -1,21 +1,38 @@
-"""Reading and writing image files without losing bit depth, plus atomic writes.
+"""Reading and writing image files without losing bit depth, colour or data.
 
-imageio (with Pillow and tifffile) does most of the work. Pillow silently
-reduces 16-bit colour PNGs to 8 bits, so those go through pypng instead.
-Every error a user can cause raises :class:`ImageIOError` with a one-line
-message.
+- PNG, JPEG, TIFF (multi-page too), BMP and WebP; 8-bit, 16-bit and float32
+  pixels come back in the same type. Pillow silently reduces 16-bit colour PNGs
+  to 8 bits, so those go through pypng; TIFF goes through tifffile.
+- Grey, grey+alpha, RGB, RGBA; palette images become RGB(A). Alpha is split off
+  so that it is passed through untouched, never denoised.
+- EXIF orientation is applied on reading (the pixels are turned the way a viewer
+  shows them) and the output is written without it, so both look the same.
+- An embedded ICC colour profile is carried to the output where the format
+  holds one (PNG, JPEG, TIFF, WebP).
+- Writes are atomic: a temporary file in the target folder, then a rename.
+
+Every error a user can cause raises :class:`ImageIOError` with a one-line message.
 """
 
+import io
 import os
 import tempfile
 from dataclasses import dataclass
 
 import numpy as np
 
-#: Extensions we write, by lower-case suffix.
-WRITABLE_EXTENSIONS = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp", ".webp")
-_EIGHT_BIT_ONLY = (".jpg", ".jpeg", ".bmp", ".webp")
+#: Output formats by lower-case suffix.
+FORMATS = {".png": "PNG", ".tif": "TIFF", ".tiff": "TIFF", ".jpg": "JPEG", ".jpeg": "JPEG",
+           ".bmp": "BMP", ".webp": "WebP"}
+WRITABLE_EXTENSIONS = tuple(FORMATS)
+#: Suffixes `nlmeans batch` picks up by default.
+READABLE_EXTENSIONS = WRITABLE_EXTENSIONS
+_PIXEL_TYPES = {  # what each format stores
+    "PNG": (np.uint8, np.uint16), "JPEG": (np.uint8,), "BMP": (np.uint8,), "WebP": (np.uint8,),
+    "TIFF": (np.uint8, np.uint16, np.float32, np.float64),
+}
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_TIFF_SIGNATURES = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 
 
 class ImageIOError(Exception):
@@ -26,60 +43,41 @@ class ImageIOError(Exception):
 class Image:
     """Pixels split into what is denoised and what is passed through.
 
-    ``pixels`` is (Y, X) for grey or (Y, X, C) for colour; ``alpha`` is (Y, X) or None.
+    ``pixels`` is (Y, X) grey or (Y, X, C) colour, or for a volume (a multi-page
+    TIFF) (Z, Y, X) or (Z, Y, X, C); ``alpha`` has the same shape without C, or
+    is None.
     """
 
     pixels: np.ndarray
     alpha: np.ndarray | None = None
+    icc_profile: bytes | None = None
+    is_volume: bool = False
 
     @property
     def is_colour(self):
-        return self.pixels.ndim == 3
+        return self.pixels.ndim == (4 if self.is_volume else 3)
+
+    @property
+    def channel_axis(self):
+        return -1 if self.is_colour else None
 
     def merged(self, pixels=None):
         """The full array to write: `pixels` (default: own) with alpha re-attached."""
         pixels = self.pixels if pixels is None else pixels
         if self.alpha is None:
             return pixels
-        base = pixels if pixels.ndim == 3 else pixels[..., None]
+        base = pixels if self.is_colour else pixels[..., None]
         return np.concatenate([base, self.alpha[..., None].astype(base.dtype)], axis=-1)
 
 
-def _png_header(path):
-    """(bit depth, colour type) of a PNG file, or None if it is not a PNG."""
-    with open(path, "rb") as f:
-        head = f.read(26)
-    if len(head) < 26 or not head.startswith(_PNG_SIGNATURE) or head[12:16] != b"IHDR":
-        return None
-    return head[24], head[25]
+def _reason(exc):
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if "Could not find a backend" in text or "cannot identify image file" in text:
+        return "unknown or corrupt file format"
+    return text
 
 
-def _read_png16(path):
-    import png
-
-    reader = png.Reader(filename=path)
-    width, height, rows, info = reader.asDirect()
-    planes = info["planes"]
-    array = np.vstack([np.asarray(row, dtype=np.uint16) for row in rows])
-    return array.reshape(height, width, planes) if planes > 1 else array.reshape(height, width)
-
-
-def _write_png16(path, array):
-    import png
-
-    planes = 1 if array.ndim == 2 else array.shape[2]
-    writer = png.Writer(width=array.shape[1], height=array.shape[0], bitdepth=16,
-                        greyscale=planes in (1, 2), alpha=planes in (2, 4))
-    with open(path, "wb") as f:
-        writer.write(f, array.reshape(array.shape[0], -1).astype(np.uint16))
-
-
-def read_array(path):
-    """Read an image file into an array, keeping its bit depth.
-
-    Raises ImageIOError with a one-line reason for missing, unreadable, empty or
-    corrupt files.
-    """
+def _check_readable(path):
     if not os.path.exists(path):
         raise ImageIOError(f"{path}: no such file")
     if os.path.isdir(path):
@@ -88,91 +86,211 @@ def read_array(path):
         raise ImageIOError(f"{path}: permission denied")
     if os.path.getsize(path) == 0:
         raise ImageIOError(f"{path}: empty file")
-    try:
-        header = _png_header(path)
-        if header is not None and header[0] == 16 and header[1] in (2, 4, 6):
-            return _read_png16(path)
-        import imageio.v3 as iio
 
-        array = iio.imread(path)
+
+def _read_png16(data):
+    import png
+
+    width, height, rows, info = png.Reader(bytes=data).asDirect()
+    planes = info["planes"]
+    array = np.vstack([np.asarray(row, dtype=np.uint16) for row in rows])
+    return array.reshape(height, width, planes) if planes > 1 else array.reshape(height, width)
+
+
+def _read_tiff(data):
+    """(array, axes, icc) of a TIFF's first series; axes as tifffile names them."""
+    import tifffile
+
+    with tifffile.TiffFile(io.BytesIO(data)) as tif:
+        series = tif.series[0]
+        array = series.asarray()
+        icc = tif.pages[0].tags.get(34675)
+        return array, series.axes, (bytes(icc.value) if icc is not None else None)
+
+
+def _read_pillow(data):
+    """(array, icc) through Pillow, EXIF orientation applied, palettes expanded."""
+    from PIL import Image as PILImage
+    from PIL import ImageOps
+
+    with PILImage.open(io.BytesIO(data)) as im:
+        im.load()
+        icc = im.info.get("icc_profile")
+        im = ImageOps.exif_transpose(im)
+        if im.mode in ("P", "PA"):
+            im = im.convert("RGBA" if "transparency" in im.info or im.mode == "PA" else "RGB")
+        elif im.mode == "1":
+            im = im.convert("L")
+        elif im.mode == "CMYK":
+            im = im.convert("RGB")
+        elif im.mode in ("I", "F"):
+            pass  # 32-bit integer / float grey: numpy keeps the values
+        array = np.asarray(im)
+        if im.mode == "I;16" or im.mode == "I;16B":
+            array = array.astype(np.uint16)
+        elif im.mode == "I" and array.size and 0 <= array.min() and array.max() <= 65535:
+            array = array.astype(np.uint16)
+        return array, icc
+
+
+def read_bytes(data, name="<stdin>"):
+    """Decode an image file's bytes into an :class:`Image`."""
+    if not data:
+        raise ImageIOError(f"{name}: empty file")
+    try:
+        if data.startswith(_TIFF_SIGNATURES):
+            array, axes, icc = _read_tiff(data)
+            return _split(array, axes, icc, name)
+        if (data.startswith(_PNG_SIGNATURE) and len(data) >= 26 and data[24] == 16
+                and data[25] in (2, 4, 6)):
+            # 16-bit colour or grey+alpha PNG: Pillow would drop to 8 bits.
+            array, icc = _read_png16(data), None
+        else:
+            array, icc = _read_pillow(data)
     except ImageIOError:
         raise
-    except Exception as exc:  # every reader error means: not a readable image
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        if "Could not find a backend" in reason:
-            reason = "unknown or corrupt file format"
-        raise ImageIOError(f"{path}: cannot read image ({reason})") from None
-    return np.asarray(array)
+    except Exception as exc:  # every decoder error means: not a readable image
+        raise ImageIOError(f"{name}: cannot read image ({_reason(exc)})") from None
+    axes = "YX" if array.ndim == 2 else "YXS"
+    return _split(array, axes, icc, name)
 
 
-def read_image(path):
-    """Read a 2-D image file as an :class:`Image` (grey or colour, alpha split off)."""
-    array = read_array(path)
+def _split(array, axes, icc, name):
+    """Image from a decoded array whose axes tifffile-style letters describe."""
+    array = np.asarray(array)
+    if "S" in axes and not axes.endswith("S"):  # colour stored as separate planes
+        array = np.moveaxis(array, axes.index("S"), -1)
+        axes = axes.replace("S", "") + "S"
     if array.dtype == np.bool_:
         array = array.astype(np.uint8) * 255
     if array.dtype.kind not in "uif":
-        raise ImageIOError(f"{path}: unsupported pixel type {array.dtype}")
-    if array.ndim == 2:
-        return Image(array)
-    if array.ndim == 3 and array.shape[2] in (1, 2, 3, 4):
-        channels = array.shape[2]
-        if channels in (2, 4):  # grey+alpha or RGBA
-            return Image(_squeeze_grey(array[..., :-1]), array[..., -1].copy())
-        return Image(_squeeze_grey(array))
-    raise ImageIOError(f"{path}: unsupported image shape {array.shape} "
-                       f"(expected Y x X with 1-4 channels)")
+        raise ImageIOError(f"{name}: unsupported pixel type {array.dtype}")
+    if array.size == 0:
+        raise ImageIOError(f"{name}: image has no pixels (shape {array.shape})")
+    colour = axes.endswith("S") and array.ndim >= 3
+    spatial = array.ndim - (1 if colour else 0)
+    if spatial not in (2, 3):
+        raise ImageIOError(f"{name}: unsupported image shape {array.shape} (axes {axes}); "
+                           f"expected a 2-D image or a stack of them")
+    if colour and array.shape[-1] not in (1, 2, 3, 4):
+        raise ImageIOError(f"{name}: unsupported number of channels {array.shape[-1]}")
+    is_volume = spatial == 3
+    if colour and array.shape[-1] in (2, 4):  # grey+alpha or RGBA
+        pixels, alpha = array[..., :-1], array[..., -1].copy()
+    else:
+        pixels, alpha = array, None
+    if colour and pixels.shape[-1] == 1:
+        pixels = pixels[..., 0]
+    return Image(np.ascontiguousarray(pixels), alpha, icc, is_volume)
 
 
-def _squeeze_grey(array):
-    return array[..., 0] if array.shape[-1] == 1 else array
+def read_image(path):
+    """Read an image file (or a multi-page TIFF volume) as an :class:`Image`."""
+    _check_readable(path)
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise ImageIOError(f"{path}: cannot read ({exc.strerror})") from None
+    return read_bytes(data, path)
+
+
+def read_array(path):
+    """The full pixel array of an image file (alpha included), in its own dtype."""
+    return read_image(path).merged()
+
+
+def format_of(path, explicit=None):
+    """Output format name ('PNG', 'TIFF', ...) from --format or the file's suffix."""
+    if explicit:
+        key = "." + explicit.lower().lstrip(".")
+    else:
+        key = os.path.splitext(path)[1].lower()
+    if key not in FORMATS:
+        shown = explicit or key or "(no extension)"
+        raise ImageIOError(f"{path}: unsupported output format {shown!r}; use one of "
+                           f"{', '.join(WRITABLE_EXTENSIONS)}")
+    return FORMATS[key]
 
 
 def check_writable_extension(path):
-    ext = os.path.splitext(path)[1].lower()
-    if ext not in WRITABLE_EXTENSIONS:
-        raise ImageIOError(f"{path}: unsupported output format {ext or '(no extension)'!r}; "
-                           f"use one of {', '.join(WRITABLE_EXTENSIONS)}")
-    return ext
+    return format_of(path)
 
 
-def write_array(path, array, *, quality=95):
+def check_pixels_fit(path, array, fmt):
+    """Raise ImageIOError if `fmt` cannot hold `array` without losing data."""
+    if array.dtype.type not in _PIXEL_TYPES[fmt]:
+        raise ImageIOError(f"{path}: {fmt} cannot store {array.dtype} pixels; use "
+                           + (".tif" if array.dtype.kind == "f" else ".png or .tif"))
+
+
+def encode(array, fmt, *, quality=95, icc_profile=None, is_volume=False, path="<stdout>"):
+    """The bytes of `array` as an image file of format `fmt`."""
+    check_pixels_fit(path, array, fmt)
+    if is_volume and fmt != "TIFF":
+        raise ImageIOError(f"{path}: a multi-page volume can only be written as TIFF")
+    buffer = io.BytesIO()
+    if fmt == "TIFF":
+        import tifffile
+
+        colour = array.ndim == (4 if is_volume else 3) and array.shape[-1] in (3, 4)
+        extra = {"iccprofile": icc_profile} if icc_profile else {}
+        tifffile.imwrite(buffer, array, photometric="rgb" if colour else "minisblack",
+                         extrasamples=("unassalpha",) if colour and array.shape[-1] == 4
+                         else None, **extra)
+        return buffer.getvalue()
+    if fmt == "PNG" and array.dtype == np.uint16 and array.ndim == 3:
+        import png
+
+        planes = array.shape[2]
+        png.Writer(width=array.shape[1], height=array.shape[0], bitdepth=16,
+                   greyscale=planes in (1, 2), alpha=planes in (2, 4)).write(
+            buffer, array.reshape(array.shape[0], -1).astype(np.uint16))
+        return buffer.getvalue()
+    from PIL import Image as PILImage
+
+    im = PILImage.fromarray(np.ascontiguousarray(array))  # uint16 grey becomes mode I;16
+    options = {}
+    if icc_profile and fmt in ("PNG", "JPEG", "WebP"):
+        options["icc_profile"] = icc_profile
+    if fmt in ("JPEG", "WebP"):
+        options["quality"] = quality
+    if fmt == "JPEG" and im.mode in ("LA", "RGBA"):
+        raise ImageIOError(f"{path}: JPEG cannot store an alpha channel; use .png or .tif")
+    im.save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+def write_image(path, array, *, fmt=None, quality=95, icc_profile=None, is_volume=False):
     """Write `array` to `path` atomically: a temp file in the same folder, then a rename.
 
-    A crash or Ctrl-C never leaves a truncated image at `path`. 16-bit arrays stay
-    16-bit (a format that cannot hold them raises ImageIOError).
+    A crash or Ctrl-C never leaves a truncated image at `path`. The pixel type is
+    kept (a format that cannot hold it raises ImageIOError before anything is
+    written).
     """
-    ext = check_writable_extension(path)
+    fmt = fmt or format_of(path)
+    data = encode(array, fmt, quality=quality, icc_profile=icc_profile, is_volume=is_volume,
+                  path=path)
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise ImageIOError(f"{path}: output folder {folder} does not exist")
-    if array.dtype != np.uint8 and ext in _EIGHT_BIT_ONLY:
-        raise ImageIOError(f"{path}: {ext} cannot store {array.dtype} pixels; use .png or .tif")
+    suffix = os.path.splitext(path)[1]
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".nlmeans-", suffix=ext, dir=folder)
+        fd, tmp = tempfile.mkstemp(prefix=".nlmeans-", suffix=suffix, dir=folder)
     except OSError as exc:
         raise ImageIOError(f"{path}: cannot write in {folder} ({exc.strerror})") from None
-    os.close(fd)
     try:
-        _write_to(tmp, array, ext, quality)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
         os.replace(tmp, path)
     except BaseException as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)
-        if isinstance(exc, ImageIOError) or not isinstance(exc, Exception):
-            raise
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ImageIOError(f"{path}: cannot write image ({reason})") from None
+        if isinstance(exc, OSError):
+            raise ImageIOError(f"{path}: cannot write image ({exc.strerror})") from None
+        raise
 
 
-def _write_to(tmp, array, ext, quality):
-    if ext == ".png" and array.dtype == np.uint16 and array.ndim == 3:
-        _write_png16(tmp, array)
-        return
-    import imageio.v3 as iio
-
-    if ext in (".jpg", ".jpeg"):
-        iio.imwrite(tmp, array, extension=ext, quality=quality)
-    elif ext in (".tif", ".tiff"):
-        iio.imwrite(tmp, array, extension=ext, plugin="tifffile")
-    else:
-        iio.imwrite(tmp, array, extension=ext)
+def write_array(path, array, *, quality=95):
+    """Write a plain array (grey, grey+alpha, RGB, RGBA) to `path` atomically."""
+    write_image(path, np.asarray(array), quality=quality)

@@ -1,0 +1,256 @@
+"""``nlmeans batch INPUT_DIR OUTPUT_DIR``: denoise every image of a folder."""
+
+import fnmatch
+import json
+import os
+import signal
+import time
+
+import click
+
+from nlmeans_cli.options import denoise_kwargs, denoise_options
+
+EXAMPLE = """
+Examples:
+
+\b
+  nlmeans batch photos/ clean/                        # every image, all cores
+  nlmeans batch scans/ out/ --recursive --pattern '*.tif' --jobs 2
+  nlmeans batch raw/ out/ --format png --suffix _clean --skip-existing
+  nlmeans batch raw/ out/ --dry-run --json
+"""
+
+
+def find_inputs(input_dir, patterns, recursive):
+    """Image files under input_dir matching any pattern, as paths relative to it, sorted."""
+    from nlmeans.io import READABLE_EXTENSIONS
+
+    found = []
+    for root, dirs, files in os.walk(input_dir):
+        dirs.sort()
+        if not recursive:
+            dirs.clear()
+        for name in sorted(files):
+            if name.startswith(".nlmeans-"):
+                continue  # a temporary file of an interrupted write
+            rel = os.path.relpath(os.path.join(root, name), input_dir)
+            if patterns:
+                if any(fnmatch.fnmatch(name, p) or fnmatch.fnmatch(rel, p) for p in patterns):
+                    found.append(rel)
+            elif os.path.splitext(name)[1].lower() in READABLE_EXTENSIONS:
+                found.append(rel)
+    return found
+
+
+def output_path_for(rel, output_dir, suffix, fmt):
+    stem, ext = os.path.splitext(rel)
+    if fmt:
+        ext = "." + fmt
+    return os.path.join(output_dir, stem + suffix + ext)
+
+
+# Worker side: each process runs a share of the cores' kernel threads.
+_WORKER = {}
+
+
+def _init_worker(threads, options, volume, quality, fmt):
+    # Ctrl-C is the parent's to handle: it stops handing out work and waits.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    import numba
+
+    numba.set_num_threads(threads)
+    _WORKER.update(options=options, volume=volume, quality=quality, fmt=fmt)
+
+
+def _work(task):
+    from nlmeans_cli.processing import Outcome, process
+
+    input_path, output_path = task
+    try:
+        outcome = process(input_path, output_path, _WORKER["options"], fmt=_WORKER["fmt"],
+                          volume=_WORKER["volume"], quality=_WORKER["quality"])
+        outcome.details = None  # keep the reply small
+        return outcome
+    except click.ClickException as exc:
+        reason = exc.format_message()
+        for prefix in (f"{input_path}: ", f"{output_path}: "):
+            reason = reason[len(prefix):] if reason.startswith(prefix) else reason
+        return Outcome(input_path, output_path, status="failed", reason=reason)
+    except Exception as exc:  # one bad file never stops the batch
+        return Outcome(input_path, output_path, status="failed",
+                       reason=f"{type(exc).__name__}: {exc}".splitlines()[0])
+
+
+@click.command("batch", epilog=EXAMPLE)
+@click.argument("input_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("output_dir", type=click.Path(file_okay=False))
+@denoise_options
+@click.option("--pattern", "patterns", multiple=True, metavar="GLOB",
+              help="Only files matching GLOB (repeatable; default: every readable image type).")
+@click.option("--recursive", is_flag=True, help="Descend into subfolders; OUTPUT_DIR mirrors "
+                                                "the folder tree.")
+@click.option("--suffix", default="", help="Add this to each output file's stem.")
+@click.option("--format", "fmt", type=click.Choice(["png", "tif", "jpg", "bmp", "webp"]),
+              default=None, help="Convert outputs to this format (default: keep each input's).")
+@click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True,
+              help="JPEG/WebP output quality.")
+@click.option("--volume", is_flag=True, help="Denoise multi-page TIFFs as 3-D volumes.")
+@click.option("--skip-existing", is_flag=True, help="Leave outputs that exist (resume a run).")
+@click.option("--overwrite", is_flag=True, help="Replace outputs that exist.")
+@click.option("--dry-run", is_flag=True, help="List what would be done; write nothing.")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
+              help="Files processed at once (default: all cores). The kernel's threads are "
+                   "divided among them so the machine is not oversubscribed.")
+@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable report on stdout.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
+def batch_command(input_dir, output_dir, patterns, recursive, suffix, fmt, quality, volume,
+                  skip_existing, overwrite, dry_run, jobs, as_json, quiet, **options):
+    """Denoise every image in INPUT_DIR into OUTPUT_DIR (created if missing).
+
+    One bad file never stops the batch: it is reported with its reason and the
+    exit code is 1. Ctrl-C stops cleanly: finished files stay, no half-written
+    file is left, and the summary is still printed.
+    """
+    from nlmeans_cli.processing import Outcome, same_file
+
+    if skip_existing and overwrite:
+        raise click.UsageError("--skip-existing and --overwrite exclude each other")
+    if os.path.exists(output_dir) and same_file(input_dir, output_dir) and not (suffix or fmt):
+        raise click.UsageError("OUTPUT_DIR is INPUT_DIR: give --suffix or --format so that "
+                               "no input is overwritten")
+    kwargs = denoise_kwargs(**options)
+    rels = find_inputs(input_dir, patterns, recursive)
+    tasks, outcomes = [], []
+    for rel in rels:
+        src = os.path.join(input_dir, rel)
+        dst = output_path_for(rel, output_dir, suffix, fmt)
+        if os.path.exists(dst) and same_file(src, dst):
+            outcomes.append(Outcome(src, dst, "failed", "output would overwrite the input"))
+        elif os.path.exists(dst) and skip_existing:
+            outcomes.append(Outcome(src, dst, "skipped", "output exists"))
+        elif os.path.exists(dst) and not overwrite:
+            outcomes.append(Outcome(src, dst, "failed", "output exists (use --overwrite or "
+                                                        "--skip-existing)"))
+        else:
+            tasks.append((src, dst))
+
+    if dry_run:
+        for src, dst in tasks:
+            outcomes.append(Outcome(src, dst, "planned"))
+        _finish(outcomes, 0.0, as_json, quiet, dry_run=True)
+        return
+
+    cores = os.cpu_count() or 1
+    jobs = min(jobs or cores, max(len(tasks), 1))
+    started = time.perf_counter()
+    interrupted = False
+    if tasks:
+        for folder in sorted({os.path.dirname(os.path.abspath(dst)) for _, dst in tasks}):
+            try:
+                os.makedirs(folder, exist_ok=True)
+            except OSError as exc:
+                raise click.ClickException(f"{folder}: cannot create output folder "
+                                           f"({exc.strerror})") from None
+        show_bar = not quiet and click.get_text_stream("stderr").isatty()
+        try:
+            outcomes += _run(tasks, jobs, max(1, cores // jobs), kwargs, volume, quality, fmt,
+                             show_bar)
+        except _Interrupted as stop:
+            outcomes += stop.outcomes
+            interrupted = True
+    _finish(outcomes, time.perf_counter() - started, as_json, quiet, interrupted=interrupted,
+            jobs=jobs)
+    if interrupted:
+        raise SystemExit(130)
+    if any(o.status == "failed" for o in outcomes):
+        raise SystemExit(1)
+
+
+class _Interrupted(Exception):
+    def __init__(self, outcomes):
+        self.outcomes = outcomes
+
+
+def _run(tasks, jobs, threads, options, volume, quality, fmt, show_bar):
+    """Outcomes of all tasks, processed `jobs` at a time."""
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    import multiprocessing
+
+    init = (threads, options, volume, quality, fmt)
+    done = []
+    bar = click.progressbar(length=len(tasks), label="denoising", file=click.get_text_stream(
+        "stderr"), show_pos=True, show_eta=True,
+        item_show_func=lambda o: os.path.basename(o.input) if o else "") if show_bar else None
+    if bar is not None:
+        bar.__enter__()
+    try:
+        if jobs == 1:
+            _init_worker(*init)
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            for task in tasks:
+                done.append(_work(task))
+                if bar is not None:
+                    bar.update(1, done[-1])
+            return done
+        # "spawn": fresh workers, so Numba's threads are not forked mid-flight.
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker,
+                                 initargs=init) as pool:
+            pending = {pool.submit(_work, task): task for task in tasks}
+            try:
+                while pending:
+                    finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        pending.pop(future)
+                        done.append(future.result())
+                        if bar is not None:
+                            bar.update(1, done[-1])
+            except KeyboardInterrupt:
+                # Stop handing out work; files being written finish (workers ignore
+                # SIGINT), so nothing is left half-written.
+                for future in pending:
+                    future.cancel()
+                pool.shutdown(wait=True, cancel_futures=True)
+                for future, task in pending.items():
+                    if future.done() and not future.cancelled():
+                        done.append(future.result())
+                raise _Interrupted(done) from None
+        return done
+    except KeyboardInterrupt:
+        raise _Interrupted(done) from None
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+
+
+def _finish(outcomes, seconds, as_json, quiet, dry_run=False, interrupted=False, jobs=1):
+    counts = {s: sum(o.status == s for o in outcomes)
+              for s in ("done", "skipped", "failed", "planned")}
+    pixels = sum(o.pixels for o in outcomes if o.status == "done")
+    if as_json:
+        click.echo(json.dumps({
+            "files": [{"input": o.input, "output": o.output, "status": o.status,
+                       "reason": o.reason, "seconds": round(o.seconds, 4), "pixels": o.pixels}
+                      for o in outcomes],
+            "summary": dict(counts, seconds=round(seconds, 3), jobs=jobs,
+                            interrupted=interrupted,
+                            images_per_second=round(counts["done"] / seconds, 3) if seconds else None,
+                            megapixels_per_second=round(pixels / seconds / 1e6, 3)
+                            if seconds else None),
+        }, indent=2))
+    if quiet:
+        return
+    err = click.get_text_stream("stderr")
+    if dry_run:
+        for o in outcomes:
+            click.echo(f"{o.status}: {o.input} -> {o.output}" + (f" ({o.reason})" if o.reason
+                                                                   else ""), file=err)
+    for o in outcomes:
+        if o.status == "failed":
+            click.echo(f"failed: {o.input}: {o.reason}", file=err)
+    rate = f", {counts['done'] / seconds:.2f} images/s, {pixels / seconds / 1e6:.2f} MP/s" \
+        if seconds and counts["done"] else ""
+    head = "interrupted: " if interrupted else ""
+    click.echo(f"{head}{counts['done']} done, {counts['skipped']} skipped, {counts['failed']} "
+               f"failed" + (f", {counts['planned']} planned" if dry_run else "")
+               + f" in {seconds:.1f} s{rate}", file=err)

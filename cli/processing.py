@@ -1,0 +1,109 @@
+"""Denoising one file, shared by `nlmeans denoise` and `nlmeans batch`."""
+
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+
+import click
+
+
+def same_file(a, b):
+    """True if paths a and b name the same file (symlinks, ./ and .. resolved)."""
+    if os.path.exists(a) and os.path.exists(b):
+        return os.path.samefile(a, b)
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+@dataclass
+class Outcome:
+    """What happened to one file."""
+
+    input: str
+    output: str
+    status: str = "done"          # done, skipped, failed
+    reason: str = ""
+    seconds: float = 0.0
+    pixels: int = 0
+    details: object = field(default=None, repr=False)
+
+
+def check_output(input_path, output_path, overwrite, fmt=None):
+    """Refuse outputs that would lose data, before any work is done."""
+    from nlmeans.io import format_of
+
+    fmt = format_of(output_path, fmt) if output_path != "-" or fmt else "PNG"
+    if output_path == "-":
+        return fmt
+    if input_path != "-" and same_file(input_path, output_path):
+        raise click.ClickException(f"{output_path}: OUTPUT is the INPUT file; "
+                                   f"refusing to overwrite the input")
+    if os.path.isdir(output_path):
+        raise click.ClickException(f"{output_path}: is a folder; give an output file name")
+    if os.path.exists(output_path) and not overwrite:
+        raise click.ClickException(f"{output_path}: already exists (use --overwrite)")
+    return fmt
+
+
+def denoise_image(image, options, volume=False, estimate_error=False):
+    """Denoise an io.Image's pixels: a volume in 3-D with --volume, else page by page.
+
+    Returns (pixels, report of the first page or of the volume).
+    """
+    import numpy as np
+
+    from nlmeans import denoise_with_report
+
+    axis = image.channel_axis
+    if not image.is_volume or volume:
+        return denoise_with_report(image.pixels, channel_axis=axis,
+                                   estimate_error=estimate_error, **options)
+    pages, first = [], None
+    for page in image.pixels:
+        result, report = denoise_with_report(page, channel_axis=axis,
+                                             estimate_error=estimate_error and first is None,
+                                             **options)
+        pages.append(result)
+        first = first or report
+    return np.stack(pages), first
+
+
+def process(input_path, output_path, options, *, fmt=None, volume=False, quality=95,
+            estimate_error=False):
+    """Read, denoise and write one file. Raises ClickException with a one-line reason."""
+    from nlmeans.io import ImageIOError, format_of, read_bytes, read_image, write_image
+
+    started = time.perf_counter()
+    try:
+        if input_path == "-":
+            image = read_bytes(click.get_binary_stream("stdin").read(), "<stdin>")
+        else:
+            image = read_image(input_path)
+        try:
+            result, details = denoise_image(image, options, volume, estimate_error)
+        except ValueError as exc:
+            raise click.ClickException(f"{input_path}: {exc}") from None
+        except MemoryError as exc:
+            raise click.ClickException(f"{input_path}: {exc}") from None
+        merged = image.merged(result)
+        if output_path == "-":
+            from nlmeans.io import encode
+
+            data = encode(merged, fmt or "PNG", quality=quality, icc_profile=image.icc_profile,
+                          is_volume=image.is_volume)
+            stream = click.get_binary_stream("stdout")
+            stream.write(data)
+            stream.flush()
+        else:
+            write_image(output_path, merged, fmt=format_of(output_path, fmt), quality=quality,
+                        icc_profile=image.icc_profile, is_volume=image.is_volume)
+    except ImageIOError as exc:
+        raise click.ClickException(str(exc)) from None
+    return Outcome(input_path, output_path, seconds=time.perf_counter() - started,
+                   pixels=int(image.pixels.size // (image.pixels.shape[-1]
+                                                    if image.is_colour else 1)),
+                   details=details)
+
+
+def stderr_is_terminal():
+    return sys.stderr.isatty()

@@ -1,0 +1,155 @@
+"""`nlmeans batch`: folders, patterns, resume, dry runs, jobs, JSON, failures, Ctrl-C."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import nlmeans
+from conftest import SAMPLES
+from nlmeans_cli.main import cli
+
+RNG = np.random.default_rng(21)
+
+
+def run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+@pytest.fixture
+def tree(tmp_path):
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    for name in ("a.png", "b.png", "sub/c.png"):
+        iio.imwrite(src / name, np.clip(128 + 25 * RNG.standard_normal((24, 28)), 0, 255)
+                    .astype(np.uint8))
+    (src / "notes.txt").write_text("not an image")
+    return src
+
+
+def test_batch_denoises_every_image(tree, tmp_path):
+    out = tmp_path / "out"
+    result = run("batch", tree, out, "--h", 20, "--jobs", 1)
+    assert result.exit_code == 0, result.output
+    assert sorted(os.listdir(out)) == ["a.png", "b.png"]
+    expected = nlmeans.denoise(iio.imread(tree / "a.png"), 20)
+    np.testing.assert_array_equal(iio.imread(out / "a.png"), expected)
+    assert "2 done, 0 skipped, 0 failed" in result.stderr
+
+
+def test_recursive_mirrors_the_tree_with_suffix_and_format(tree, tmp_path):
+    out = tmp_path / "out"
+    result = run("batch", tree, out, "--recursive", "--suffix", "_clean", "--format", "tif",
+                 "--jobs", 1, "-q")
+    assert result.exit_code == 0, result.output
+    assert (out / "sub" / "c_clean.tif").exists() and (out / "a_clean.tif").exists()
+    assert iio.imread(out / "sub" / "c_clean.tif").dtype == np.uint8
+
+
+def test_pattern_selects_files(tree, tmp_path):
+    result = run("batch", tree, tmp_path / "out", "--pattern", "a*", "--json", "-q")
+    report = json.loads(result.stdout)
+    assert [os.path.basename(f["input"]) for f in report["files"]] == ["a.png"]
+
+
+def test_skip_existing_and_overwrite(tree, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a.png").write_bytes(b"old")
+    result = run("batch", tree, out, "--skip-existing", "--json", "-q")
+    summary = json.loads(result.stdout)["summary"]
+    assert (summary["done"], summary["skipped"]) == (1, 1)
+    assert (out / "a.png").read_bytes() == b"old"
+    result = run("batch", tree, out, "--json", "-q")
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)["summary"]["failed"] == 2  # both outputs exist now
+    assert (out / "a.png").read_bytes() == b"old"
+    result = run("batch", tree, out, "--overwrite", "-q")
+    assert result.exit_code == 0
+    assert iio.imread(out / "a.png").shape == (24, 28)
+
+
+def test_dry_run_writes_nothing(tree, tmp_path):
+    out = tmp_path / "out"
+    result = run("batch", tree, out, "--recursive", "--dry-run")
+    assert result.exit_code == 0
+    assert not out.exists()
+    assert result.stderr.count("planned: ") == 3
+
+
+def test_one_bad_file_never_stops_the_batch(tree, tmp_path):
+    (tree / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    out = tmp_path / "out"
+    result = run("batch", tree, out, "--jobs", 1, "--json")
+    assert result.exit_code == 1
+    report = json.loads(result.stdout)
+    status = {os.path.basename(f["input"]): f["status"] for f in report["files"]}
+    assert status == {"a.png": "done", "b.png": "done", "broken.png": "failed"}
+    assert "failed: " in result.stderr and "broken.png" in result.stderr
+    assert not (out / "broken.png").exists()
+    assert [n for n in os.listdir(out) if n.startswith(".nlmeans-")] == []
+
+
+def test_two_jobs_give_the_same_images(tree, tmp_path):
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert run("batch", tree, one, "--jobs", 1, "-q", "--recursive").exit_code == 0
+    result = run("batch", tree, two, "--jobs", 2, "--json", "--recursive")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["summary"]["jobs"] == 2
+    for name in ("a.png", "b.png", "sub/c.png"):
+        np.testing.assert_array_equal(iio.imread(one / name), iio.imread(two / name))
+
+
+def test_output_dir_equal_to_input_dir_needs_a_new_name(tree):
+    result = run("batch", tree, tree)
+    assert result.exit_code == 2 and "OUTPUT_DIR is INPUT_DIR" in result.output
+    result = run("batch", tree, tree, "--suffix", "_dn", "--jobs", 1, "-q")
+    assert result.exit_code == 0
+    assert (tree / "a_dn.png").exists()
+
+
+def test_unwritable_output_folder(tree, tmp_path):
+    if os.geteuid() == 0:
+        # root writes anywhere; a file where the folder should be fails for everyone
+        blocker = tmp_path / "out"
+        blocker.write_text("a file, not a folder")
+        result = run("batch", tree, blocker / "deeper")
+    else:
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        result = run("batch", tree, locked / "out")
+    assert result.exit_code == 1
+    assert "cannot create output folder" in result.output
+
+
+def test_ctrl_c_stops_cleanly(tmp_path):
+    """SIGINT during a batch: finished files stay, none is half-written, summary printed."""
+    src = tmp_path / "in"
+    src.mkdir()
+    big = iio.imread(os.path.join(SAMPLES, "camera_noisy.png"))
+    for i in range(40):
+        iio.imwrite(src / f"img{i:02d}.png", np.roll(big, i, axis=1))
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "nlmeans_cli.main", "batch", str(src),
+                             str(out), "--jobs", "1", "--Ds", "10", "--ds", "3"],
+                            stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and not (out.exists() and len(os.listdir(out)) >= 2):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted: " in err and "Traceback" not in err
+    written = os.listdir(out)
+    assert [n for n in written if n.startswith(".nlmeans-")] == []
+    assert 2 <= len(written) < 40
+    for name in written:  # every file that is there is complete
+        assert iio.imread(out / name).shape == big.shape

@@ -1,0 +1,183 @@
+"""Image files: pixel types, channels, alpha, palettes, orientation, ICC, volumes, stdin/stdout."""
+
+import io
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tifffile
+from click.testing import CliRunner
+from PIL import Image as PILImage
+
+import nlmeans
+from nlmeans.io import ImageIOError, encode, read_bytes, read_image, write_image
+from nlmeans_cli.main import cli
+
+RNG = np.random.default_rng(11)
+
+
+def run(*args, **kwargs):
+    return CliRunner().invoke(cli, [str(a) for a in args], **kwargs)
+
+
+def noisy(shape, dtype):
+    if np.dtype(dtype).kind == "f":
+        return (0.5 + 0.1 * RNG.standard_normal(shape)).astype(dtype)
+    top = np.iinfo(dtype).max
+    return np.clip(top / 2 + top / 8 * RNG.standard_normal(shape), 0, top).astype(dtype)
+
+
+@pytest.mark.parametrize("suffix, dtype, channels", [
+    (".png", np.uint8, None), (".png", np.uint8, 2), (".png", np.uint8, 3), (".png", np.uint8, 4),
+    (".png", np.uint16, None), (".png", np.uint16, 2), (".png", np.uint16, 3),
+    (".png", np.uint16, 4),
+    (".tif", np.uint8, None), (".tif", np.uint8, 3), (".tif", np.uint16, None),
+    (".tif", np.uint16, 3), (".tif", np.uint16, 4), (".tif", np.float32, None),
+    (".tif", np.float32, 3), (".bmp", np.uint8, None), (".bmp", np.uint8, 3),
+    (".webp", np.uint8, 3),
+])
+def test_round_trip_keeps_type_and_channels(tmp_path, suffix, dtype, channels):
+    shape = (21, 17) if channels is None else (21, 17, channels)
+    array = noisy(shape, dtype)
+    path = str(tmp_path / f"a{suffix}")
+    write_image(path, array, quality=100)
+    back = read_image(path).merged()
+    assert back.dtype == array.dtype and back.shape == array.shape
+    if suffix != ".webp":  # WebP is lossy even at quality 100
+        np.testing.assert_array_equal(back, array)
+
+
+@pytest.mark.parametrize("suffix", [".png", ".tif"])
+def test_alpha_is_passed_through_untouched(tmp_path, suffix):
+    rgba = noisy((20, 22, 4), np.uint16)
+    src, out = tmp_path / f"in{suffix}", tmp_path / f"out{suffix}"
+    write_image(str(src), rgba)
+    assert run("denoise", src, out, "-q").exit_code == 0
+    written = read_image(str(out)).merged()
+    np.testing.assert_array_equal(written[..., 3], rgba[..., 3])
+    assert written.dtype == np.uint16
+    np.testing.assert_array_equal(written[..., :3], nlmeans.denoise(rgba[..., :3],
+                                                                    channel_axis=-1))
+
+
+def test_palette_image_becomes_rgb(tmp_path):
+    rgb = (RNG.random((16, 16, 3)) * 255).astype(np.uint8)
+    palette = PILImage.fromarray(rgb).quantize(16)
+    path = tmp_path / "p.png"
+    palette.save(path)
+    image = read_image(str(path))
+    assert image.pixels.shape == (16, 16, 3) and image.pixels.dtype == np.uint8
+    np.testing.assert_array_equal(image.pixels, np.asarray(palette.convert("RGB")))
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    """A viewer shows the output as it shows the input: stored rotated + tag."""
+    upright = np.zeros((10, 30), np.uint8)
+    upright[:, :5] = 255  # a bright left edge
+    stored = np.rot90(upright, 1)  # stored turned left; orientation 6 turns it right
+    exif = PILImage.Exif()
+    exif[0x0112] = 6
+    path, out = tmp_path / "o.jpg", tmp_path / "out.png"
+    PILImage.fromarray(np.ascontiguousarray(stored)).save(path, exif=exif, quality=100)
+    image = read_image(str(path))
+    assert image.pixels.shape == upright.shape
+    assert image.pixels[:, :3].mean() > 200 and image.pixels[:, -3:].mean() < 50
+    assert run("denoise", path, out, "--h", 5, "-q").exit_code == 0
+    with PILImage.open(out) as written:
+        assert written.size == (30, 10)
+        assert written.getexif().get(0x0112) in (None, 1)
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg", ".tif"])
+def test_icc_profile_is_carried_over(tmp_path, suffix):
+    from PIL import ImageCms
+
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    rgb = noisy((24, 24, 3), np.uint8)
+    src, out = tmp_path / f"in{suffix}", tmp_path / f"out{suffix}"
+    write_image(str(src), rgb, icc_profile=icc)
+    assert read_image(str(src)).icc_profile == icc
+    assert run("denoise", src, out, "-q").exit_code == 0
+    assert read_image(str(out)).icc_profile == icc
+
+
+def test_multipage_tiff_page_by_page_and_as_volume(tmp_path):
+    stack = noisy((4, 20, 24), np.uint16)
+    src = tmp_path / "stack.tif"
+    tifffile.imwrite(src, stack, photometric="minisblack")
+    image = read_image(str(src))
+    assert image.is_volume and image.pixels.shape == (4, 20, 24)
+    assert run("denoise", src, tmp_path / "pages.tif", "--h", 3000, "-q").exit_code == 0
+    pages = tifffile.imread(tmp_path / "pages.tif")
+    expected = np.stack([nlmeans.denoise(p, 3000) for p in stack])
+    np.testing.assert_array_equal(pages, expected)
+    assert run("denoise", src, tmp_path / "vol.tif", "--h", 3000, "--volume", "-q").exit_code == 0
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "vol.tif"),
+                                  nlmeans.denoise(stack, 3000))
+    result = run("denoise", src, tmp_path / "vol.png", "--h", 3000)
+    assert result.exit_code == 1 and "volume can only be written as TIFF" in result.output
+
+
+def test_float32_tiff_stays_float(tmp_path):
+    array = noisy((20, 20), np.float32)
+    src, out = tmp_path / "f.tif", tmp_path / "o.tif"
+    tifffile.imwrite(src, array)
+    assert run("denoise", src, out, "--h", 0.05, "-q").exit_code == 0
+    written = tifffile.imread(out)
+    assert written.dtype == np.float32
+    np.testing.assert_array_equal(written, nlmeans.denoise(array, 0.05))
+    result = run("denoise", src, tmp_path / "o.png", "--h", 0.05)
+    assert result.exit_code == 1 and "cannot store float32" in result.output
+
+
+def test_stdin_to_stdout(tmp_path):
+    array = noisy((20, 24), np.uint8)
+    data = encode(array, "PNG")
+    proc = subprocess.run([sys.executable, "-m", "nlmeans_cli.main", "denoise", "-", "-",
+                           "--h", "15", "--format", "png", "-q"], input=data,
+                          capture_output=True)
+    assert proc.returncode == 0, proc.stderr
+    result = read_bytes(proc.stdout).pixels
+    np.testing.assert_array_equal(result, nlmeans.denoise(array, 15))
+
+
+def test_jpeg_quality_option(tmp_path):
+    array = noisy((64, 64, 3), np.uint8)
+    src = tmp_path / "in.png"
+    write_image(str(src), array)
+    sizes = {}
+    for q in (30, 95):
+        out = tmp_path / f"q{q}.jpg"
+        assert run("denoise", src, out, "--h", 5, "--quality", q, "-q").exit_code == 0
+        sizes[q] = out.stat().st_size
+    assert sizes[30] < sizes[95]
+
+
+def test_decode_errors_are_one_line():
+    with pytest.raises(ImageIOError, match="cannot read image"):
+        read_bytes(b"GIF89a garbage", "x.gif")
+    with pytest.raises(ImageIOError, match="empty file"):
+        read_bytes(b"", "x.png")
+    with pytest.raises(ImageIOError, match="unsupported image shape"):
+        buffer = io.BytesIO()
+        tifffile.imwrite(buffer, np.zeros((2, 2, 3, 5, 6), np.uint8), photometric="minisblack")
+        read_bytes(buffer.getvalue(), "5d.tif")
+
+
+def test_write_refuses_what_the_format_cannot_hold(tmp_path):
+    with pytest.raises(ImageIOError, match="JPEG cannot store uint16"):
+        write_image(str(tmp_path / "a.jpg"), np.zeros((4, 4), np.uint16))
+    with pytest.raises(ImageIOError, match="cannot store an alpha channel"):
+        write_image(str(tmp_path / "a.jpg"), np.zeros((4, 4, 4), np.uint8))
+    assert os.listdir(tmp_path) == []
+
+
+def test_planar_rgb_tiff_is_colour(tmp_path):
+    rgb = noisy((3, 12, 14), np.uint8)  # stored as separate colour planes
+    path = tmp_path / "planar.tif"
+    tifffile.imwrite(path, rgb, photometric="rgb", planarconfig="separate")
+    image = read_image(str(path))
+    assert not image.is_volume and image.pixels.shape == (12, 14, 3)
+    np.testing.assert_array_equal(image.pixels, np.moveaxis(rgb, 0, -1))
