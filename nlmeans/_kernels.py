@@ -279,29 +279,142 @@ def _divide_from(weights, origin, norm, out):
 
 
 @njit(cache=True, fastmath=True)
+def _diff_row(padded, z, y, x0, shift, out):
+    """out[k] = sum_c (padded[c, z, y, x0 + k] - padded[c, z + sz, y + sy, x0 + sx + k])**2."""
+    sz, sy, sx = shift
+    n = out.shape[0]
+    a = padded[0, z, y, x0:x0 + n]
+    b = padded[0, z + sz, y + sy, x0 + sx:x0 + sx + n]
+    for k in range(n):
+        diff = a[k] - b[k]
+        out[k] = diff * diff
+    for c in range(1, padded.shape[0]):
+        a = padded[c, z, y, x0:x0 + n]
+        b = padded[c, z + sz, y + sy, x0 + sx:x0 + sx + n]
+        for k in range(n):
+            diff = a[k] - b[k]
+            out[k] += diff * diff
+
+
+@njit(cache=True, fastmath=True)
+def _row_to_weights(column_sums, width, threshold, inv_scale, out):
+    """out[k] = exp(-max(sum(column_sums[k:k + width]) - threshold, 0) * inv_scale)."""
+    n = out.shape[0]
+    for k in range(n):
+        out[k] = column_sums[k]
+    # Shifted adds vectorise; a running sum along the row would not. The row
+    # buffers are short enough to stay in L1.
+    for a in range(1, width):
+        for k in range(n):
+            out[k] += column_sums[k + a]
+    zero = threshold - threshold  # 0 in the working dtype
+    for k in range(n):
+        out[k] = exp_neg(max(out[k] - threshold, zero) * inv_scale)
+
+
+@njit(cache=True, fastmath=True)
+def _accumulate_row(weights, values, acc_row):
+    """acc_row += weights * values (one row of one channel)."""
+    for k in range(acc_row.shape[0]):
+        acc_row[k] += weights[k] * values[k]
+
+
+@njit(cache=True, fastmath=True)
+def _add_row(weights, weight_sum_row):
+    for k in range(weight_sum_row.shape[0]):
+        weight_sum_row[k] += weights[k]
+
+
+@njit(cache=True, fastmath=True)
 def _offset_weights(padded, margin, lo, size, offset, patch_radius, threshold, inv_scale,
-                    diff_flat, zsum_flat, ysum_flat, weight_flat):
+                    scratch, weight_flat, fused, start, stop, acc, weight_sum):
     """Weights w(p, p + offset) for the positions p in the box [lo, lo + size).
 
-    Positions are output coordinates; `margin` converts them to padded ones. The
-    returned array is a view of `weight_flat`.
+    Positions are output coordinates; `margin` converts them to padded ones.
+    Without `fused`, the weights are returned as a view of `weight_flat`. With
+    `fused` (pixel-wise NL-means, centre weight 1), each row of weights is used
+    at once while it is in L1: the tile [start, stop) gets w(p, p + t) v(p + t)
+    at p and w(p, p + t) v(p) at p + t, added to acc and weight_sum.
+
+    Rows are streamed: for each row of positions, the sums over the patch's
+    rows (column sums) are updated by adding the squared-difference row that
+    enters the patch and subtracting the one that leaves it, kept in a ring of
+    2 * py + 1 rows, so the work per position is the same for every patch size
+    and the data stays in L1. With 3-D patches the sums over the patch's planes
+    are formed first (running sums too).
     """
     pz, py, px = patch_radius
     wz, wy, wx = size
-    ez, ey, ex = wz + 2 * pz, wy + 2 * py, wx + 2 * px
-    diff = diff_flat[:ez * ey * ex].reshape((ez, ey, ex))
-    # Padded coordinates of the first patch element of the first position.
-    _squared_differences(padded, (lo[0] - pz + margin[0], lo[1] - py + margin[1],
-                                  lo[2] - px + margin[2]), offset, diff)
-    if pz > 0:
-        zsum = zsum_flat[:wz * ey * ex].reshape((wz, ey, ex))
-        _box_sum_planes(diff, 2 * pz + 1, zsum)
-    else:
-        zsum = diff
-    ysum = ysum_flat[:wz * wy * ex].reshape((wz, wy, ex))
-    _box_sum_rows(zsum, 2 * py + 1, ysum)
+    ey, ex = wy + 2 * py, wx + 2 * px
+    height = 2 * py + 1
+    dtype = weight_flat.dtype
+    ring = scratch[:height * ex].reshape((height, ex))
+    column_sums = scratch[height * ex:(height + 1) * ex]
+    row_buffer = scratch[(height + 1) * ex:(height + 2) * ex]
+    plane_sums = scratch[(height + 2) * ex:]
     weights = weight_flat[:wz * wy * wx].reshape((wz, wy, wx))
-    _box_sum_last_to_weights(ysum, 2 * px + 1, threshold, inv_scale, weights)
+    # Padded coordinates of the first patch element of the first position.
+    z0, y0, x0 = lo[0] - pz + margin[0], lo[1] - py + margin[1], lo[2] - px + margin[2]
+    if pz > 0:
+        planes = plane_sums[:wz * ey * ex].reshape((wz, ey, ex))
+        diff = np.empty((wz + 2 * pz, ey, ex), dtype=dtype)
+        for i in range(wz + 2 * pz):
+            for r in range(ey):
+                _diff_row(padded, z0 + i, y0 + r, x0, offset, diff[i, r])
+        _box_sum_planes(diff, 2 * pz + 1, planes)
+    else:
+        planes = plane_sums[:1].reshape((1, 1, 1))
+    tz, ty, tx = offset
+    nx = stop[2] - start[2]
+    channels = padded.shape[0]
+    for i in range(wz):
+        for j in range(wy):
+            if j == 0:
+                # Column sums over the first `height` rows.
+                for r in range(height):
+                    if pz > 0:
+                        ring[r] = planes[i, r]
+                    else:
+                        _diff_row(padded, z0 + i, y0 + r, x0, offset, ring[r])
+                column_sums[:] = ring[0]
+                for r in range(1, height):
+                    for k in range(ex):
+                        column_sums[k] += ring[r, k]
+            elif pz > 0:
+                entering, leaving = planes[i, j + height - 1], planes[i, j - 1]
+                for k in range(ex):
+                    column_sums[k] += entering[k] - leaving[k]
+            else:
+                # The row leaving the patch gives its ring slot to the one entering.
+                slot = ring[(j - 1) % height]
+                for k in range(ex):
+                    column_sums[k] -= slot[k]
+                _diff_row(padded, z0 + i, y0 + j + height - 1, x0, offset, slot)
+                for k in range(ex):
+                    column_sums[k] += slot[k]
+            if not fused:
+                _row_to_weights(column_sums, 2 * px + 1, threshold, inv_scale, weights[i, j])
+                continue
+            wrow = row_buffer[:wx]
+            _row_to_weights(column_sums, 2 * px + 1, threshold, inv_scale, wrow)
+            pz_, py_ = lo[0] + i, lo[1] + j  # this row's positions p (output coordinates)
+            if start[0] <= pz_ < stop[0] and start[1] <= py_ < stop[1]:
+                # p in the tile: w(p, p + t) v(p + t).
+                w = wrow[start[2] - lo[2]:start[2] - lo[2] + nx]
+                _add_row(w, weight_sum[pz_ - start[0], py_ - start[1]])
+                for c in range(channels):
+                    v = padded[c, pz_ + tz + margin[0], py_ + ty + margin[1],
+                               start[2] + tx + margin[2]:start[2] + tx + margin[2] + nx]
+                    _accumulate_row(w, v, acc[c, pz_ - start[0], py_ - start[1]])
+            qz, qy = pz_ + tz, py_ + ty
+            if start[0] <= qz < stop[0] and start[1] <= qy < stop[1]:
+                # q = p + t in the tile: w(q - t, q) v(q - t).
+                w = wrow[start[2] - tx - lo[2]:start[2] - tx - lo[2] + nx]
+                _add_row(w, weight_sum[qz - start[0], qy - start[1]])
+                for c in range(channels):
+                    v = padded[c, pz_ + margin[0], py_ + margin[1],
+                               start[2] - tx + margin[2]:start[2] - tx + margin[2] + nx]
+                    _accumulate_row(w, v, acc[c, qz - start[0], qy - start[1]])
     return weights
 
 
@@ -335,10 +448,9 @@ def _denoise_tile(padded, out, start, stop, patch_radius, search_radius, aggrega
     # Flat scratch buffers large enough for any offset.
     wz_max, wy_max, wx_max = nz + sz + 2 * az, ny + sy + 2 * ay, nx + sx + 2 * ax
     pz, py, px = patch_radius
-    ext_size = (wz_max + 2 * pz) * (wy_max + 2 * py) * (wx_max + 2 * px)
-    diff_flat = np.empty(ext_size, dtype=dtype)
-    zsum_flat = np.empty(ext_size if pz > 0 else 1, dtype=dtype)
-    ysum_flat = np.empty(wz_max * wy_max * (wx_max + 2 * px), dtype=dtype)
+    row = wx_max + 2 * px
+    planes = wz_max * (wy_max + 2 * py) * row if pz > 0 else 0
+    scratch = np.empty((2 * py + 3) * row + planes + 1, dtype=dtype)
     weight_flat = np.empty(wz_max * wy_max * wx_max, dtype=dtype)
 
     # Each reference's own weight, and (patch-wise) the sum of all its weights.
@@ -356,7 +468,8 @@ def _denoise_tile(padded, out, start, stop, patch_radius, search_radius, aggrega
                   ref_start[2] - max(t[2], 0))
             size = (rz + abs(t[0]), ry + abs(t[1]), rx + abs(t[2]))
             weights = _offset_weights(padded, margin, lo, size, t, patch_radius, threshold,
-                                      inv_scale, diff_flat, zsum_flat, ysum_flat, weight_flat)
+                                      inv_scale, scratch, weight_flat, False, start, stop, acc,
+                                      weight_sum)
             # Reference p: w(p, p + t) sits at p, w(p, p - t) at p - t.
             forward = (ref_start[0] - lo[0], ref_start[1] - lo[1], ref_start[2] - lo[2])
             mirror = (forward[0] - t[0], forward[1] - t[1], forward[2] - t[2])
@@ -376,9 +489,9 @@ def _denoise_tile(padded, out, start, stop, patch_radius, search_radius, aggrega
                             centre[i, j, k] = 1
                             norm[i, j, k] = 1
 
-    # Pass 2: accumulate.
-    scratch = (rz, ry, rx) if aggregating else (1, 1, 1)
-    ref_weights = np.empty(scratch, dtype=dtype)
+    # Pass 2: accumulate (as the weights are made, in the plain pixel-wise case).
+    fused = not aggregating and not centre_max
+    ref_weights = np.empty((rz, ry, rx) if aggregating else (1, 1, 1), dtype=dtype)
     planes = np.empty((nz, ry, rx) if aggregating else (1, 1, 1), dtype=dtype)
     rows = np.empty((nz, ny, rx) if aggregating else (1, 1, 1), dtype=dtype)
     tile_weights = np.empty((nz, ny, nx) if aggregating else (1, 1, 1), dtype=dtype)
@@ -388,7 +501,10 @@ def _denoise_tile(padded, out, start, stop, patch_radius, search_radius, aggrega
               ref_start[2] - max(t[2], 0))
         size = (rz + abs(t[0]), ry + abs(t[1]), rx + abs(t[2]))
         weights = _offset_weights(padded, margin, lo, size, t, patch_radius, threshold,
-                                  inv_scale, diff_flat, zsum_flat, ysum_flat, weight_flat)
+                                  inv_scale, scratch, weight_flat, fused, start, stop, acc,
+                                  weight_sum)
+        if fused:
+            continue
         forward = (ref_start[0] - lo[0], ref_start[1] - lo[1], ref_start[2] - lo[2])
         mirror = (forward[0] - t[0], forward[1] - t[1], forward[2] - t[2])
         # Pixel q of the tile receives v(q + t) and v(q - t).

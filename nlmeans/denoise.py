@@ -8,7 +8,7 @@ import numpy as np
 # Output tiles per thread: about 16k pixels, so that a tile's scratch buffers
 # stay in the L2 cache, with tiles much larger than usual search radii so the
 # pairs recomputed at tile borders cost little.
-_TILE_2D = (1, 64, 256)
+_TILE_2D = (1, 128, 256)
 _TILE_3D = (8, 32, 64)
 
 

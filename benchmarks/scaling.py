@@ -1,0 +1,137 @@
+"""How nlmeans' cost scales: patch size, pixels, offsets, threads, colour, 3-D, float64, memory.
+
+Each figure is the median of --repeats runs after a warm-up, with the process's
+CPU time / wall time beside it (a figure taken while something else ran is void).
+
+    python benchmarks/scaling.py            # writes benchmarks/results/scaling.md
+"""
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def timed(fn, repeats):
+    fn()
+    walls, cpus = [], []
+    for _ in range(repeats):
+        c0, w0 = time.process_time(), time.perf_counter()
+        fn()
+        walls.append(time.perf_counter() - w0)
+        cpus.append(time.process_time() - c0)
+    return statistics.median(walls), sum(cpus) / sum(walls)
+
+
+def noisy_image(shape, seed=0):
+    rng = np.random.default_rng(seed)
+    from skimage import data, transform
+
+    base = transform.resize(data.camera().astype(np.float32), shape[:2], preserve_range=True)
+    if len(shape) == 3:
+        base = np.stack([base, base[::-1], base[:, ::-1]], axis=-1)
+    return (base + 20 * rng.standard_normal(shape)).astype(np.float32)
+
+
+def peak_memory_ratio(size):
+    """Peak resident memory of denoising a size x size float32 image, over the image's size."""
+    code = (
+        "import resource, numpy as np, nlmeans\n"
+        f"image = np.random.default_rng(0).random(({size}, {size}), dtype=np.float32)\n"
+        "image *= 255\n"
+        "nlmeans.denoise(image[:64, :64], 20.0)\n"  # compile/load before the baseline
+        "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "nlmeans.denoise(image, 20.0)\n"
+        "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "print((peak - base) * 1024 / image.nbytes)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(out.stdout.strip())
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", default=os.path.join(HERE, "results"))
+    args = parser.parse_args(argv)
+    import numba
+
+    import nlmeans
+
+    r = args.repeats
+    lines = []
+
+    def row(*cells):
+        line = "| " + " | ".join(str(c) for c in cells) + " |"
+        lines.append(line)
+        print(line, flush=True)
+
+    def rate(image, repeats=r, **kw):
+        wall, load = timed(lambda: nlmeans.denoise(image, 20.0, **kw), repeats)
+        return image.shape[0] * image.shape[1] / wall / 1e6, load, wall
+
+    cores = os.cpu_count()
+    row("measure", "setting", "MP/s", "CPU/wall", "note")
+    row(*["---"] * 5)
+    img1k = noisy_image((1024, 1024))
+    rates = []
+    for ds in range(1, 6):
+        mps, load, _ = rate(img1k, patch_radius=ds, search_radius=7)
+        rates.append(mps)
+        row("patch size", f"ds={ds}, Ds=7, 1024²", f"{mps:.2f}", f"{load:.2f}", "")
+    spread = (max(rates) - min(rates)) / statistics.mean(rates)
+    row("patch size", "spread (max-min)/mean", "", "", f"{100 * spread:.0f} %")
+    rates = []
+    for size in (256, 1024, 4096):
+        mps, load, _ = rate(noisy_image((size, size)), repeats=max(1, r if size < 4096 else 1))
+        rates.append(mps)
+        row("pixels", f"{size}², 5/15", f"{mps:.2f}", f"{load:.2f}", "")
+    spread = (max(rates) - min(rates)) / statistics.mean(rates)
+    row("pixels", "spread (max-min)/mean", "", "", f"{100 * spread:.0f} %")
+    per_offset = []
+    for Ds in (3, 5, 7, 10):
+        mps, load, wall = rate(img1k, patch_radius=2, search_radius=Ds)
+        offsets = ((2 * Ds + 1) ** 2 - 1) // 2
+        per_offset.append(wall / offsets)
+        row("offsets", f"Ds={Ds} ({offsets} pairs of offsets)", f"{mps:.2f}", f"{load:.2f}",
+            f"{1e9 * wall / offsets / img1k.size:.3f} ns per pixel and offset pair")
+    for threads in sorted({1, cores}):
+        numba.set_num_threads(threads)
+        mps, load, _ = rate(img1k)
+        row("threads", f"{threads}, 5/15, 1024²", f"{mps:.2f}", f"{load:.2f}", "")
+    numba.set_num_threads(cores)
+    grey, _, grey_wall = rate(img1k)
+    colour_img = noisy_image((1024, 1024, 3))
+    _, load, colour_wall = rate(colour_img, channel_axis=-1)
+    row("colour", "RGB vs grey, 5/15, 1024²", f"{colour_img.shape[0] ** 2 / colour_wall / 1e6:.2f}",
+        f"{load:.2f}", f"{colour_wall / grey_wall:.2f}x the grey time")
+    _, load, f64_wall = rate(img1k.astype(np.float64), dtype=np.float64)
+    row("float64", "vs float32, 5/15, 1024²", "", f"{load:.2f}",
+        f"{f64_wall / grey_wall:.2f}x the float32 time")
+    from skimage.restoration import denoise_nl_means
+
+    volume = np.random.default_rng(1).normal(100, 20, (128, 128, 128)).astype(np.float32)
+    ours, load_ours = timed(lambda: nlmeans.denoise(volume, 20.0, patch_radius=1,
+                                                    search_radius=3), max(1, r - 1))
+    sk, load_sk = timed(lambda: denoise_nl_means(volume, h=20.0, patch_size=3, patch_distance=3,
+                                                 fast_mode=True), 1)
+    row("3-D", "128³, ds=1, Ds=3: nlmeans", f"{volume.size / ours / 1e6:.2f}", f"{load_ours:.2f}",
+        f"{sk / ours:.1f}x scikit-image")
+    row("3-D", "128³, ds=1, Ds=3: scikit-image fast mode", f"{volume.size / sk / 1e6:.2f}",
+        f"{load_sk:.2f}", "")
+    ratio = peak_memory_ratio(4096)
+    row("memory", "peak extra RSS, 4096² float32", "", "", f"{ratio:.1f}x the image's size")
+
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "scaling.md"), "w") as f:
+        f.write(f"Machine: {cores} cores. h = 20, float32 unless said.\n\n" + "\n".join(lines)
+                + "\n")
+
+
+if __name__ == "__main__":
+    main()
