@@ -4,6 +4,7 @@ import fnmatch
 import json
 import os
 import signal
+import sys
 import time
 
 import click
@@ -151,7 +152,7 @@ def batch_command(input_dir, output_dir, patterns, recursive, suffix, fmt, quali
             except OSError as exc:
                 raise click.ClickException(f"{folder}: cannot create output folder "
                                            f"({exc.strerror})") from None
-        show_bar = not quiet and click.get_text_stream("stderr").isatty()
+        show_bar = not quiet and sys.stderr.isatty()
         try:
             outcomes += _run(tasks, jobs, max(1, cores // jobs), kwargs, volume, quality, fmt,
                              show_bar)
@@ -178,9 +179,11 @@ def _run(tasks, jobs, threads, options, volume, quality, fmt, show_bar):
 
     init = (threads, options, volume, quality, fmt)
     done = []
-    bar = click.progressbar(length=len(tasks), label="denoising", file=click.get_text_stream(
-        "stderr"), show_pos=True, show_eta=True,
-        item_show_func=lambda o: os.path.basename(o.input) if o else "") if show_bar else None
+    bar = None
+    if show_bar:
+        bar = click.progressbar(length=len(tasks), label="denoising", file=sys.stderr,
+                                show_pos=True, show_eta=True,
+                                item_show_func=lambda o: os.path.basename(o.input) if o else "")
     if bar is not None:
         bar.__enter__()
     try:
@@ -240,7 +243,7 @@ def _finish(outcomes, seconds, as_json, quiet, dry_run=False, interrupted=False,
         }, indent=2))
     if quiet:
         return
-    err = click.get_text_stream("stderr")
+    err = sys.stderr
     if dry_run:
         for o in outcomes:
             click.echo(f"{o.status}: {o.input} -> {o.output}" + (f" ({o.reason})" if o.reason

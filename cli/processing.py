@@ -76,7 +76,7 @@ def process(input_path, output_path, options, *, fmt=None, volume=False, quality
     started = time.perf_counter()
     try:
         if input_path == "-":
-            image = read_bytes(click.get_binary_stream("stdin").read(), "<stdin>")
+            image = read_bytes(sys.stdin.buffer.read(), "<stdin>")
         else:
             image = read_image(input_path)
         try:
@@ -91,7 +91,7 @@ def process(input_path, output_path, options, *, fmt=None, volume=False, quality
 
             data = encode(merged, fmt or "PNG", quality=quality, icc_profile=image.icc_profile,
                           is_volume=image.is_volume)
-            stream = click.get_binary_stream("stdout")
+            stream = sys.stdout.buffer
             stream.write(data)
             stream.flush()
         else:
@@ -104,6 +104,3 @@ def process(input_path, output_path, options, *, fmt=None, volume=False, quality
                                                     if image.is_colour else 1)),
                    details=details)
 
-
-def stderr_is_terminal():
-    return sys.stderr.isatty()
