@@ -120,29 +120,6 @@ def half_offsets(search_radius):
 
 
 @njit(cache=True, fastmath=True)
-def _squared_differences(padded, origin, shift, out):
-    """out[i, j, k] = sum_c (padded[c, o + (i, j, k)] - padded[c, o + shift + (i, j, k)])**2."""
-    oz, oy, ox = origin
-    sz, sy, sx = shift
-    channels = padded.shape[0]
-    nz, ny, nx = out.shape
-    for i in range(nz):
-        for j in range(ny):
-            row = out[i, j]
-            a = padded[0, oz + i, oy + j, ox:ox + nx]
-            b = padded[0, oz + sz + i, oy + sy + j, ox + sx:ox + sx + nx]
-            for k in range(nx):
-                diff = a[k] - b[k]
-                row[k] = diff * diff
-            for c in range(1, channels):
-                a = padded[c, oz + i, oy + j, ox:ox + nx]
-                b = padded[c, oz + sz + i, oy + sy + j, ox + sx:ox + sx + nx]
-                for k in range(nx):
-                    diff = a[k] - b[k]
-                    row[k] += diff * diff
-
-
-@njit(cache=True, fastmath=True)
 def _box_sum_first_axis(src, width, out):
     """Running sums along axis 0 of 2-D arrays: out[i] = sum(src[i:i + width])."""
     n, m = out.shape
@@ -174,38 +151,23 @@ def _box_sum_rows(src, width, out):
 
 
 @njit(cache=True, fastmath=True)
-def _box_sum_last_to_weights(src, width, threshold, inv_scale, out):
-    """Box sum along the last axis, then weight = exp(-max(sum - threshold, 0) * inv_scale)."""
-    nz, ny, nx = out.shape
-    for i in range(nz):
-        for j in range(ny):
-            row_in = src[i, j]
-            row_out = out[i, j]
-            for k in range(nx):
-                row_out[k] = row_in[k]
-            # Shifted adds vectorise; a running sum along the contiguous axis would not.
-            for a in range(1, width):
-                for k in range(nx):
-                    row_out[k] += row_in[k + a]
-            zero = threshold - threshold  # 0 in the working dtype
-            for k in range(nx):
-                excess = max(row_out[k] - threshold, zero)
-                row_out[k] = exp_neg(excess * inv_scale)
+def _box_sum_row(row_in, width, row_out):
+    """row_out[k] = sum(row_in[k:k + width])."""
+    for k in range(row_out.shape[0]):
+        row_out[k] = row_in[k]
+    # Shifted adds vectorise; a running sum along the row would not. The rows
+    # are short enough to stay in L1.
+    for a in range(1, width):
+        for k in range(row_out.shape[0]):
+            row_out[k] += row_in[k + a]
 
 
 @njit(cache=True, fastmath=True)
 def _box_sum_last(src, width, out):
-    """Box sum of `width` elements along the last axis of 3-D arrays (shifted adds)."""
-    nz, ny, nx = out.shape
-    for i in range(nz):
-        for j in range(ny):
-            row_in = src[i, j]
-            row_out = out[i, j]
-            for k in range(nx):
-                row_out[k] = row_in[k]
-            for a in range(1, width):
-                for k in range(nx):
-                    row_out[k] += row_in[k + a]
+    """Box sum of `width` elements along the last axis of 3-D arrays."""
+    for i in range(out.shape[0]):
+        for j in range(out.shape[1]):
+            _box_sum_row(src[i, j], width, out[i, j])
 
 
 @njit(cache=True, fastmath=True)
@@ -299,16 +261,9 @@ def _diff_row(padded, z, y, x0, shift, out):
 @njit(cache=True, fastmath=True)
 def _row_to_weights(column_sums, width, threshold, inv_scale, out):
     """out[k] = exp(-max(sum(column_sums[k:k + width]) - threshold, 0) * inv_scale)."""
-    n = out.shape[0]
-    for k in range(n):
-        out[k] = column_sums[k]
-    # Shifted adds vectorise; a running sum along the row would not. The row
-    # buffers are short enough to stay in L1.
-    for a in range(1, width):
-        for k in range(n):
-            out[k] += column_sums[k + a]
+    _box_sum_row(column_sums, width, out)
     zero = threshold - threshold  # 0 in the working dtype
-    for k in range(n):
+    for k in range(out.shape[0]):
         out[k] = exp_neg(max(out[k] - threshold, zero) * inv_scale)
 
 
