@@ -112,7 +112,7 @@ def batch_command(input_dir, output_dir, patterns, recursive, suffix, fmt, quali
     exit code is 1. Ctrl-C stops cleanly: finished files stay, no half-written
     file is left, and the summary is still printed.
     """
-    from nlmeans_cli.processing import Outcome, same_file
+    from nlmeans_cli.processing import Outcome, announce_compilation, same_file, warm_up
 
     if skip_existing and overwrite:
         raise click.UsageError("--skip-existing and --overwrite exclude each other")
@@ -153,6 +153,9 @@ def batch_command(input_dir, output_dir, patterns, recursive, suffix, fmt, quali
                 raise click.ClickException(f"{folder}: cannot create output folder "
                                            f"({exc.strerror})") from None
         show_bar = not quiet and sys.stderr.isatty()
+        if jobs > 1:
+            announce_compilation(quiet)
+            warm_up(kwargs)
         try:
             outcomes += _run(tasks, jobs, max(1, cores // jobs), kwargs, volume, quality, fmt,
                              show_bar)

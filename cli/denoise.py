@@ -46,7 +46,7 @@ def denoise_command(input_path, output_path, volume, fmt, quality, overwrite, re
     is written to a temporary file in the output folder and renamed, so it is
     never left half-written; the output folder must exist (batch creates it).
     """
-    from nlmeans_cli.processing import check_output, process
+    from nlmeans_cli.processing import announce_compilation, check_output, process
 
     from nlmeans.io import ImageIOError
 
@@ -59,6 +59,7 @@ def denoise_command(input_path, output_path, volume, fmt, quality, overwrite, re
         out_folder = os.path.dirname(os.path.abspath(output_path))
         if not os.path.isdir(out_folder):
             raise click.ClickException(f"{output_path}: output folder {out_folder} does not exist")
+    announce_compilation(quiet)
     outcome = process(input_path, output_path, denoise_kwargs(**options), fmt=fmt,
                       volume=volume, quality=quality, estimate_error=report)
     details = outcome.details

@@ -45,6 +45,24 @@ def check_output(input_path, output_path, overwrite, fmt=None):
     return fmt
 
 
+def announce_compilation(quiet):
+    """Tell the user why the very first run is slow."""
+    from nlmeans.denoise import kernel_is_cached
+
+    if not quiet and not kernel_is_cached():
+        click.echo("compiling the denoising kernel (first run only, about 20 s)...", err=True)
+
+
+def warm_up(options):
+    """Compile (or load) the kernel for these options on a tiny image, so that worker
+    processes find it in the cache instead of all compiling it at once."""
+    import numpy as np
+
+    from nlmeans import denoise
+
+    denoise(np.random.default_rng(0).random((16, 16)) * 255, **options)
+
+
 def denoise_image(image, options, volume=False, estimate_error=False):
     """Denoise an io.Image's pixels: a volume in 3-D with --volume, else page by page.
 

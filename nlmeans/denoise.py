@@ -310,6 +310,23 @@ def denoise_with_report(image, h=None, *, patch_radius=None, search_radius=None,
     return _to_dtype(result, image.dtype), report
 
 
+def kernel_is_cached():
+    """Whether Numba has a cache of the compiled kernel on disk (else the first call
+    compiles it, which takes about 20 seconds)."""
+    import glob
+    import os
+
+    import nlmeans
+
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        folders = [os.environ["NUMBA_CACHE_DIR"]]
+    else:  # next to the package, or Numba's per-user fallback when that is read-only
+        folders = [os.path.join(os.path.dirname(nlmeans.__file__), "__pycache__"),
+                   os.path.join(os.path.expanduser("~"), ".cache", "numba")]
+    return any(glob.glob(os.path.join(folder, "**", "_kernels.nlmeans_kernel-*.nbi"),
+                         recursive=True) for folder in folders)
+
+
 def available_memory():
     """Bytes of memory available to a new allocation (MemAvailable), or None."""
     try:

@@ -273,3 +273,17 @@ def test_estimate_noise_command(tmp_path):
     assert result.exit_code == 1
     assert "no.png: no such file" in result.stderr
     assert result.stdout.count("\t") == 1
+
+
+def test_first_run_says_it_compiles(noisy_png, tmp_path, monkeypatch):
+    from nlmeans.denoise import kernel_is_cached
+
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "empty-cache"))
+    assert not kernel_is_cached()
+    monkeypatch.delenv("NUMBA_CACHE_DIR")
+    monkeypatch.setattr(sys.modules["nlmeans.denoise"], "kernel_is_cached", lambda: False)
+    result = run("denoise", noisy_png, tmp_path / "o.png", "--h", 10)
+    assert result.exit_code == 0
+    assert "compiling the denoising kernel (first run only" in result.stderr
+    result = run("denoise", noisy_png, tmp_path / "o2.png", "--h", 10, "-q")
+    assert result.stderr == ""
