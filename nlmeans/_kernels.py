@@ -190,14 +190,9 @@ def _accumulate(weights, w_origin, padded, v_origin, acc, weight_sum):
     for i in range(nz):
         for j in range(ny):
             w = weights[wz + i, wy + j, wx:wx + nx]
-            ws = weight_sum[i, j]
-            for k in range(nx):
-                ws[k] += w[k]
+            _add_row(w, weight_sum[i, j])
             for c in range(channels):
-                v = padded[c, vz + i, vy + j, vx:vx + nx]
-                a = acc[c, i, j]
-                for k in range(nx):
-                    a[k] += w[k] * v[k]
+                _accumulate_row(w, padded[c, vz + i, vy + j, vx:vx + nx], acc[c, i, j])
 
 
 @njit(cache=True, fastmath=True)
@@ -220,10 +215,7 @@ def _add_into(weights, origin, total):
     nz, ny, nx = total.shape
     for i in range(nz):
         for j in range(ny):
-            w = weights[oz + i, oy + j, ox:ox + nx]
-            t = total[i, j]
-            for k in range(nx):
-                t[k] += w[k]
+            _add_row(weights[oz + i, oy + j, ox:ox + nx], total[i, j])
 
 
 @njit(cache=True, fastmath=True)
@@ -373,6 +365,20 @@ def _offset_weights(padded, margin, lo, size, offset, patch_radius, threshold, i
     return weights
 
 
+@njit(cache=True)
+def _offset_window(offsets, n, ref_start, ref_size):
+    """For the n-th half offset t and the reference positions [ref_start, + ref_size):
+    the box of positions p whose pair (p, p + t) concerns them (origin, size), and
+    where, in that box, w(p, p + t) (forward) and w(p, p - t) (mirror) of the first
+    reference sit."""
+    t = (offsets[n, 0], offsets[n, 1], offsets[n, 2])
+    lo = (ref_start[0] - max(t[0], 0), ref_start[1] - max(t[1], 0), ref_start[2] - max(t[2], 0))
+    size = (ref_size[0] + abs(t[0]), ref_size[1] + abs(t[1]), ref_size[2] + abs(t[2]))
+    forward = (ref_start[0] - lo[0], ref_start[1] - lo[1], ref_start[2] - lo[2])
+    mirror = (forward[0] - t[0], forward[1] - t[1], forward[2] - t[2])
+    return t, lo, size, forward, mirror
+
+
 @njit(cache=True, fastmath=True)
 def _denoise_tile(padded, out, start, stop, patch_radius, search_radius, aggregation_radius,
                   centre_max, offsets, threshold, inv_scale):
@@ -418,16 +424,10 @@ def _denoise_tile(padded, out, start, stop, patch_radius, search_radius, aggrega
     # weight and the sum of its weights.
     if centre_max or aggregating:
         for n in range(offsets.shape[0]):
-            t = (offsets[n, 0], offsets[n, 1], offsets[n, 2])
-            lo = (ref_start[0] - max(t[0], 0), ref_start[1] - max(t[1], 0),
-                  ref_start[2] - max(t[2], 0))
-            size = (rz + abs(t[0]), ry + abs(t[1]), rx + abs(t[2]))
+            t, lo, size, forward, mirror = _offset_window(offsets, n, ref_start, (rz, ry, rx))
             weights = _offset_weights(padded, margin, lo, size, t, patch_radius, threshold,
                                       inv_scale, scratch, weight_flat, False, start, stop, acc,
                                       weight_sum)
-            # Reference p: w(p, p + t) sits at p, w(p, p - t) at p - t.
-            forward = (ref_start[0] - lo[0], ref_start[1] - lo[1], ref_start[2] - lo[2])
-            mirror = (forward[0] - t[0], forward[1] - t[1], forward[2] - t[2])
             if centre_max:
                 _max_into(weights, forward, centre)
                 _max_into(weights, mirror, centre)
@@ -451,17 +451,12 @@ def _denoise_tile(padded, out, start, stop, patch_radius, search_radius, aggrega
     rows = np.empty((nz, ny, rx) if aggregating else (1, 1, 1), dtype=dtype)
     tile_weights = np.empty((nz, ny, nx) if aggregating else (1, 1, 1), dtype=dtype)
     for n in range(offsets.shape[0]):
-        t = (offsets[n, 0], offsets[n, 1], offsets[n, 2])
-        lo = (ref_start[0] - max(t[0], 0), ref_start[1] - max(t[1], 0),
-              ref_start[2] - max(t[2], 0))
-        size = (rz + abs(t[0]), ry + abs(t[1]), rx + abs(t[2]))
+        t, lo, size, forward, mirror = _offset_window(offsets, n, ref_start, (rz, ry, rx))
         weights = _offset_weights(padded, margin, lo, size, t, patch_radius, threshold,
                                   inv_scale, scratch, weight_flat, fused, start, stop, acc,
                                   weight_sum)
         if fused:
             continue
-        forward = (ref_start[0] - lo[0], ref_start[1] - lo[1], ref_start[2] - lo[2])
-        mirror = (forward[0] - t[0], forward[1] - t[1], forward[2] - t[2])
         # Pixel q of the tile receives v(q + t) and v(q - t).
         v_forward = (start[0] + t[0] + margin[0], start[1] + t[1] + margin[1],
                      start[2] + t[2] + margin[2])
