@@ -58,8 +58,9 @@ def _exp_neg_overload(z):
             p = p * r + np.float32(1.0)
             p = p * r + np.float32(1.0)
             scale = np.int32((np.int32(k) + np.int32(127)) << np.int32(23)).view(np.float32)
-            weight = p * scale
-            return weight if z < np.float32(_UNDERFLOW32) else np.float32(0.0)
+            # Flush to 0 beyond the cut-off; arithmetic, not a branch, so that the
+            # inlined code stays one basic block.
+            return p * scale * np.float32(z < np.float32(_UNDERFLOW32))
 
         return impl32
     if isinstance(z, types.Float):
@@ -82,8 +83,7 @@ def _exp_neg_overload(z):
             p = p * r + 1.0
             p = p * r + 1.0
             scale = np.int64((np.int64(k) + np.int64(1023)) << np.int64(52)).view(np.float64)
-            weight = p * scale
-            return weight if z < _UNDERFLOW64 else 0.0
+            return p * scale * np.float64(z < _UNDERFLOW64)
 
         return impl64
     return None
@@ -252,11 +252,41 @@ def _diff_row(padded, z, y, x0, shift, out):
 
 @njit(cache=True, fastmath=True)
 def _row_to_weights(column_sums, width, threshold, inv_scale, out):
-    """out[k] = exp(-max(sum(column_sums[k:k + width]) - threshold, 0) * inv_scale)."""
-    _box_sum_row(column_sums, width, out)
+    """out[k] = exp(-max(sum(column_sums[k:k + width]) - threshold, 0) * inv_scale).
+
+    For the usual patch widths the sum is written out, so that one vectorised
+    pass reads the row (loads from L1 are cheap) and stores only the weights;
+    other widths use shifted adds.
+    """
+    n = out.shape[0]
+    c = column_sums
     zero = threshold - threshold  # 0 in the working dtype
-    for k in range(out.shape[0]):
-        out[k] = exp_neg(max(out[k] - threshold, zero) * inv_scale)
+    if width == 3:
+        for k in range(n):
+            total = c[k] + c[k + 1] + c[k + 2]
+            out[k] = exp_neg(max(total - threshold, zero) * inv_scale)
+    elif width == 5:
+        for k in range(n):
+            total = c[k] + c[k + 1] + c[k + 2] + c[k + 3] + c[k + 4]
+            out[k] = exp_neg(max(total - threshold, zero) * inv_scale)
+    elif width == 7:
+        for k in range(n):
+            total = c[k] + c[k + 1] + c[k + 2] + c[k + 3] + c[k + 4] + c[k + 5] + c[k + 6]
+            out[k] = exp_neg(max(total - threshold, zero) * inv_scale)
+    elif width == 9:
+        for k in range(n):
+            total = (c[k] + c[k + 1] + c[k + 2] + c[k + 3] + c[k + 4] + c[k + 5]
+                     + c[k + 6] + c[k + 7] + c[k + 8])
+            out[k] = exp_neg(max(total - threshold, zero) * inv_scale)
+    elif width == 11:
+        for k in range(n):
+            total = (c[k] + c[k + 1] + c[k + 2] + c[k + 3] + c[k + 4] + c[k + 5]
+                     + c[k + 6] + c[k + 7] + c[k + 8] + c[k + 9] + c[k + 10])
+            out[k] = exp_neg(max(total - threshold, zero) * inv_scale)
+    else:
+        _box_sum_row(column_sums, width, out)
+        for k in range(n):
+            out[k] = exp_neg(max(out[k] - threshold, zero) * inv_scale)
 
 
 @njit(cache=True, fastmath=True)
