@@ -18,7 +18,7 @@ A tile recomputes the weights of the pairs that reach into its neighbours,
 which costs a few per cent for tiles much larger than the search radius.
 
 Precision: every intermediate has the dtype of the padded input (float32 or
-float64); ``exp`` is a polynomial accurate to ~4e-7 relative in float32 and
+float64); ``exp`` is a polynomial accurate to ~2e-7 relative in float32 and
 ~1e-14 in float64 (Numba has no vectorised libm exp on this platform).
 """
 
@@ -49,14 +49,14 @@ def _exp_neg_overload(z):
             x = min(z, np.float32(_UNDERFLOW32))
             k = np.floor(np.float32(0.5) - x * np.float32(1.4426950408889634))
             r = (-x - k * np.float32(0.693145751953125)) - k * np.float32(1.428606765330187e-06)
-            p = np.float32(1.0 / 5040.0)
-            p = p * r + np.float32(1.0 / 720.0)
-            p = p * r + np.float32(1.0 / 120.0)
-            p = p * r + np.float32(1.0 / 24.0)
-            p = p * r + np.float32(1.0 / 6.0)
-            p = p * r + np.float32(0.5)
-            p = p * r + np.float32(1.0)
-            p = p * r + np.float32(1.0)
+            # Degree-5 polynomial fitted to exp on [-ln2/2, ln2/2] for the least
+            # largest relative error (7.5e-8; 2.1e-7 with float32 rounding).
+            p = np.float32(0.008297654011264718)
+            p = p * r + np.float32(0.04191538329188273)
+            p = p * r + np.float32(0.1666757475281162)
+            p = p * r + np.float32(0.49998894839919333)
+            p = p * r + np.float32(0.999999691981981)
+            p = p * r + np.float32(1.0000000716557327)
             scale = np.int32((np.int32(k) + np.int32(127)) << np.int32(23)).view(np.float32)
             # Flush to 0 beyond the cut-off; arithmetic, not a branch, so that the
             # inlined code stays one basic block.
