@@ -334,7 +334,9 @@ def _offset_weights(padded, margin, lo, size, offset, patch_radius, threshold, i
     z0, y0, x0 = lo[0] - pz + margin[0], lo[1] - py + margin[1], lo[2] - px + margin[2]
     if pz > 0:
         planes = plane_sums[:wz * ey * ex].reshape((wz, ey, ex))
-        diff = np.empty((wz + 2 * pz, ey, ex), dtype=dtype)
+        # The squared differences of all planes, after the plane sums in the scratch.
+        rest = plane_sums[wz * ey * ex:]
+        diff = rest[:(wz + 2 * pz) * ey * ex].reshape((wz + 2 * pz, ey, ex))
         for i in range(wz + 2 * pz):
             for r in range(ey):
                 _diff_row(padded, z0 + i, y0 + r, x0, offset, diff[i, r])
@@ -440,7 +442,8 @@ def _denoise_tile(padded, out, start, stop, patch_radius, search_radius, aggrega
     wz_max, wy_max, wx_max = nz + sz + 2 * az, ny + sy + 2 * ay, nx + sx + 2 * ax
     pz, py, px = patch_radius
     row = wx_max + 2 * px
-    planes = wz_max * (wy_max + 2 * py) * row if pz > 0 else 0
+    # 3-D patches: room for the plane sums and the squared differences of all planes.
+    planes = (2 * wz_max + 2 * pz) * (wy_max + 2 * py) * row if pz > 0 else 0
     scratch = np.empty((2 * py + 3) * row + planes + 1, dtype=dtype)
     weight_flat = np.empty(wz_max * wy_max * wx_max, dtype=dtype)
 
