@@ -239,6 +239,16 @@ def _diff_row(padded, z, y, x0, shift, out):
     n = out.shape[0]
     a = padded[0, z, y, x0:x0 + n]
     b = padded[0, z + sz, y + sy, x0 + sx:x0 + sx + n]
+    if padded.shape[0] == 3:
+        # RGB in one pass (the usual colour image), not one pass per channel.
+        a1 = padded[1, z, y, x0:x0 + n]
+        b1 = padded[1, z + sz, y + sy, x0 + sx:x0 + sx + n]
+        a2 = padded[2, z, y, x0:x0 + n]
+        b2 = padded[2, z + sz, y + sy, x0 + sx:x0 + sx + n]
+        for k in range(n):
+            d0, d1, d2 = a[k] - b[k], a1[k] - b1[k], a2[k] - b2[k]
+            out[k] = d0 * d0 + d1 * d1 + d2 * d2
+        return
     for k in range(n):
         diff = a[k] - b[k]
         out[k] = diff * diff
