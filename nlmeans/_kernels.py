@@ -423,7 +423,7 @@ def _offset_window(offsets, n, ref_start, ref_size):
 
 @njit(cache=True, fastmath=True)
 def _denoise_tile(padded, out, start, stop, patch_radius, search_radius, aggregation_radius,
-                  centre_max, offsets, threshold, inv_scale):
+                  centre_max, offsets, threshold, inv_scale, low, high, round_output):
     """NL-means for the output tile [start, stop) (output coordinates).
 
     aggregation_radius 0: pixel-wise, each pixel is the weighted mean of its
@@ -530,20 +530,24 @@ def _denoise_tile(padded, out, start, stop, patch_radius, search_radius, aggrega
     for c in range(channels):
         for i in range(nz):
             for j in range(ny):
+                row = out[c, start[0] + i, start[1] + j, start[2]:start[2] + nx]
                 for k in range(nx):
                     total = weight_sum[i, j, k]
                     if total > 0:
-                        out[c, start[0] + i, start[1] + j, start[2] + k] = acc[c, i, j, k] / total
+                        value = acc[c, i, j, k] / total
                     else:
                         # Every weight underflowed (centre_max with a tiny h): keep the pixel.
-                        out[c, start[0] + i, start[1] + j, start[2] + k] = padded[
-                            c, start[0] + i + margin[0], start[1] + j + margin[1],
-                            start[2] + k + margin[2]]
+                        value = padded[c, start[0] + i + margin[0], start[1] + j + margin[1],
+                                       start[2] + k + margin[2]]
+                    # A weighted mean cannot leave [low, high] (the input's range):
+                    # clipping removes only rounding. Integer outputs are rounded here.
+                    value = min(max(value, low), high)
+                    row[k] = np.rint(value) if round_output else value
 
 
 @njit(cache=True, parallel=True)
 def nlmeans_kernel(padded, patch_radius, search_radius, aggregation_radius, centre_max,
-                   threshold, inv_scale, tile_shape):
+                   threshold, inv_scale, tile_shape, low, high, round_output):
     """NL-means of a mirrored, channel-first volume.
 
     Parameters
@@ -561,6 +565,10 @@ def nlmeans_kernel(padded, patch_radius, search_radius, aggregation_radius, cent
         1 / (h^2 times the number of summed terms), so that the exponent is -d^2 / h^2.
     tile_shape : 3-tuple of int
         Output tile processed by one thread at a time.
+    low, high : float
+        The result is clipped to [low, high] (the input's range).
+    round_output : bool
+        Round the result to integers (for integer images).
 
     Returns
     -------
@@ -587,5 +595,6 @@ def nlmeans_kernel(padded, patch_radius, search_radius, aggregation_radius, cent
                 min(start[1] + tile_shape[1], shape[1]),
                 min(start[2] + tile_shape[2], shape[2]))
         _denoise_tile(padded, out, start, stop, patch_radius, search_radius,
-                      aggregation_radius, centre_max, offsets, threshold, inv_scale)
+                      aggregation_radius, centre_max, offsets, threshold, inv_scale, low, high,
+                      round_output)
     return out

@@ -264,9 +264,13 @@ def denoise_with_report(image, h=None, *, patch_radius=None, search_radius=None,
         report.h = 0.0
         return image.copy(), report
 
-    def run(values, decay):
+    # The kernel clips to the input's range and rounds integer output; SURE needs
+    # the unrounded values.
+    bounds = (image.min(), image.max())
+
+    def run(values, decay, rounded=False):
         return _run_kernel(values, decay, sigma, patch, search, aggregation, centre_weight,
-                           work_dtype, n_spatial)
+                           work_dtype, n_spatial, bounds, rounded)
 
     values = volume.astype(work_dtype, copy=False)
     terms = None
@@ -284,21 +288,25 @@ def denoise_with_report(image, h=None, *, patch_radius=None, search_radius=None,
             if best is None or mse < best[1]:
                 best = (decay, mse, out, candidate)
         report.h, report.sure_mse, result, terms = best
+        if image.dtype.kind != "f":
+            result = np.rint(result)
     else:
-        result = run(values, report.h)
+        result = run(values, report.h, rounded=image.dtype.kind != "f" and not estimate_error)
         if estimate_error and sigma > 0:
             from nlmeans.sure import sure_terms
 
             terms = sure_terms(values, result, lambda v: run(v.astype(work_dtype), report.h),
                                sigma)
+            if image.dtype.kind != "f":
+                result = np.rint(result)
     if terms is not None:
         from nlmeans.sure import psnr_from_mse, sure_from_terms
 
         report.sure_mse = sure_from_terms(*terms, sigma)
         report.psnr_estimate = psnr_from_mse(max(report.sure_mse, 0.0), scale)
-        bounds = [psnr_from_mse(max(sure_from_terms(*terms, sigma * f), 0.0), scale)
-                  for f in (0.95, 1.05)]
-        report.psnr_range = (min(bounds), max(bounds))
+        estimates = [psnr_from_mse(max(sure_from_terms(*terms, sigma * f), 0.0), scale)
+                     for f in (0.95, 1.05)]
+        report.psnr_range = (min(estimates), max(estimates))
 
     # Back to the input's layout.
     if channel_axis is None:
@@ -306,9 +314,6 @@ def denoise_with_report(image, h=None, *, patch_radius=None, search_radius=None,
     else:
         result = result[:, 0] if n_spatial == 2 else result
         result = np.moveaxis(result, 0, channel_axis)
-    # A weighted mean cannot leave [min, max] of its inputs; clipping removes only
-    # the rounding of a float32 computation of float64 (or 16-bit) data.
-    result = np.clip(result, image.min(), image.max())
     return _to_dtype(result, image.dtype), report
 
 
@@ -369,8 +374,9 @@ def _size(count):
 
 
 def _run_kernel(volume, h, sigma, patch, search, aggregation, centre_weight, work_dtype,
-                n_spatial):
-    """Pad the (C, Z, Y, X) float volume and run the compiled kernel."""
+                n_spatial, bounds, rounded):
+    """Pad the (C, Z, Y, X) float volume and run the compiled kernel; the result is
+    clipped to `bounds` and, if `rounded`, rounded to integers."""
     from nlmeans import _kernels  # deferred: importing Numba costs ~0.3 s
 
     aggregation_radius = patch if aggregation == "patch" else (0, 0, 0)
@@ -387,13 +393,13 @@ def _run_kernel(volume, h, sigma, patch, search, aggregation, centre_weight, wor
     cap = 1e30 if work_dtype == np.float32 else 1e300
     inv_scale = work_dtype.type(min(1.0 / denominator, cap) if denominator > 0 else cap)
     tile = _TILE_2D if n_spatial == 2 else _TILE_3D
+    low, high = (work_dtype.type(b) for b in bounds)
     return _kernels.nlmeans_kernel(padded, patch, search, aggregation_radius,
-                                   centre_weight == "max", threshold, inv_scale, tile)
+                                   centre_weight == "max", threshold, inv_scale, tile, low, high,
+                                   rounded)
 
 
 def _to_dtype(result, dtype):
-    """Cast the float result to the input's dtype (rounded and clipped for integers)."""
-    if dtype.kind == "f":
-        return np.ascontiguousarray(result, dtype=dtype)
-    info = np.iinfo(dtype)
-    return np.clip(np.rint(result), info.min, info.max).astype(dtype)
+    """Cast the float result (already rounded for integers, and within the input's
+    range, so within the dtype's) to the input's dtype."""
+    return np.ascontiguousarray(result, dtype=dtype)
