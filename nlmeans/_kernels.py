@@ -307,6 +307,23 @@ def _accumulate_row(weights, values, acc_row):
 
 
 @njit(cache=True, fastmath=True)
+def _accumulate_rgb_row(w, padded, vz, vy, vx, acc, weight_sum, i, j):
+    """Row (i, j) of an RGB tile in one pass: the weights are loaded once for the
+    weight sum and the three channels."""
+    n = w.shape[0]
+    total = weight_sum[i, j]
+    r, g, b = acc[0, i, j], acc[1, i, j], acc[2, i, j]
+    vr = padded[0, vz, vy, vx:vx + n]
+    vg = padded[1, vz, vy, vx:vx + n]
+    vb = padded[2, vz, vy, vx:vx + n]
+    for k in range(n):
+        total[k] += w[k]
+        r[k] += w[k] * vr[k]
+        g[k] += w[k] * vg[k]
+        b[k] += w[k] * vb[k]
+
+
+@njit(cache=True, fastmath=True)
 def _add_row(weights, weight_sum_row):
     for k in range(weight_sum_row.shape[0]):
         weight_sum_row[k] += weights[k]
@@ -390,8 +407,13 @@ def _offset_weights(padded, margin, lo, size, offset, patch_radius, threshold, i
             if start[0] <= pz_ < stop[0] and start[1] <= py_ < stop[1]:
                 # p in the tile: w(p, p + t) v(p + t).
                 w = wrow[start[2] - lo[2]:start[2] - lo[2] + nx]
-                _add_row(w, weight_sum[pz_ - start[0], py_ - start[1]])
-                for c in range(channels):
+                if channels == 3:
+                    _accumulate_rgb_row(w, padded, pz_ + tz + margin[0], py_ + ty + margin[1],
+                                        start[2] + tx + margin[2], acc, weight_sum,
+                                        pz_ - start[0], py_ - start[1])
+                else:
+                    _add_row(w, weight_sum[pz_ - start[0], py_ - start[1]])
+                for c in range(channels if channels != 3 else 0):
                     v = padded[c, pz_ + tz + margin[0], py_ + ty + margin[1],
                                start[2] + tx + margin[2]:start[2] + tx + margin[2] + nx]
                     _accumulate_row(w, v, acc[c, pz_ - start[0], py_ - start[1]])
@@ -399,8 +421,13 @@ def _offset_weights(padded, margin, lo, size, offset, patch_radius, threshold, i
             if start[0] <= qz < stop[0] and start[1] <= qy < stop[1]:
                 # q = p + t in the tile: w(q - t, q) v(q - t).
                 w = wrow[start[2] - tx - lo[2]:start[2] - tx - lo[2] + nx]
-                _add_row(w, weight_sum[qz - start[0], qy - start[1]])
-                for c in range(channels):
+                if channels == 3:
+                    _accumulate_rgb_row(w, padded, pz_ + margin[0], py_ + margin[1],
+                                        start[2] - tx + margin[2], acc, weight_sum,
+                                        qz - start[0], qy - start[1])
+                else:
+                    _add_row(w, weight_sum[qz - start[0], qy - start[1]])
+                for c in range(channels if channels != 3 else 0):
                     v = padded[c, pz_ + margin[0], py_ + margin[1],
                                start[2] - tx + margin[2]:start[2] - tx + margin[2] + nx]
                     _accumulate_row(w, v, acc[c, qz - start[0], qy - start[1]])
