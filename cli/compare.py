@@ -1,7 +1,6 @@
 """``nlmeans compare REFERENCE IMAGE...``: quality metrics against a reference."""
 
 import json
-import os
 
 import click
 

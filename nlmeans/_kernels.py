@@ -351,7 +351,6 @@ def _offset_weights(padded, margin, lo, size, offset, patch_radius, threshold, i
     wz, wy, wx = size
     ey, ex = wy + 2 * py, wx + 2 * px
     height = 2 * py + 1
-    dtype = weight_flat.dtype
     ring = scratch[:height * ex].reshape((height, ex))
     column_sums = scratch[height * ex:(height + 1) * ex]
     row_buffer = scratch[(height + 1) * ex:(height + 2) * ex]

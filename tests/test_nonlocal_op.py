@@ -1,6 +1,5 @@
 """The non-local operation and block against direct, independent computations."""
 
-import itertools
 
 import numpy as np
 import pytest
