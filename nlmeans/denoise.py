@@ -264,9 +264,11 @@ def denoise_with_report(image, h=None, *, patch_radius=None, search_radius=None,
         report.h = 0.0
         return image.copy(), report
 
-    # The kernel clips to the input's range and rounds integer output; SURE needs
-    # the unrounded values.
+    # The kernel clips to the input's range and rounds integer output, except when
+    # SURE needs the unrounded values: then the result is rounded at the end.
     bounds = (image.min(), image.max())
+    integer = image.dtype.kind != "f"
+    needs_sure = mode == "sure" or (estimate_error and sigma > 0)
 
     def run(values, decay, rounded=False):
         return _run_kernel(values, decay, sigma, patch, search, aggregation, centre_weight,
@@ -288,17 +290,15 @@ def denoise_with_report(image, h=None, *, patch_radius=None, search_radius=None,
             if best is None or mse < best[1]:
                 best = (decay, mse, out, candidate)
         report.h, report.sure_mse, result, terms = best
-        if image.dtype.kind != "f":
-            result = np.rint(result)
     else:
-        result = run(values, report.h, rounded=image.dtype.kind != "f" and not estimate_error)
-        if estimate_error and sigma > 0:
+        result = run(values, report.h, rounded=integer and not needs_sure)
+        if needs_sure:
             from nlmeans.sure import sure_terms
 
             terms = sure_terms(values, result, lambda v: run(v.astype(work_dtype), report.h),
                                sigma)
-            if image.dtype.kind != "f":
-                result = np.rint(result)
+    if integer and needs_sure:
+        result = np.rint(result)
     if terms is not None:
         from nlmeans.sure import psnr_from_mse, sure_from_terms
 

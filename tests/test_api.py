@@ -151,3 +151,12 @@ def test_input_is_not_modified():
     before = image.copy()
     nlmeans.denoise(image, 20.0)
     np.testing.assert_array_equal(image, before)
+
+
+@pytest.mark.parametrize("kwargs", [{"h": 10.0}, {"h": 10.0, "sigma": 5.0}, {}, {"h": "sure"}])
+def test_report_variant_returns_the_same_integer_image(kwargs):
+    """The SURE run needs unrounded values; the image returned must still be rounded."""
+    image = np.clip(128 + 30 * RNG.standard_normal((40, 40)), 0, 255).astype(np.uint8)
+    with_report, _ = nlmeans.denoise_with_report(image, **kwargs)
+    assert with_report.dtype == np.uint8
+    np.testing.assert_array_equal(with_report, nlmeans.denoise(image, **kwargs))
