@@ -1,6 +1,5 @@
 """``nlmeans denoise INPUT OUTPUT``: denoise one image file."""
 
-import os
 import time
 
 import click
@@ -55,10 +54,6 @@ def denoise_command(input_path, output_path, volume, fmt, quality, overwrite, re
         fmt = check_output(input_path, output_path, overwrite, fmt)
     except ImageIOError as exc:
         raise click.ClickException(str(exc)) from None
-    if output_path != "-":
-        out_folder = os.path.dirname(os.path.abspath(output_path))
-        if not os.path.isdir(out_folder):
-            raise click.ClickException(f"{output_path}: output folder {out_folder} does not exist")
     announce_compilation(quiet)
     outcome = process(input_path, output_path, denoise_kwargs(**options), fmt=fmt,
                       volume=volume, quality=quality, estimate_error=report)

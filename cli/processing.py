@@ -42,6 +42,9 @@ def check_output(input_path, output_path, overwrite, fmt=None):
         raise click.ClickException(f"{output_path}: is a folder; give an output file name")
     if os.path.exists(output_path) and not overwrite:
         raise click.ClickException(f"{output_path}: already exists (use --overwrite)")
+    out_folder = os.path.dirname(os.path.abspath(output_path))
+    if not os.path.isdir(out_folder):
+        raise click.ClickException(f"{output_path}: output folder {out_folder} does not exist")
     return fmt
 
 
