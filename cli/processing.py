@@ -102,9 +102,7 @@ def process(input_path, output_path, options, *, fmt=None, volume=False, quality
             image = read_image(input_path)
         try:
             result, details = denoise_image(image, options, volume, estimate_error)
-        except ValueError as exc:
-            raise click.ClickException(f"{input_path}: {exc}") from None
-        except MemoryError as exc:
+        except (ValueError, MemoryError) as exc:
             raise click.ClickException(f"{input_path}: {exc}") from None
         merged = image.merged(result)
         if output_path == "-":

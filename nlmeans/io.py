@@ -213,10 +213,6 @@ def format_of(path, explicit=None):
     return FORMATS[key]
 
 
-def check_writable_extension(path):
-    return format_of(path)
-
-
 def check_pixels_fit(path, array, fmt):
     """Raise ImageIOError if `fmt` cannot hold `array` without losing data."""
     if array.dtype.type not in _PIXEL_TYPES[fmt]:
@@ -289,8 +285,3 @@ def write_image(path, array, *, fmt=None, quality=95, icc_profile=None, is_volum
         if isinstance(exc, OSError):
             raise ImageIOError(f"{path}: cannot write image ({exc.strerror})") from None
         raise
-
-
-def write_array(path, array, *, quality=95):
-    """Write a plain array (grey, grey+alpha, RGB, RGBA) to `path` atomically."""
-    write_image(path, np.asarray(array), quality=quality)

@@ -77,7 +77,7 @@ def test_16_bit_round_trip(tmp_path, suffix, channels):
     shape = (30, 35) if channels is None else (30, 35, channels)
     image = np.clip(30000 + 3000 * RNG.standard_normal(shape), 0, 65535).astype(np.uint16)
     src, out = tmp_path / f"in{suffix}", tmp_path / f"out{suffix}"
-    nlmeans.io.write_array(str(src), image)
+    nlmeans.io.write_image(str(src), image)
     result = run("denoise", src, out, "--h", 2500)
     assert result.exit_code == 0, result.output
     written = read_array(str(out))
