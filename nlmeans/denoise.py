@@ -314,7 +314,12 @@ def denoise_with_report(image, h=None, *, patch_radius=None, search_radius=None,
     else:
         result = result[:, 0] if n_spatial == 2 else result
         result = np.moveaxis(result, 0, channel_axis)
-    return _to_dtype(result, image.dtype), report
+    result = _to_dtype(result, image.dtype)
+    if image.dtype.kind == "f" and image.dtype.itemsize > work_dtype.itemsize:
+        # float64 data computed in float32: the kernel's clip to the input's range
+        # was in float32, which may round just outside it; clip again in float64.
+        result = np.clip(result, *bounds, out=result)
+    return result, report
 
 
 def kernel_is_cached():

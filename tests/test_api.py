@@ -160,3 +160,15 @@ def test_report_variant_returns_the_same_integer_image(kwargs):
     with_report, _ = nlmeans.denoise_with_report(image, **kwargs)
     assert with_report.dtype == np.uint8
     np.testing.assert_array_equal(with_report, nlmeans.denoise(image, **kwargs))
+
+
+@pytest.mark.parametrize("kwargs", [{"h": 1e-3}, {"h": 30.0}, {}])
+def test_float64_computed_in_float32_stays_exactly_within_range(kwargs):
+    """The range bounds rounded to float32 may lie just outside the float64 range (a
+    tiny h returns the pixels themselves, the extremes included)."""
+    rng = np.random.default_rng(5)
+    for _ in range(20):
+        image = rng.random((6, 7)) * 200 - 50
+        result = nlmeans.denoise(image, dtype=np.float32, **kwargs)
+        assert result.dtype == np.float64
+        assert image.min() <= result.min() and result.max() <= image.max()
