@@ -1,5 +1,6 @@
 """``nlmeans batch INPUT_DIR OUTPUT_DIR``: denoise every image of a folder."""
 
+import contextlib
 import fnmatch
 import json
 import os
@@ -182,51 +183,43 @@ def _run(tasks, jobs, threads, options, volume, quality, fmt, show_bar):
 
     init = (threads, options, volume, quality, fmt)
     done = []
-    bar = None
-    if show_bar:
-        bar = click.progressbar(length=len(tasks), label="denoising", file=sys.stderr,
-                                show_pos=True, show_eta=True,
-                                item_show_func=lambda o: os.path.basename(o.input) if o else "")
-    if bar is not None:
-        bar.__enter__()
-    try:
-        if jobs == 1:
-            _init_worker(*init)
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-            for task in tasks:
-                done.append(_work(task))
-                if bar is not None:
-                    bar.update(1, done[-1])
+    bar = click.progressbar(length=len(tasks), label="denoising", file=sys.stderr,
+                            show_pos=True, show_eta=True,
+                            item_show_func=lambda o: os.path.basename(o.input) if o else "")
+    with bar if show_bar else contextlib.nullcontext() as bar:
+        try:
+            if jobs == 1:
+                _init_worker(*init)
+                # In-process: Ctrl-C must reach this loop (the worker setup ignores it).
+                signal.signal(signal.SIGINT, signal.default_int_handler)
+                for task in tasks:
+                    done.append(_work(task))
+                    if bar is not None:
+                        bar.update(1, done[-1])
+                return done
+            # "spawn": fresh workers, so Numba's threads are not forked mid-flight.
+            context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker,
+                                     initargs=init) as pool:
+                pending = {pool.submit(_work, task): task for task in tasks}
+                try:
+                    while pending:
+                        finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                        for future in finished:
+                            pending.pop(future)
+                            done.append(future.result())
+                            if bar is not None:
+                                bar.update(1, done[-1])
+                except KeyboardInterrupt:
+                    # Stop handing out work; files being written finish (workers ignore
+                    # SIGINT), so nothing is left half-written.
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    done += [future.result() for future in pending
+                             if future.done() and not future.cancelled()]
+                    raise _Interrupted(done) from None
             return done
-        # "spawn": fresh workers, so Numba's threads are not forked mid-flight.
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker,
-                                 initargs=init) as pool:
-            pending = {pool.submit(_work, task): task for task in tasks}
-            try:
-                while pending:
-                    finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-                    for future in finished:
-                        pending.pop(future)
-                        done.append(future.result())
-                        if bar is not None:
-                            bar.update(1, done[-1])
-            except KeyboardInterrupt:
-                # Stop handing out work; files being written finish (workers ignore
-                # SIGINT), so nothing is left half-written.
-                for future in pending:
-                    future.cancel()
-                pool.shutdown(wait=True, cancel_futures=True)
-                for future, task in pending.items():
-                    if future.done() and not future.cancelled():
-                        done.append(future.result())
-                raise _Interrupted(done) from None
-        return done
-    except KeyboardInterrupt:
-        raise _Interrupted(done) from None
-    finally:
-        if bar is not None:
-            bar.__exit__(None, None, None)
+        except KeyboardInterrupt:
+            raise _Interrupted(done) from None
 
 
 def _finish(outcomes, seconds, as_json, quiet, dry_run=False, interrupted=False, jobs=1):
