@@ -14,6 +14,19 @@ _TILE_2D = (1, 128, 512)
 _TILE_3D = (16, 32, 256)
 
 
+def _tile_shape(n_spatial, channels):
+    """The output tile for an image with `channels` channels.
+
+    A tile holds one accumulator per channel plus the weight sum; with more
+    channels the 2-D tile has fewer rows, so that the accumulators stay the size
+    that measured best for grey (RGB at 1024²: 64 rows 14 % faster than 128).
+    """
+    if n_spatial == 3:
+        return _TILE_3D
+    rows = max(16, 2 * _TILE_2D[1] // (channels + 1))
+    return (1, rows, _TILE_2D[2])
+
+
 def _check_radius(value, name, n_spatial):
     """Return a per-axis tuple of non-negative ints, or raise ValueError."""
     values = value if isinstance(value, (tuple, list)) else (value,) * n_spatial
@@ -69,7 +82,8 @@ class Report:
     sigma_estimated is True when sigma was estimated from the image. sure_mse is
     Stein's unbiased estimate of the mean squared error against the unknown clean
     image (None when it was not computed or sigma is 0), and psnr_estimate the
-    PSNR it implies for `data_range`. SURE is only as good as sigma: when the
+    PSNR it implies for `data_range` (None with a numeric h and no error
+    estimate, where nothing needs it). SURE is only as good as sigma: when the
     error is much smaller than sigma², a few per cent off in sigma moves it a
     lot, so psnr_range gives the PSNR estimates for sigma 5 % lower and higher
     (worth reading when sigma was estimated). h_candidates lists (h, SURE MSE)
@@ -83,7 +97,7 @@ class Report:
     sigma_estimated: bool
     aggregation: str
     centre_weight: str
-    data_range: float
+    data_range: float | None
     sure_mse: float | None = None
     psnr_estimate: float | None = None
     psnr_range: tuple | None = None
@@ -238,7 +252,10 @@ def denoise_with_report(image, h=None, *, patch_radius=None, search_radius=None,
         raise ValueError("image must not contain NaN or inf values")
 
     _check_memory(volume.shape, patch_radius, search_radius, n_spatial, work_dtype)
-    scale = data_range(image)
+    # The data range scales the automatic rules and the PSNR estimate; a fixed
+    # h without a report needs neither (and its percentile costs a few per cent
+    # of a small image's time).
+    scale = data_range(image) if automatic or estimate_error else None
     if sigma_estimated:
         sigma = estimate_noise(image, channel_axis)
     if automatic:
@@ -397,7 +414,7 @@ def _run_kernel(volume, h, sigma, patch, search, aggregation, centre_weight, wor
     denominator = h * h * terms
     cap = 1e30 if work_dtype == np.float32 else 1e300
     inv_scale = work_dtype.type(min(1.0 / denominator, cap) if denominator > 0 else cap)
-    tile = _TILE_2D if n_spatial == 2 else _TILE_3D
+    tile = _tile_shape(n_spatial, channels)
     low, high = (work_dtype.type(b) for b in bounds)
     return _kernels.nlmeans_kernel(padded, patch, search, aggregation_radius,
                                    centre_weight == "max", threshold, inv_scale, tile, low, high,

@@ -172,3 +172,14 @@ def test_float64_computed_in_float32_stays_exactly_within_range(kwargs):
         result = nlmeans.denoise(image, dtype=np.float32, **kwargs)
         assert result.dtype == np.float64
         assert image.min() <= result.min() and result.max() <= image.max()
+
+
+@pytest.mark.parametrize("kwargs, expected", [
+    ({"h": 10.0, "estimate_error": False}, None),  # nothing needs it: not computed
+    ({"h": 10.0}, 255.0),
+    ({"estimate_error": False}, 255.0),  # the automatic rules scale with it
+])
+def test_report_data_range_is_computed_when_needed(kwargs, expected):
+    image = np.clip(128 + 20 * RNG.standard_normal((30, 30)), 0, 255)
+    _, report = nlmeans.denoise_with_report(image, **kwargs)
+    assert report.data_range == expected

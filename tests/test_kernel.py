@@ -68,18 +68,26 @@ def test_anisotropic_radii_match_reference():
     assert relative_error(result, expected) < 1e-9
 
 
-def test_several_tiles_match_reference():
+@pytest.mark.parametrize("channels", [None, 3])
+def test_several_tiles_match_reference(channels):
     """Images larger than one tile: the tiles' seams must not show."""
-    image = RNG.random((70, 300)) * 100
-    small = image[:, :40]
-    result = nlmeans.denoise(image, 30.0, patch_radius=1, search_radius=3, dtype=np.float64)
-    # Columns far from the crop's right border do not see it.
-    expected = reference_2d(small, 30.0, 1, 3)
-    assert relative_error(result[:, :30], expected[:, :30]) < 1e-9
-    # Rows 60..69 sit in the second tile row (tiles are 64 rows high).
-    bottom = image[50:, 100:140]
-    expected_bottom = reference_2d(bottom, 30.0, 1, 3)
-    assert relative_error(result[58:, 110:130], expected_bottom[8:, 10:30]) < 1e-9
+    from nlmeans.denoise import _TILE_2D, _tile_shape
+
+    _, rows, width = _tile_shape(2, 1 if channels is None else channels)
+    assert rows <= _TILE_2D[1]  # more channels, fewer rows per tile
+    extra = () if channels is None else (channels,)
+    image = RNG.random((rows + 12, width + 40) + extra) * 100
+    axis = None if channels is None else -1
+    result = nlmeans.denoise(image, 30.0, patch_radius=1, search_radius=3, dtype=np.float64,
+                             channel_axis=axis)
+    # A crop around each seam; 8 pixels from the crop's edges see no border
+    # (search 3 + patch 1 < 8), so the crop's reference equals the full image's there.
+    seam_y = image[rows - 12:rows + 12, 100:140]
+    expected = reference_2d(seam_y, 30.0, 1, 3)
+    assert relative_error(result[rows - 4:rows + 4, 108:132], expected[8:16, 8:32]) < 1e-9
+    seam_x = image[:40, width - 20:width + 20]
+    expected = reference_2d(seam_x, 30.0, 1, 3)
+    assert relative_error(result[:32, width - 12:width + 12], expected[:32, 8:32]) < 1e-9
 
 
 def test_exp_polynomial_accuracy():
@@ -160,3 +168,4 @@ def test_centre_max_with_tiny_h_keeps_the_pixel():
     result = nlmeans.denoise(image, 1e-4, patch_radius=1, search_radius=2, dtype=np.float64,
                              centre_weight="max")
     np.testing.assert_array_equal(result, image)
+
