@@ -169,3 +169,39 @@ def test_centre_max_with_tiny_h_keeps_the_pixel():
                              centre_weight="max")
     np.testing.assert_array_equal(result, image)
 
+
+def _wide_vectors_in_subprocess(env_changes, before=""):
+    """Import the kernels in a fresh interpreter; return (WIDE_VECTORS, Numba's CPU features)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("NLMEANS_WIDE_VECTORS", "NUMBA_CPU_NAME", "NUMBA_CPU_FEATURES")}
+    env.update(env_changes)
+    script = (before + "\nfrom nlmeans import _kernels\n"
+              "from numba.core.registry import cpu_target\n"
+              "print(_kernels.WIDE_VECTORS, cpu_target.target_context.codegen()._tm_features)")
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                         check=True).stdout.split()
+    return out[0] == "True", out[1]
+
+
+def test_wide_vectors_only_where_the_cpu_has_them():
+    import llvmlite.binding as llvm
+
+    wide, features = _wide_vectors_in_subprocess({})
+    assert wide == bool(llvm.get_host_cpu_features().get("avx512f"))
+    assert features.endswith(",-prefer-256-bit") == wide
+
+
+@pytest.mark.parametrize("env_changes, before", [
+    ({"NLMEANS_WIDE_VECTORS": "0"}, ""),
+    ({"NUMBA_CPU_FEATURES": "+sse2"}, ""),
+    # Numba's code generator already made by the user's own code: too late to change it.
+    ({}, "import numba\nnumba.njit(lambda x: x)(1)"),
+])
+def test_wide_vectors_leave_a_chosen_target_alone(env_changes, before):
+    wide, features = _wide_vectors_in_subprocess(env_changes, before)
+    assert not wide
+    assert "prefer-256-bit" not in features
