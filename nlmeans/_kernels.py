@@ -18,8 +18,9 @@ A tile recomputes the weights of the pairs that reach into its neighbours,
 which costs a few per cent for tiles much larger than the search radius.
 
 Precision: every intermediate has the dtype of the padded input (float32 or
-float64); ``exp`` is a polynomial accurate to ~2e-7 relative in float32 and
-~1e-14 in float64 (Numba has no vectorised libm exp on this platform).
+float64); the exponential is a power of 2 with a polynomial accurate to ~2.4e-7
+relative in float32 and ~1e-15 in float64 (Numba has no vectorised libm exp on
+this platform).
 """
 
 import os
@@ -59,77 +60,79 @@ def _prefer_wide_vectors():
 
 WIDE_VECTORS = _prefer_wide_vectors()
 
-# Weights below exp(-UNDERFLOW) are flushed to zero. The float32 limit keeps
-# products out of the denormal range (slow on x86); the float64 one is where
-# exp itself underflows.
-_UNDERFLOW32 = 87.0
-_UNDERFLOW64 = 708.0
+# exp(-d) is computed as 2**-x with x = d * log2(e) folded into the scale.
+LOG2_E = 1.4426950408889634
 
 
-def exp_neg(z):
-    """exp(-z) for z >= 0 (Python fallback of the compiled overload)."""
-    return np.exp(-z)
+def exp2_neg(x):
+    """2**-x for x >= 0 (Python fallback of the compiled overload)."""
+    return np.exp2(-x)
 
 
-@overload(exp_neg, inline="always")
-def _exp_neg_overload(z):
-    # Both versions: exp(-z) = 2**k * exp(r), k = round(-z / ln 2), |r| <= ln2 / 2,
-    # exp(r) by its Taylor polynomial, 2**k built directly in the exponent bits.
-    # Branch-free so that LLVM vectorises the loops that call it.
-    if isinstance(z, types.Float) and z.bitwidth == 32:
+@overload(exp2_neg, inline="always")
+def _exp2_neg_overload(x):
+    # 2**-x = 2**r * 2**-k with k = round(x) and r = k - x in [-1/2, 1/2]: both
+    # exact in floating point, so no extended-precision reduction is needed.
+    # 2**r is a polynomial, 2**-k is built in the exponent bits. Results below
+    # the smallest normal number (x > ~125.5 in float32, ~1021.5 in float64) are
+    # flushed to 0: denormal products are slow on x86. The flush is free: the
+    # polynomial gives 2 * 2**r and the exponent field holds -k - 1, which is
+    # clamped at 0 (the bit pattern of 0.0). Branch-free, so that LLVM
+    # vectorises the loops that call it.
+    if isinstance(x, types.Float) and x.bitwidth == 32:
 
-        def impl32(z):
-            x = min(z, np.float32(_UNDERFLOW32))
-            k = np.floor(np.float32(0.5) - x * np.float32(1.4426950408889634))
-            r = (-x - k * np.float32(0.693145751953125)) - k * np.float32(1.428606765330187e-06)
-            # Degree-5 polynomial fitted to exp on [-ln2/2, ln2/2] for the least
-            # largest relative error (7.5e-8; 2.1e-7 with float32 rounding).
-            p = np.float32(0.008297654011264718)
-            p = p * r + np.float32(0.04191538329188273)
-            p = p * r + np.float32(0.1666757475281162)
-            p = p * r + np.float32(0.49998894839919333)
-            p = p * r + np.float32(0.999999691981981)
-            p = p * r + np.float32(1.0000000716557327)
-            scale = np.int32((np.int32(k) + np.int32(127)) << np.int32(23)).view(np.float32)
-            # Flush to 0 beyond the cut-off; arithmetic, not a branch, so that the
-            # inlined code stays one basic block.
-            return p * scale * np.float32(z < np.float32(_UNDERFLOW32))
+        def impl32(x):
+            x = min(x, np.float32(200.0))
+            k = np.floor(x + np.float32(0.5))
+            r = k - x
+            # 2 * 2**r: degree-5 polynomial fitted for the least largest relative
+            # error on [-1/2, 1/2] (7.5e-8; 2.4e-7 with float32 rounding).
+            p = np.float32(2 * 0.001327647151972771)
+            p = p * r + np.float32(2 * 0.009675541330685163)
+            p = p * r + np.float32(2 * 0.05550713274960701)
+            p = p * r + np.float32(2 * 0.24022119723933866)
+            p = p * r + np.float32(2 * 0.6931469670638644)
+            p = p * r + np.float32(2 * 1.0000000716546547)
+            # Clamped in floating point: Numba widens int32 arithmetic to int64.
+            biased = np.int32(max(np.float32(126.0) - k, np.float32(0.0)))
+            return p * np.int32(biased << np.int32(23)).view(np.float32)
 
         return impl32
-    if isinstance(z, types.Float):
+    if isinstance(x, types.Float):
 
-        def impl64(z):
-            x = min(z, _UNDERFLOW64)
-            k = np.floor(0.5 - x * 1.4426950408889634)
-            r = (-x - k * 6.93147180369123816490e-01) - k * 1.90821492927058770002e-10
-            p = 1.0 / 479001600.0
-            p = p * r + 1.0 / 39916800.0
-            p = p * r + 1.0 / 3628800.0
-            p = p * r + 1.0 / 362880.0
-            p = p * r + 1.0 / 40320.0
-            p = p * r + 1.0 / 5040.0
-            p = p * r + 1.0 / 720.0
-            p = p * r + 1.0 / 120.0
-            p = p * r + 1.0 / 24.0
-            p = p * r + 1.0 / 6.0
-            p = p * r + 0.5
-            p = p * r + 1.0
-            p = p * r + 1.0
-            scale = np.int64((np.int64(k) + np.int64(1023)) << np.int64(52)).view(np.float64)
-            return p * scale * np.float64(z < _UNDERFLOW64)
+        def impl64(x):
+            x = min(x, 1100.0)
+            k = np.floor(x + 0.5)
+            y = (k - x) * 0.6931471805599453  # r ln 2, |y| <= 0.347
+            # 2 * exp(y): Taylor polynomial of degree 12 (error < 1e-15).
+            p = 2.0 / 479001600.0
+            p = p * y + 2.0 / 39916800.0
+            p = p * y + 2.0 / 3628800.0
+            p = p * y + 2.0 / 362880.0
+            p = p * y + 2.0 / 40320.0
+            p = p * y + 2.0 / 5040.0
+            p = p * y + 2.0 / 720.0
+            p = p * y + 2.0 / 120.0
+            p = p * y + 2.0 / 24.0
+            p = p * y + 2.0 / 6.0
+            p = p * y + 1.0
+            p = p * y + 2.0
+            p = p * y + 2.0
+            biased = np.int64(max(1022.0 - k, 0.0))
+            return p * np.int64(biased << np.int64(52)).view(np.float64)
 
         return impl64
     return None
 
 
-@njit(cache=True)
-def exp_neg_array(z):
-    """Elementwise compiled exp(-z) (exposed for testing the polynomial)."""
-    out = np.empty_like(z)
-    flat_in = z.ravel()
+@njit(cache=True, fastmath=True)
+def exp2_neg_array(x):
+    """Elementwise compiled 2**-x (exposed for testing the polynomial)."""
+    out = np.empty_like(x)
+    flat_in = x.ravel()
     flat_out = out.ravel()
     for i in range(flat_in.size):
-        flat_out[i] = exp_neg(flat_in[i])
+        flat_out[i] = exp2_neg(flat_in[i])
     return out
 
 
@@ -295,7 +298,7 @@ def _diff_row(padded, z, y, x0, shift, out):
 
 @njit(cache=True, fastmath=True)
 def _row_to_weights(column_sums, width, threshold, inv_scale, out):
-    """out[k] = exp(-max(sum(column_sums[k:k + width]) - threshold, 0) * inv_scale).
+    """out[k] = 2**-(max(sum(column_sums[k:k + width]) - threshold, 0) * inv_scale).
 
     For the usual patch widths the sum is written out, so that one vectorised
     pass reads the row (loads from L1 are cheap) and stores only the weights;
@@ -307,29 +310,29 @@ def _row_to_weights(column_sums, width, threshold, inv_scale, out):
     if width == 3:
         for k in range(n):
             total = c[k] + c[k + 1] + c[k + 2]
-            out[k] = exp_neg(max(total - threshold, zero) * inv_scale)
+            out[k] = exp2_neg(max(total - threshold, zero) * inv_scale)
     elif width == 5:
         for k in range(n):
             total = c[k] + c[k + 1] + c[k + 2] + c[k + 3] + c[k + 4]
-            out[k] = exp_neg(max(total - threshold, zero) * inv_scale)
+            out[k] = exp2_neg(max(total - threshold, zero) * inv_scale)
     elif width == 7:
         for k in range(n):
             total = c[k] + c[k + 1] + c[k + 2] + c[k + 3] + c[k + 4] + c[k + 5] + c[k + 6]
-            out[k] = exp_neg(max(total - threshold, zero) * inv_scale)
+            out[k] = exp2_neg(max(total - threshold, zero) * inv_scale)
     elif width == 9:
         for k in range(n):
             total = (c[k] + c[k + 1] + c[k + 2] + c[k + 3] + c[k + 4] + c[k + 5]
                      + c[k + 6] + c[k + 7] + c[k + 8])
-            out[k] = exp_neg(max(total - threshold, zero) * inv_scale)
+            out[k] = exp2_neg(max(total - threshold, zero) * inv_scale)
     elif width == 11:
         for k in range(n):
             total = (c[k] + c[k + 1] + c[k + 2] + c[k + 3] + c[k + 4] + c[k + 5]
                      + c[k + 6] + c[k + 7] + c[k + 8] + c[k + 9] + c[k + 10])
-            out[k] = exp_neg(max(total - threshold, zero) * inv_scale)
+            out[k] = exp2_neg(max(total - threshold, zero) * inv_scale)
     else:
         _box_sum_row(column_sums, width, out)
         for k in range(n):
-            out[k] = exp_neg(max(out[k] - threshold, zero) * inv_scale)
+            out[k] = exp2_neg(max(out[k] - threshold, zero) * inv_scale)
 
 
 @njit(cache=True, fastmath=True)
@@ -621,7 +624,8 @@ def nlmeans_kernel(padded, patch_radius, search_radius, aggregation_radius, cent
         Subtracted from the patch sum of squared differences before the exponential
         (2 sigma^2 times the number of summed terms).
     inv_scale : float
-        1 / (h^2 times the number of summed terms), so that the exponent is -d^2 / h^2.
+        log2(e) / (h^2 times the number of summed terms): the weights are computed
+        as powers of 2, 2**(-d^2 log2(e) / h^2) = exp(-d^2 / h^2).
     tile_shape : 3-tuple of int
         Output tile processed by one thread at a time.
     low, high : float

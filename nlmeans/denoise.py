@@ -409,11 +409,13 @@ def _run_kernel(volume, h, sigma, patch, search, aggregation, centre_weight, wor
     # The kernel compares patch *sums* of squared differences: fold the mean into
     # the threshold and the scale.
     threshold = work_dtype.type(2.0 * sigma * sigma * terms)
-    # A tiny h (h² underflows) means: only identical patches get weight; cap the
-    # scale so that 0 * scale stays 0 and never becomes inf * 0.
+    # The kernel's exponential is base 2: fold log2(e) into the scale. A tiny h
+    # (h² underflows) means: only identical patches get weight; cap the scale so
+    # that 0 * scale stays 0 and never becomes inf * 0.
     denominator = h * h * terms
     cap = 1e30 if work_dtype == np.float32 else 1e300
-    inv_scale = work_dtype.type(min(1.0 / denominator, cap) if denominator > 0 else cap)
+    inv_scale = work_dtype.type(min(_kernels.LOG2_E / denominator, cap) if denominator > 0
+                                else cap)
     tile = _tile_shape(n_spatial, channels)
     low, high = (work_dtype.type(b) for b in bounds)
     return _kernels.nlmeans_kernel(padded, patch, search, aggregation_radius,

@@ -90,20 +90,29 @@ def test_several_tiles_match_reference(channels):
     assert relative_error(result[:32, width - 12:width + 12], expected[:32, 8:32]) < 1e-9
 
 
-def test_exp_polynomial_accuracy():
-    z = np.concatenate([np.linspace(0, 80, 100_001), RNG.random(10_000) * 700])
-    exact = np.exp(-z)
-    fast64 = _kernels.exp_neg_array(z)
-    assert np.max(np.abs(fast64 / exact - 1)) < 1e-12
-    z32 = z[z < 80].astype(np.float32)
-    fast32 = _kernels.exp_neg_array(z32).astype(np.float64)
-    exact32 = np.exp(-z32.astype(np.float64))
-    assert np.max(np.abs(fast32 / exact32 - 1)) < 1e-6
+def test_exp2_polynomial_accuracy():
+    x = np.concatenate([np.linspace(0, 120, 100_001), RNG.random(10_000) * 1000])
+    exact = np.exp2(-x)
+    fast64 = _kernels.exp2_neg_array(x)
+    assert np.max(np.abs(fast64 / exact - 1)) < 1e-14
+    x32 = x[x < 120].astype(np.float32)
+    fast32 = _kernels.exp2_neg_array(x32).astype(np.float64)
+    exact32 = np.exp2(-x32.astype(np.float64))
+    assert np.max(np.abs(fast32 / exact32 - 1)) < 5e-7
 
 
-def test_exp_underflow_is_zero():
-    assert _kernels.exp_neg_array(np.array([710.0, 1e30]))[0] == 0.0
-    assert np.all(_kernels.exp_neg_array(np.array([88.0, 1e30], dtype=np.float32)) == 0.0)
+def test_exp2_flushes_what_would_be_denormal():
+    """No weight is denormal (slow products on x86): below the smallest normal
+    number the result is exactly 0, above it the full-precision value."""
+    for dtype, limit in ((np.float32, 125), (np.float64, 1021)):
+        tiny = np.finfo(dtype).tiny
+        x = np.concatenate([np.linspace(limit - 5, limit + 5, 10_001), [1e4, 1e30]]).astype(dtype)
+        result = _kernels.exp2_neg_array(x)
+        assert np.all((result == 0) | (result >= tiny))
+        assert np.all(result[x >= limit + 1] == 0)
+        kept = x <= limit
+        np.testing.assert_allclose(result[kept], np.exp2(-x[kept].astype(np.float64)),
+                                   rtol=5e-7)
 
 
 def test_half_offsets_cover_each_pair_once():
