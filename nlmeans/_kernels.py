@@ -83,7 +83,7 @@ def _exp2_neg_overload(x):
 
         def impl32(x):
             x = min(x, np.float32(200.0))
-            k = np.floor(x + np.float32(0.5))
+            k = np.rint(x)
             r = k - x
             # 2 * 2**r: degree-5 polynomial fitted for the least largest relative
             # error on [-1/2, 1/2] (7.5e-8; 2.4e-7 with float32 rounding).
@@ -93,16 +93,17 @@ def _exp2_neg_overload(x):
             p = p * r + np.float32(2 * 0.24022119723933866)
             p = p * r + np.float32(2 * 0.6931469670638644)
             p = p * r + np.float32(2 * 1.0000000716546547)
-            # Clamped in floating point: Numba widens int32 arithmetic to int64.
-            biased = np.int32(max(np.float32(126.0) - k, np.float32(0.0)))
-            return p * np.int32(biased << np.int32(23)).view(np.float32)
+            # The bit pattern (126 - k) << 23, computed exactly in float32 (one
+            # multiply-add) and clamped there: Numba widens int32 arithmetic to int64.
+            bits = max(np.float32(126 * 2**23) - k * np.float32(2**23), np.float32(0.0))
+            return p * np.int32(bits).view(np.float32)
 
         return impl32
     if isinstance(x, types.Float):
 
         def impl64(x):
             x = min(x, 1100.0)
-            k = np.floor(x + 0.5)
+            k = np.rint(x)
             y = (k - x) * 0.6931471805599453  # r ln 2, |y| <= 0.347
             # 2 * exp(y): Taylor polynomial of degree 12 (error < 1e-15).
             p = 2.0 / 479001600.0
@@ -118,8 +119,8 @@ def _exp2_neg_overload(x):
             p = p * y + 1.0
             p = p * y + 2.0
             p = p * y + 2.0
-            biased = np.int64(max(1022.0 - k, 0.0))
-            return p * np.int64(biased << np.int64(52)).view(np.float64)
+            bits = max(1022.0 * 2**52 - k * 2.0**52, 0.0)  # (1022 - k) << 52, exactly
+            return p * np.int64(bits).view(np.float64)
 
         return impl64
     return None
@@ -297,8 +298,42 @@ def _diff_row(padded, z, y, x0, shift, out):
 
 
 @njit(cache=True, fastmath=True)
-def _row_to_weights(column_sums, width, threshold, inv_scale, out):
-    """out[k] = 2**-(max(sum(column_sums[k:k + width]) - threshold, 0) * inv_scale).
+def _signed_diff_row(padded, z, y, x0, shift, out):
+    """out[k] = padded[0, z, y, x0 + k] - padded[0, z + sz, y + sy, x0 + sx + k]."""
+    sz, sy, sx = shift
+    n = out.shape[0]
+    a = padded[0, z, y, x0:x0 + n]
+    b = padded[0, z + sz, y + sy, x0 + sx:x0 + sx + n]
+    for k in range(n):
+        out[k] = a[k] - b[k]
+
+
+@njit(cache=True, fastmath=True)
+def _add_squares(row, total):
+    for k in range(total.shape[0]):
+        total[k] += row[k] * row[k]
+
+
+@njit(cache=True, fastmath=True)
+def _slide_signed(padded, z, y, x0, shift, slot, column_sums):
+    """One channel: row y enters the patch, the row whose differences are in
+    `slot` leaves it. Keeping signed differences makes the update one pass of
+    two multiply-adds, column_sums += d_new**2 - d_old**2, instead of three
+    passes (subtract, square, add)."""
+    sz, sy, sx = shift
+    n = slot.shape[0]
+    a = padded[0, z, y, x0:x0 + n]
+    b = padded[0, z + sz, y + sy, x0 + sx:x0 + sx + n]
+    for k in range(n):
+        d = a[k] - b[k]
+        old = slot[k]
+        column_sums[k] += d * d - old * old
+        slot[k] = d
+
+
+@njit(cache=True, fastmath=True)
+def _row_to_weights(column_sums, width, scaled_threshold, inv_scale, out):
+    """out[k] = 2**-max(sum(column_sums[k:k + width]) * inv_scale - scaled_threshold, 0).
 
     For the usual patch widths the sum is written out, so that one vectorised
     pass reads the row (loads from L1 are cheap) and stores only the weights;
@@ -306,33 +341,33 @@ def _row_to_weights(column_sums, width, threshold, inv_scale, out):
     """
     n = out.shape[0]
     c = column_sums
-    zero = threshold - threshold  # 0 in the working dtype
+    zero = inv_scale - inv_scale  # 0 in the working dtype
     if width == 3:
         for k in range(n):
             total = c[k] + c[k + 1] + c[k + 2]
-            out[k] = exp2_neg(max(total - threshold, zero) * inv_scale)
+            out[k] = exp2_neg(max(total * inv_scale - scaled_threshold, zero))
     elif width == 5:
         for k in range(n):
             total = c[k] + c[k + 1] + c[k + 2] + c[k + 3] + c[k + 4]
-            out[k] = exp2_neg(max(total - threshold, zero) * inv_scale)
+            out[k] = exp2_neg(max(total * inv_scale - scaled_threshold, zero))
     elif width == 7:
         for k in range(n):
             total = c[k] + c[k + 1] + c[k + 2] + c[k + 3] + c[k + 4] + c[k + 5] + c[k + 6]
-            out[k] = exp2_neg(max(total - threshold, zero) * inv_scale)
+            out[k] = exp2_neg(max(total * inv_scale - scaled_threshold, zero))
     elif width == 9:
         for k in range(n):
             total = (c[k] + c[k + 1] + c[k + 2] + c[k + 3] + c[k + 4] + c[k + 5]
                      + c[k + 6] + c[k + 7] + c[k + 8])
-            out[k] = exp2_neg(max(total - threshold, zero) * inv_scale)
+            out[k] = exp2_neg(max(total * inv_scale - scaled_threshold, zero))
     elif width == 11:
         for k in range(n):
             total = (c[k] + c[k + 1] + c[k + 2] + c[k + 3] + c[k + 4] + c[k + 5]
                      + c[k + 6] + c[k + 7] + c[k + 8] + c[k + 9] + c[k + 10])
-            out[k] = exp2_neg(max(total - threshold, zero) * inv_scale)
+            out[k] = exp2_neg(max(total * inv_scale - scaled_threshold, zero))
     else:
         _box_sum_row(column_sums, width, out)
         for k in range(n):
-            out[k] = exp2_neg(max(out[k] - threshold, zero) * inv_scale)
+            out[k] = exp2_neg(max(out[k] * inv_scale - scaled_threshold, zero))
 
 
 @njit(cache=True, fastmath=True)
@@ -366,7 +401,7 @@ def _add_row(weights, weight_sum_row):
 
 
 @njit(cache=True, fastmath=True)
-def _offset_weights(padded, margin, lo, size, offset, patch_radius, threshold, inv_scale,
+def _offset_weights(padded, margin, lo, size, offset, patch_radius, scaled_threshold, inv_scale,
                     scratch, weight_flat, fused, start, stop, acc, weight_sum):
     """Weights w(p, p + offset) for the positions p in the box [lo, lo + size).
 
@@ -408,6 +443,8 @@ def _offset_weights(padded, margin, lo, size, offset, patch_radius, threshold, i
     tz, ty, tx = offset
     nx = stop[2] - start[2]
     channels = padded.shape[0]
+    # One channel, 2-D patches: the ring keeps signed differences (see _slide_signed).
+    signed = channels == 1 and pz == 0
     for i in range(wz):
         for j in range(wy):
             if j == 0:
@@ -415,16 +452,23 @@ def _offset_weights(padded, margin, lo, size, offset, patch_radius, threshold, i
                 for r in range(height):
                     if pz > 0:
                         ring[r] = planes[i, r]
+                    elif signed:
+                        _signed_diff_row(padded, z0 + i, y0 + r, x0, offset, ring[r])
                     else:
                         _diff_row(padded, z0 + i, y0 + r, x0, offset, ring[r])
-                column_sums[:] = ring[0]
-                for r in range(1, height):
-                    for k in range(ex):
-                        column_sums[k] += ring[r, k]
+                column_sums[:] = 0
+                for r in range(height):
+                    if signed:
+                        _add_squares(ring[r], column_sums)
+                    else:
+                        _add_row(ring[r], column_sums)
             elif pz > 0:
                 entering, leaving = planes[i, j + height - 1], planes[i, j - 1]
                 for k in range(ex):
                     column_sums[k] += entering[k] - leaving[k]
+            elif signed:
+                _slide_signed(padded, z0 + i, y0 + j + height - 1, x0, offset,
+                              ring[(j - 1) % height], column_sums)
             else:
                 # The row leaving the patch gives its ring slot to the one entering.
                 slot = ring[(j - 1) % height]
@@ -434,10 +478,11 @@ def _offset_weights(padded, margin, lo, size, offset, patch_radius, threshold, i
                 for k in range(ex):
                     column_sums[k] += slot[k]
             if not fused:
-                _row_to_weights(column_sums, 2 * px + 1, threshold, inv_scale, weights[i, j])
+                _row_to_weights(column_sums, 2 * px + 1, scaled_threshold, inv_scale,
+                                weights[i, j])
                 continue
             wrow = row_buffer[:wx]
-            _row_to_weights(column_sums, 2 * px + 1, threshold, inv_scale, wrow)
+            _row_to_weights(column_sums, 2 * px + 1, scaled_threshold, inv_scale, wrow)
             pz_, py_ = lo[0] + i, lo[1] + j  # this row's positions p (output coordinates)
             if start[0] <= pz_ < stop[0] and start[1] <= py_ < stop[1]:
                 # p in the tile: w(p, p + t) v(p + t).
@@ -485,7 +530,7 @@ def _offset_window(offsets, n, ref_start, ref_size):
 
 @njit(cache=True, fastmath=True)
 def _denoise_tile(padded, out, start, stop, patch_radius, search_radius, aggregation_radius,
-                  centre_max, offsets, threshold, inv_scale, low, high, round_output):
+                  centre_max, offsets, scaled_threshold, inv_scale, low, high, round_output):
     """NL-means for the output tile [start, stop) (output coordinates).
 
     aggregation_radius 0: pixel-wise, each pixel is the weighted mean of its
@@ -530,7 +575,7 @@ def _denoise_tile(padded, out, start, stop, patch_radius, search_radius, aggrega
     if centre_max or aggregating:
         for n in range(offsets.shape[0]):
             t, lo, size, forward, mirror = _offset_window(offsets, n, ref_start, (rz, ry, rx))
-            weights = _offset_weights(padded, margin, lo, size, t, patch_radius, threshold,
+            weights = _offset_weights(padded, margin, lo, size, t, patch_radius, scaled_threshold,
                                       inv_scale, scratch, weight_flat, False, start, stop, acc,
                                       weight_sum)
             if centre_max:
@@ -557,7 +602,7 @@ def _denoise_tile(padded, out, start, stop, patch_radius, search_radius, aggrega
     tile_weights = np.empty((nz, ny, nx) if aggregating else (1, 1, 1), dtype=dtype)
     for n in range(offsets.shape[0]):
         t, lo, size, forward, mirror = _offset_window(offsets, n, ref_start, (rz, ry, rx))
-        weights = _offset_weights(padded, margin, lo, size, t, patch_radius, threshold,
+        weights = _offset_weights(padded, margin, lo, size, t, patch_radius, scaled_threshold,
                                   inv_scale, scratch, weight_flat, fused, start, stop, acc,
                                   weight_sum)
         if fused:
@@ -622,7 +667,8 @@ def nlmeans_kernel(padded, patch_radius, search_radius, aggregation_radius, cent
         Give each reference its largest other weight instead of 1.
     threshold : float
         Subtracted from the patch sum of squared differences before the exponential
-        (2 sigma^2 times the number of summed terms).
+        (2 sigma^2 times the number of summed terms). threshold * inv_scale must be
+        finite.
     inv_scale : float
         log2(e) / (h^2 times the number of summed terms): the weights are computed
         as powers of 2, 2**(-d^2 log2(e) / h^2) = exp(-d^2 / h^2).
@@ -645,6 +691,9 @@ def nlmeans_kernel(padded, patch_radius, search_radius, aggregation_radius, cent
              padded.shape[3] - 2 * margin[2])
     out = np.empty((channels, shape[0], shape[1], shape[2]), dtype=padded.dtype)
     offsets = half_offsets(search_radius)
+    # The weights are 2**-max(d * inv_scale - threshold * inv_scale, 0): one
+    # multiply-add per weight (the caller keeps threshold * inv_scale finite).
+    scaled_threshold = threshold * inv_scale
 
     tiles_z = (shape[0] + tile_shape[0] - 1) // tile_shape[0]
     tiles_y = (shape[1] + tile_shape[1] - 1) // tile_shape[1]
@@ -658,6 +707,6 @@ def nlmeans_kernel(padded, patch_radius, search_radius, aggregation_radius, cent
                 min(start[1] + tile_shape[1], shape[1]),
                 min(start[2] + tile_shape[2], shape[2]))
         _denoise_tile(padded, out, start, stop, patch_radius, search_radius,
-                      aggregation_radius, centre_max, offsets, threshold, inv_scale, low, high,
-                      round_output)
+                      aggregation_radius, centre_max, offsets, scaled_threshold, inv_scale,
+                      low, high, round_output)
     return out

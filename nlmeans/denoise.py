@@ -414,8 +414,12 @@ def _run_kernel(volume, h, sigma, patch, search, aggregation, centre_weight, wor
     # that 0 * scale stays 0 and never becomes inf * 0.
     denominator = h * h * terms
     cap = 1e30 if work_dtype == np.float32 else 1e300
-    inv_scale = work_dtype.type(min(_kernels.LOG2_E / denominator, cap) if denominator > 0
-                                else cap)
+    inv_scale = min(_kernels.LOG2_E / denominator, cap) if denominator > 0 else cap
+    if threshold > 0:
+        # Keep threshold * inv_scale finite: a larger scale changes only weights of
+        # patches whose distance equals the threshold to within float rounding.
+        inv_scale = min(inv_scale, cap / threshold)
+    inv_scale = work_dtype.type(inv_scale)
     tile = _tile_shape(n_spatial, channels)
     low, high = (work_dtype.type(b) for b in bounds)
     return _kernels.nlmeans_kernel(padded, patch, search, aggregation_radius,
