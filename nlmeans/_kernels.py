@@ -9,7 +9,9 @@ it) and costs O(N * D^n) whatever the patch size: for each search offset ``t``
 it forms the image of squared differences ``(v(x) - v(x + t))**2``, box-sums it
 over the patch with running sums, turns the sums into weights and accumulates.
 Because ``w(x, x + t) == w(x + t, x)`` only half of the offsets are visited;
-each visit updates both ends of every pair.
+each visit updates both ends of every pair. In the plain pixel-wise case the
+offsets of a row of the search window go four at a time, so that the
+accumulators are loaded and stored once for four offsets.
 
 Work is split into tiles of the output that are processed independently (one
 ``prange`` iteration each), so threads never write to the same memory and the
@@ -59,6 +61,9 @@ def _prefer_wide_vectors():
 
 
 WIDE_VECTORS = _prefer_wide_vectors()
+
+# Offsets whose weights are made and used together (see _fused_offsets).
+_GROUP = 4
 
 # exp(-d) is computed as 2**-x with x = d * log2(e) folded into the scale.
 LOG2_E = 1.4426950408889634
@@ -378,140 +383,219 @@ def _accumulate_row(weights, values, acc_row):
 
 
 @njit(cache=True, fastmath=True)
-def _accumulate_rgb_row(w, padded, vz, vy, vx, acc, weight_sum, i, j):
-    """Row (i, j) of an RGB tile in one pass: the weights are loaded once for the
-    weight sum and the three channels."""
-    n = w.shape[0]
-    total = weight_sum[i, j]
-    r, g, b = acc[0, i, j], acc[1, i, j], acc[2, i, j]
-    vr = padded[0, vz, vy, vx:vx + n]
-    vg = padded[1, vz, vy, vx:vx + n]
-    vb = padded[2, vz, vy, vx:vx + n]
-    for k in range(n):
-        total[k] += w[k]
-        r[k] += w[k] * vr[k]
-        g[k] += w[k] * vg[k]
-        b[k] += w[k] * vb[k]
-
-
-@njit(cache=True, fastmath=True)
 def _add_row(weights, weight_sum_row):
     for k in range(weight_sum_row.shape[0]):
         weight_sum_row[k] += weights[k]
 
 
 @njit(cache=True, fastmath=True)
-def _offset_weights(padded, margin, lo, size, offset, patch_radius, scaled_threshold, inv_scale,
-                    scratch, weight_flat, fused, start, stop, acc, weight_sum):
-    """Weights w(p, p + offset) for the positions p in the box [lo, lo + size).
-
-    Positions are output coordinates; `margin` converts them to padded ones.
-    Without `fused`, the weights are returned as a view of `weight_flat`. With
-    `fused` (pixel-wise NL-means, centre weight 1), each row of weights is used
-    at once while it is in L1: the tile [start, stop) gets w(p, p + t) v(p + t)
-    at p and w(p, p + t) v(p) at p + t, added to acc and weight_sum.
-
-    Rows are streamed: for each row of positions, the sums over the patch's
-    rows (column sums) are updated by adding the squared-difference row that
-    enters the patch and subtracting the one that leaves it, kept in a ring of
-    2 * py + 1 rows, so the work per position is the same for every patch size
-    and the data stays in L1. With 3-D patches the sums over the patch's planes
-    are formed first (running sums too).
-    """
+def _plane_sums(padded, z0, y0, x0, offset, patch_radius, size, scratch):
+    """3-D patches: the squared differences of the window's rows, summed over the
+    patch's planes (running sums), as a (wz, ey, ex) view of `scratch`."""
     pz, py, px = patch_radius
     wz, wy, wx = size
     ey, ex = wy + 2 * py, wx + 2 * px
-    height = 2 * py + 1
-    ring = scratch[:height * ex].reshape((height, ex))
-    column_sums = scratch[height * ex:(height + 1) * ex]
-    row_buffer = scratch[(height + 1) * ex:(height + 2) * ex]
-    plane_sums = scratch[(height + 2) * ex:]
+    planes = scratch[:wz * ey * ex].reshape((wz, ey, ex))
+    # The squared differences of all planes, after the plane sums in the scratch.
+    rest = scratch[wz * ey * ex:]
+    diff = rest[:(wz + 2 * pz) * ey * ex].reshape((wz + 2 * pz, ey, ex))
+    for i in range(wz + 2 * pz):
+        for r in range(ey):
+            _diff_row(padded, z0 + i, y0 + r, x0, offset, diff[i, r])
+    _box_sum_planes(diff, 2 * pz + 1, planes)
+    return planes
+
+
+@njit(cache=True, fastmath=True, inline="always")
+def _stream_row(padded, z, y0, x0, offset, j, ring, column_sums, ex, planes, planar, signed):
+    """Column sums (sums over the patch's rows of the squared differences) for
+    row j of a window whose first patch row is y0, given those of row j - 1, in
+    column_sums[:ex].
+
+    The squared-difference rows in the patch are kept in `ring` (2 * py + 1
+    rows, of which the first ex columns are used): the row leaving the patch
+    gives its slot to the one entering, so the work per position is the same
+    for every patch size and stays in L1. With 3-D patches (`planar`) the rows
+    come from `planes` (already summed over the patch's planes, see
+    _plane_sums); `signed`: one channel, the ring keeps signed differences (see
+    _slide_signed).
+    """
+    height = ring.shape[0]
+    sums = column_sums[:ex]
+    if j == 0:
+        for r in range(height):
+            if planar:
+                ring[r, :ex] = planes[r]
+            elif signed:
+                _signed_diff_row(padded, z, y0 + r, x0, offset, ring[r, :ex])
+            else:
+                _diff_row(padded, z, y0 + r, x0, offset, ring[r, :ex])
+        sums[:] = 0
+        for r in range(height):
+            if signed:
+                _add_squares(ring[r, :ex], sums)
+            else:
+                _add_row(ring[r, :ex], sums)
+    elif planar:
+        entering, leaving = planes[j + height - 1], planes[j - 1]
+        for k in range(ex):
+            sums[k] += entering[k] - leaving[k]
+    elif signed:
+        _slide_signed(padded, z, y0 + j + height - 1, x0, offset, ring[(j - 1) % height, :ex],
+                      sums)
+    else:
+        slot = ring[(j - 1) % height, :ex]
+        for k in range(ex):
+            sums[k] -= slot[k]
+        _diff_row(padded, z, y0 + j + height - 1, x0, offset, slot)
+        for k in range(ex):
+            sums[k] += slot[k]
+
+
+@njit(cache=True, fastmath=True)
+def _offset_weights(padded, margin, lo, size, offset, patch_radius, scaled_threshold, inv_scale,
+                    ring, column_sums, plane_scratch, weight_flat):
+    """Weights w(p, p + offset) for the positions p in the box [lo, lo + size),
+    as a view of `weight_flat`. Positions are output coordinates; `margin`
+    converts them to padded ones. Rows are streamed (see _stream_row)."""
+    pz, py, px = patch_radius
+    wz, wy, wx = size
+    ex = wx + 2 * px
+    sums = column_sums[:ex]
     weights = weight_flat[:wz * wy * wx].reshape((wz, wy, wx))
     # Padded coordinates of the first patch element of the first position.
     z0, y0, x0 = lo[0] - pz + margin[0], lo[1] - py + margin[1], lo[2] - px + margin[2]
-    if pz > 0:
-        planes = plane_sums[:wz * ey * ex].reshape((wz, ey, ex))
-        # The squared differences of all planes, after the plane sums in the scratch.
-        rest = plane_sums[wz * ey * ex:]
-        diff = rest[:(wz + 2 * pz) * ey * ex].reshape((wz + 2 * pz, ey, ex))
-        for i in range(wz + 2 * pz):
-            for r in range(ey):
-                _diff_row(padded, z0 + i, y0 + r, x0, offset, diff[i, r])
-        _box_sum_planes(diff, 2 * pz + 1, planes)
-    else:
-        planes = plane_sums[:1].reshape((1, 1, 1))
-    tz, ty, tx = offset
-    nx = stop[2] - start[2]
-    channels = padded.shape[0]
-    # One channel, 2-D patches: the ring keeps signed differences (see _slide_signed).
-    signed = channels == 1 and pz == 0
+    planar = pz > 0
+    planes = plane_scratch[:1].reshape((1, 1, 1))
+    if planar:
+        planes = _plane_sums(padded, z0, y0, x0, offset, patch_radius, size, plane_scratch)
+    signed = padded.shape[0] == 1 and not planar
     for i in range(wz):
         for j in range(wy):
-            if j == 0:
-                # Column sums over the first `height` rows.
-                for r in range(height):
-                    if pz > 0:
-                        ring[r] = planes[i, r]
-                    elif signed:
-                        _signed_diff_row(padded, z0 + i, y0 + r, x0, offset, ring[r])
-                    else:
-                        _diff_row(padded, z0 + i, y0 + r, x0, offset, ring[r])
-                column_sums[:] = 0
-                for r in range(height):
-                    if signed:
-                        _add_squares(ring[r], column_sums)
-                    else:
-                        _add_row(ring[r], column_sums)
-            elif pz > 0:
-                entering, leaving = planes[i, j + height - 1], planes[i, j - 1]
-                for k in range(ex):
-                    column_sums[k] += entering[k] - leaving[k]
-            elif signed:
-                _slide_signed(padded, z0 + i, y0 + j + height - 1, x0, offset,
-                              ring[(j - 1) % height], column_sums)
-            else:
-                # The row leaving the patch gives its ring slot to the one entering.
-                slot = ring[(j - 1) % height]
-                for k in range(ex):
-                    column_sums[k] -= slot[k]
-                _diff_row(padded, z0 + i, y0 + j + height - 1, x0, offset, slot)
-                for k in range(ex):
-                    column_sums[k] += slot[k]
-            if not fused:
-                _row_to_weights(column_sums, 2 * px + 1, scaled_threshold, inv_scale,
-                                weights[i, j])
-                continue
-            wrow = row_buffer[:wx]
-            _row_to_weights(column_sums, 2 * px + 1, scaled_threshold, inv_scale, wrow)
+            _stream_row(padded, z0 + i, y0, x0, offset, j, ring, column_sums, ex,
+                        planes[i if planar else 0], planar, signed)
+            _row_to_weights(sums, 2 * px + 1, scaled_threshold, inv_scale, weights[i, j])
+    return weights
+
+
+@njit(cache=True, fastmath=True, inline="always")
+def _accumulate_members(weight_rows, w_at, padded, vz, vy, v_at, g, members, n, acc, weight_sum,
+                        i, j):
+    """Row (i, j) of the tile += sum over the offsets g .. g + members - 1 (1, 2 or 4) of
+    weight_rows[g, w_at[g] + k] * padded[c, vz, vy, v_at[g] + k], and the
+    weights to weight_sum: each accumulator row is loaded and stored once.
+
+    Inlined by Numba, like _accumulate_group and _stream_row: they run once per
+    row, and as separate functions their calls cost a fifth of the time.
+    """
+    g1, g2, g3 = min(g + 1, g + members - 1), min(g + 2, g + members - 1), g + members - 1
+    w0 = weight_rows[g, w_at[g]:w_at[g] + n]
+    w1 = weight_rows[g1, w_at[g1]:w_at[g1] + n]
+    w2 = weight_rows[g2, w_at[g2]:w_at[g2] + n]
+    w3 = weight_rows[g3, w_at[g3]:w_at[g3] + n]
+    total = weight_sum[i, j]
+    for c in range(padded.shape[0]):
+        a = acc[c, i, j]
+        v0 = padded[c, vz, vy, v_at[g]:v_at[g] + n]
+        v1 = padded[c, vz, vy, v_at[g1]:v_at[g1] + n]
+        v2 = padded[c, vz, vy, v_at[g2]:v_at[g2] + n]
+        v3 = padded[c, vz, vy, v_at[g3]:v_at[g3] + n]
+        if members == 4 and c == 0:
+            for k in range(n):
+                total[k] += (w0[k] + w1[k]) + (w2[k] + w3[k])
+                a[k] += (w0[k] * v0[k] + w1[k] * v1[k]) + (w2[k] * v2[k] + w3[k] * v3[k])
+        elif members == 4:
+            for k in range(n):
+                a[k] += (w0[k] * v0[k] + w1[k] * v1[k]) + (w2[k] * v2[k] + w3[k] * v3[k])
+        elif members == 2 and c == 0:
+            for k in range(n):
+                total[k] += w0[k] + w1[k]
+                a[k] += w0[k] * v0[k] + w1[k] * v1[k]
+        elif members == 2:
+            for k in range(n):
+                a[k] += w0[k] * v0[k] + w1[k] * v1[k]
+        elif c == 0:
+            for k in range(n):
+                total[k] += w0[k]
+                a[k] += w0[k] * v0[k]
+        else:
+            for k in range(n):
+                a[k] += w0[k] * v0[k]
+
+
+@njit(cache=True, fastmath=True, inline="always")
+def _accumulate_group(weight_rows, w_at, padded, vz, vy, v_at, members, n, acc, weight_sum,
+                      i, j):
+    """_accumulate_members for any number of offsets, four, two or one at a time."""
+    g = 0
+    while g < members:
+        chunk = 4 if members - g >= 4 else (2 if members - g >= 2 else 1)
+        _accumulate_members(weight_rows, w_at, padded, vz, vy, v_at, g, chunk, n, acc,
+                            weight_sum, i, j)
+        g += chunk
+
+
+@njit(cache=True, fastmath=True)
+def _fused_offsets(padded, margin, offsets, first, members, ref_start, patch_radius,
+                   scaled_threshold, inv_scale, rings, column_sums, weight_rows, plane_scratch,
+                   columns, start, stop, acc, weight_sum):
+    """Pixel-wise NL-means with centre weight 1, for the offsets
+    offsets[first:first + members], which share tz and ty: the tile [start, stop)
+    gets w(p, p + t) v(p + t) at p and w(p, p + t) v(p) at p + t, added to acc
+    and weight_sum.
+
+    The offsets' rows of weights are made in lockstep (each from its own ring of
+    rows, see _stream_row) and used at once while they are in L1, so each row of
+    the accumulators is loaded and stored once for the group instead of once per
+    offset: with few arithmetic operations per load, loads and stores are what
+    limits the accumulation. 3-D patches: one offset at a time.
+    """
+    pz, py, px = patch_radius
+    nx = stop[2] - start[2]
+    tile_size = (stop[0] - start[0], stop[1] - start[1], nx)
+    # Per offset: first padded column of its window's patches, its row lengths, and
+    # where the tile's weights and values start, forward and mirrored.
+    x0, wx, w_forward, v_forward, w_mirror, v_mirror = (
+        columns[0], columns[1], columns[2], columns[3], columns[4], columns[5])
+    for g in range(members):
+        t, lo, size, _, _ = _offset_window(offsets, first + g, ref_start, tile_size)
+        x0[g] = lo[2] - px + margin[2]
+        wx[g] = size[2]
+        w_forward[g] = start[2] - lo[2]
+        v_forward[g] = start[2] + t[2] + margin[2]
+        w_mirror[g] = start[2] - t[2] - lo[2]
+        v_mirror[g] = start[2] - t[2] + margin[2]
+    # Rows and planes are the same for every offset of the group.
+    t, lo, size, _, _ = _offset_window(offsets, first, ref_start, tile_size)
+    tz, ty = t[0], t[1]
+    wz, wy = size[0], size[1]
+    z0, y0 = lo[0] - pz + margin[0], lo[1] - py + margin[1]
+    planar = pz > 0
+    planes = plane_scratch[:1].reshape((1, 1, 1))
+    if planar:
+        planes = _plane_sums(padded, z0, y0, x0[0], t, patch_radius, size, plane_scratch)
+    signed = padded.shape[0] == 1 and not planar
+    for i in range(wz):
+        for j in range(wy):
+            for g in range(members):
+                shift = (tz, ty, offsets[first + g, 2])
+                ex = wx[g] + 2 * px
+                _stream_row(padded, z0 + i, y0, x0[g], shift, j, rings[g], column_sums[g], ex,
+                            planes[i if planar else 0], planar, signed)
+                _row_to_weights(column_sums[g, :ex], 2 * px + 1, scaled_threshold, inv_scale,
+                                weight_rows[g, :wx[g]])
             pz_, py_ = lo[0] + i, lo[1] + j  # this row's positions p (output coordinates)
             if start[0] <= pz_ < stop[0] and start[1] <= py_ < stop[1]:
                 # p in the tile: w(p, p + t) v(p + t).
-                w = wrow[start[2] - lo[2]:start[2] - lo[2] + nx]
-                if channels == 3:
-                    _accumulate_rgb_row(w, padded, pz_ + tz + margin[0], py_ + ty + margin[1],
-                                        start[2] + tx + margin[2], acc, weight_sum,
-                                        pz_ - start[0], py_ - start[1])
-                else:
-                    _add_row(w, weight_sum[pz_ - start[0], py_ - start[1]])
-                for c in range(channels if channels != 3 else 0):
-                    v = padded[c, pz_ + tz + margin[0], py_ + ty + margin[1],
-                               start[2] + tx + margin[2]:start[2] + tx + margin[2] + nx]
-                    _accumulate_row(w, v, acc[c, pz_ - start[0], py_ - start[1]])
+                _accumulate_group(weight_rows, w_forward, padded, pz_ + tz + margin[0],
+                                  py_ + ty + margin[1], v_forward, members, nx, acc, weight_sum,
+                                  pz_ - start[0], py_ - start[1])
             qz, qy = pz_ + tz, py_ + ty
             if start[0] <= qz < stop[0] and start[1] <= qy < stop[1]:
                 # q = p + t in the tile: w(q - t, q) v(q - t).
-                w = wrow[start[2] - tx - lo[2]:start[2] - tx - lo[2] + nx]
-                if channels == 3:
-                    _accumulate_rgb_row(w, padded, pz_ + margin[0], py_ + margin[1],
-                                        start[2] - tx + margin[2], acc, weight_sum,
-                                        qz - start[0], qy - start[1])
-                else:
-                    _add_row(w, weight_sum[qz - start[0], qy - start[1]])
-                for c in range(channels if channels != 3 else 0):
-                    v = padded[c, pz_ + margin[0], py_ + margin[1],
-                               start[2] - tx + margin[2]:start[2] - tx + margin[2] + nx]
-                    _accumulate_row(w, v, acc[c, qz - start[0], qy - start[1]])
-    return weights
+                _accumulate_group(weight_rows, w_mirror, padded, pz_ + margin[0], py_ + margin[1],
+                                  v_mirror, members, nx, acc, weight_sum, qz - start[0],
+                                  qy - start[1])
 
 
 @njit(cache=True)
@@ -555,13 +639,19 @@ def _denoise_tile(padded, out, start, stop, patch_radius, search_radius, aggrega
     acc = np.zeros((channels, nz, ny, nx), dtype=dtype)
     weight_sum = np.zeros((nz, ny, nx), dtype=dtype)
 
-    # Flat scratch buffers large enough for any offset.
+    # Scratch buffers large enough for any offset; one ring of rows, row of column
+    # sums and row of weights per offset of a group (see _fused_offsets).
     wz_max, wy_max, wx_max = nz + sz + 2 * az, ny + sy + 2 * ay, nx + sx + 2 * ax
     pz, py, px = patch_radius
     row = wx_max + 2 * px
+    group = 1 if pz > 0 else _GROUP
+    rings = np.empty((group, 2 * py + 1, row), dtype=dtype)
+    column_sums = np.empty((group, row), dtype=dtype)
+    weight_rows = np.empty((group, row), dtype=dtype)
+    columns = np.empty((6, group), dtype=np.int64)
     # 3-D patches: room for the plane sums and the squared differences of all planes.
     planes = (2 * wz_max + 2 * pz) * (wy_max + 2 * py) * row if pz > 0 else 0
-    scratch = np.empty((2 * py + 3) * row + planes + 1, dtype=dtype)
+    plane_scratch = np.empty(planes + 1, dtype=dtype)
     weight_flat = np.empty(wz_max * wy_max * wx_max, dtype=dtype)
 
     # Each reference's own weight, and (patch-wise) the sum of all its weights.
@@ -576,8 +666,8 @@ def _denoise_tile(padded, out, start, stop, patch_radius, search_radius, aggrega
         for n in range(offsets.shape[0]):
             t, lo, size, forward, mirror = _offset_window(offsets, n, ref_start, (rz, ry, rx))
             weights = _offset_weights(padded, margin, lo, size, t, patch_radius, scaled_threshold,
-                                      inv_scale, scratch, weight_flat, False, start, stop, acc,
-                                      weight_sum)
+                                      inv_scale, rings[0], column_sums[0], plane_scratch,
+                                      weight_flat)
             if centre_max:
                 _max_into(weights, forward, centre)
                 _max_into(weights, mirror, centre)
@@ -600,13 +690,23 @@ def _denoise_tile(padded, out, start, stop, patch_radius, search_radius, aggrega
     planes = np.empty((nz, ry, rx) if aggregating else (1, 1, 1), dtype=dtype)
     rows = np.empty((nz, ny, rx) if aggregating else (1, 1, 1), dtype=dtype)
     tile_weights = np.empty((nz, ny, nx) if aggregating else (1, 1, 1), dtype=dtype)
-    for n in range(offsets.shape[0]):
+    n = 0
+    while fused and n < offsets.shape[0]:
+        # Offsets of the same row (tz, ty), `group` at most, go together.
+        members = 1
+        while (members < group and n + members < offsets.shape[0]
+               and offsets[n + members, 0] == offsets[n, 0]
+               and offsets[n + members, 1] == offsets[n, 1]):
+            members += 1
+        _fused_offsets(padded, margin, offsets, n, members, ref_start, patch_radius,
+                       scaled_threshold, inv_scale, rings, column_sums, weight_rows, plane_scratch,
+                       columns, start, stop, acc, weight_sum)
+        n += members
+    for n in range(0 if not fused else offsets.shape[0], offsets.shape[0]):
         t, lo, size, forward, mirror = _offset_window(offsets, n, ref_start, (rz, ry, rx))
         weights = _offset_weights(padded, margin, lo, size, t, patch_radius, scaled_threshold,
-                                  inv_scale, scratch, weight_flat, fused, start, stop, acc,
-                                  weight_sum)
-        if fused:
-            continue
+                                  inv_scale, rings[0], column_sums[0], plane_scratch,
+                                  weight_flat)
         # Pixel q of the tile receives v(q + t) and v(q - t).
         v_forward = (start[0] + t[0] + margin[0], start[1] + t[1] + margin[1],
                      start[2] + t[2] + margin[2])
