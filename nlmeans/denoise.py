@@ -248,7 +248,10 @@ def denoise_with_report(image, h=None, *, patch_radius=None, search_radius=None,
     for name, value in (("patch_radius", patch_radius), ("search_radius", search_radius)):
         if value is not None:
             _check_radius(value, name, n_spatial)
-    if image.dtype.kind == "f" and not np.isfinite(image).all():
+    # The input's range: the result is clipped to it. NaN propagates into the
+    # minimum and inf is an extreme, so the two reductions also check the values.
+    bounds = (image.min(), image.max())
+    if image.dtype.kind == "f" and not np.isfinite(bounds).all():
         raise ValueError("image must not contain NaN or inf values")
 
     _check_memory(volume.shape, patch_radius, search_radius, n_spatial, work_dtype)
@@ -283,7 +286,6 @@ def denoise_with_report(image, h=None, *, patch_radius=None, search_radius=None,
 
     # The kernel clips to the input's range and rounds integer output, except when
     # SURE needs the unrounded values: then the result is rounded at the end.
-    bounds = (image.min(), image.max())
     integer = image.dtype.kind != "f"
     needs_sure = mode == "sure" or (estimate_error and sigma > 0)
 
