@@ -336,7 +336,7 @@ def _slide_signed(padded, z, y, x0, shift, slot, column_sums):
         slot[k] = d
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, fastmath=True, inline="always")
 def _row_to_weights(column_sums, width, scaled_threshold, inv_scale, out):
     """out[k] = 2**-max(sum(column_sums[k:k + width]) * inv_scale - scaled_threshold, 0).
 
@@ -416,17 +416,26 @@ def _stream_row(padded, z, y0, x0, offset, j, ring, column_sums, ex, planes, pla
     rows, of which the first ex columns are used): the row leaving the patch
     gives its slot to the one entering, so the work per position is the same
     for every patch size and stays in L1. With 3-D patches (`planar`) the rows
-    come from `planes` (already summed over the patch's planes, see
-    _plane_sums); `signed`: one channel, the ring keeps signed differences (see
-    _slide_signed).
+    are all in `planes` (already summed over the patch's planes, see
+    _plane_sums) and the ring is not used; `signed`: one channel, the ring keeps
+    signed differences (see _slide_signed).
     """
     height = ring.shape[0]
     sums = column_sums[:ex]
+    if planar:
+        # The rows are all in `planes` already: no ring.
+        if j == 0:
+            sums[:] = 0
+            for r in range(height):
+                _add_row(planes[r], sums)
+        else:
+            entering, leaving = planes[j + height - 1], planes[j - 1]
+            for k in range(ex):
+                sums[k] += entering[k] - leaving[k]
+        return
     if j == 0:
         for r in range(height):
-            if planar:
-                ring[r, :ex] = planes[r]
-            elif signed:
+            if signed:
                 _signed_diff_row(padded, z, y0 + r, x0, offset, ring[r, :ex])
             else:
                 _diff_row(padded, z, y0 + r, x0, offset, ring[r, :ex])
@@ -436,10 +445,6 @@ def _stream_row(padded, z, y0, x0, offset, j, ring, column_sums, ex, planes, pla
                 _add_squares(ring[r, :ex], sums)
             else:
                 _add_row(ring[r, :ex], sums)
-    elif planar:
-        entering, leaving = planes[j + height - 1], planes[j - 1]
-        for k in range(ex):
-            sums[k] += entering[k] - leaving[k]
     elif signed:
         _slide_signed(padded, z, y0 + j + height - 1, x0, offset, ring[(j - 1) % height, :ex],
                       sums)
@@ -479,60 +484,51 @@ def _offset_weights(padded, margin, lo, size, offset, patch_radius, scaled_thres
 
 
 @njit(cache=True, fastmath=True, inline="always")
-def _accumulate_members(weight_rows, w_at, padded, vz, vy, v_at, g, members, n, acc, weight_sum,
-                        i, j):
-    """Row (i, j) of the tile += sum over the offsets g .. g + members - 1 (1, 2 or 4) of
+def _accumulate_four(weight_rows, w_at, padded, vz, vy, v_at, g, n, acc, weight_sum, i, j):
+    """Row (i, j) of the tile += sum over the offsets g .. g + 3 of
     weight_rows[g, w_at[g] + k] * padded[c, vz, vy, v_at[g] + k], and the
     weights to weight_sum: each accumulator row is loaded and stored once.
 
-    Inlined by Numba, like _accumulate_group and _stream_row: they run once per
-    row, and as separate functions their calls cost a fifth of the time.
+    Inlined by Numba, like the other per-row helpers of the fused path: they
+    run once per row, and as calls they cost a fifth of the time.
     """
-    g1, g2, g3 = min(g + 1, g + members - 1), min(g + 2, g + members - 1), g + members - 1
     w0 = weight_rows[g, w_at[g]:w_at[g] + n]
-    w1 = weight_rows[g1, w_at[g1]:w_at[g1] + n]
-    w2 = weight_rows[g2, w_at[g2]:w_at[g2] + n]
-    w3 = weight_rows[g3, w_at[g3]:w_at[g3] + n]
+    w1 = weight_rows[g + 1, w_at[g + 1]:w_at[g + 1] + n]
+    w2 = weight_rows[g + 2, w_at[g + 2]:w_at[g + 2] + n]
+    w3 = weight_rows[g + 3, w_at[g + 3]:w_at[g + 3] + n]
     total = weight_sum[i, j]
+    for k in range(n):
+        total[k] += (w0[k] + w1[k]) + (w2[k] + w3[k])
     for c in range(padded.shape[0]):
         a = acc[c, i, j]
         v0 = padded[c, vz, vy, v_at[g]:v_at[g] + n]
-        v1 = padded[c, vz, vy, v_at[g1]:v_at[g1] + n]
-        v2 = padded[c, vz, vy, v_at[g2]:v_at[g2] + n]
-        v3 = padded[c, vz, vy, v_at[g3]:v_at[g3] + n]
-        if members == 4 and c == 0:
-            for k in range(n):
-                total[k] += (w0[k] + w1[k]) + (w2[k] + w3[k])
-                a[k] += (w0[k] * v0[k] + w1[k] * v1[k]) + (w2[k] * v2[k] + w3[k] * v3[k])
-        elif members == 4:
-            for k in range(n):
-                a[k] += (w0[k] * v0[k] + w1[k] * v1[k]) + (w2[k] * v2[k] + w3[k] * v3[k])
-        elif members == 2 and c == 0:
-            for k in range(n):
-                total[k] += w0[k] + w1[k]
-                a[k] += w0[k] * v0[k] + w1[k] * v1[k]
-        elif members == 2:
-            for k in range(n):
-                a[k] += w0[k] * v0[k] + w1[k] * v1[k]
-        elif c == 0:
-            for k in range(n):
-                total[k] += w0[k]
-                a[k] += w0[k] * v0[k]
-        else:
-            for k in range(n):
-                a[k] += w0[k] * v0[k]
+        v1 = padded[c, vz, vy, v_at[g + 1]:v_at[g + 1] + n]
+        v2 = padded[c, vz, vy, v_at[g + 2]:v_at[g + 2] + n]
+        v3 = padded[c, vz, vy, v_at[g + 3]:v_at[g + 3] + n]
+        for k in range(n):
+            a[k] += (w0[k] * v0[k] + w1[k] * v1[k]) + (w2[k] * v2[k] + w3[k] * v3[k])
+
+
+@njit(cache=True, fastmath=True, inline="always")
+def _accumulate_one(weight_rows, w_at, padded, vz, vy, v_at, g, n, acc, weight_sum, i, j):
+    """_accumulate_four for the single offset g."""
+    w = weight_rows[g, w_at[g]:w_at[g] + n]
+    _add_row(w, weight_sum[i, j])
+    for c in range(padded.shape[0]):
+        _accumulate_row(w, padded[c, vz, vy, v_at[g]:v_at[g] + n], acc[c, i, j])
 
 
 @njit(cache=True, fastmath=True, inline="always")
 def _accumulate_group(weight_rows, w_at, padded, vz, vy, v_at, members, n, acc, weight_sum,
                       i, j):
-    """_accumulate_members for any number of offsets, four, two or one at a time."""
+    """_accumulate_four for any number of offsets: four at a time, then one by one."""
     g = 0
+    while g + 4 <= members:
+        _accumulate_four(weight_rows, w_at, padded, vz, vy, v_at, g, n, acc, weight_sum, i, j)
+        g += 4
     while g < members:
-        chunk = 4 if members - g >= 4 else (2 if members - g >= 2 else 1)
-        _accumulate_members(weight_rows, w_at, padded, vz, vy, v_at, g, chunk, n, acc,
-                            weight_sum, i, j)
-        g += chunk
+        _accumulate_one(weight_rows, w_at, padded, vz, vy, v_at, g, n, acc, weight_sum, i, j)
+        g += 1
 
 
 @njit(cache=True, fastmath=True)
@@ -576,12 +572,13 @@ def _fused_offsets(padded, margin, offsets, first, members, ref_start, patch_rad
         planes = _plane_sums(padded, z0, y0, x0[0], t, patch_radius, size, plane_scratch)
     signed = padded.shape[0] == 1 and not planar
     for i in range(wz):
+        plane = planes[i if planar else 0]
         for j in range(wy):
             for g in range(members):
                 shift = (tz, ty, offsets[first + g, 2])
                 ex = wx[g] + 2 * px
                 _stream_row(padded, z0 + i, y0, x0[g], shift, j, rings[g], column_sums[g], ex,
-                            planes[i if planar else 0], planar, signed)
+                            plane, planar, signed)
                 _row_to_weights(column_sums[g, :ex], 2 * px + 1, scaled_threshold, inv_scale,
                                 weight_rows[g, :wx[g]])
             pz_, py_ = lo[0] + i, lo[1] + j  # this row's positions p (output coordinates)
