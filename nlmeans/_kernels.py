@@ -195,13 +195,29 @@ def _box_sum_rows(src, width, out):
 @njit(cache=True, fastmath=True)
 def _box_sum_row(row_in, width, row_out):
     """row_out[k] = sum(row_in[k:k + width])."""
-    for k in range(row_out.shape[0]):
-        row_out[k] = row_in[k]
-    # Shifted adds vectorise; a running sum along the row would not. The rows
-    # are short enough to stay in L1.
-    for a in range(1, width):
-        for k in range(row_out.shape[0]):
-            row_out[k] += row_in[k + a]
+    n = row_out.shape[0]
+    c = row_in
+    # Written out for the usual widths: one vectorised pass (a running sum along
+    # the row would not vectorise). Other widths: shifted adds, one pass each.
+    if width == 3:
+        for k in range(n):
+            row_out[k] = c[k] + c[k + 1] + c[k + 2]
+    elif width == 5:
+        for k in range(n):
+            row_out[k] = c[k] + c[k + 1] + c[k + 2] + c[k + 3] + c[k + 4]
+    elif width == 7:
+        for k in range(n):
+            row_out[k] = c[k] + c[k + 1] + c[k + 2] + c[k + 3] + c[k + 4] + c[k + 5] + c[k + 6]
+    elif width == 9:
+        for k in range(n):
+            row_out[k] = (c[k] + c[k + 1] + c[k + 2] + c[k + 3] + c[k + 4] + c[k + 5] + c[k + 6]
+                          + c[k + 7] + c[k + 8])
+    else:
+        for k in range(n):
+            row_out[k] = c[k]
+        for a in range(1, width):
+            for k in range(n):
+                row_out[k] += c[k + a]
 
 
 @njit(cache=True, fastmath=True)
@@ -215,8 +231,11 @@ def _box_sum_last(src, width, out):
 @njit(cache=True, fastmath=True)
 def _box_filter(src, radius, planes, rows, out):
     """3-D box sum of (2 radius + 1) elements per axis; `planes` and `rows` are scratch."""
-    _box_sum_planes(src, 2 * radius[0] + 1, planes)
-    _box_sum_rows(planes, 2 * radius[1] + 1, rows)
+    if radius[0] > 0:
+        _box_sum_planes(src, 2 * radius[0] + 1, planes)
+        _box_sum_rows(planes, 2 * radius[1] + 1, rows)
+    else:
+        _box_sum_rows(src, 2 * radius[1] + 1, rows)  # 2-D: nothing to sum across planes
     _box_sum_last(rows, 2 * radius[2] + 1, out)
 
 
@@ -261,17 +280,17 @@ def _add_into(weights, origin, total):
 
 
 @njit(cache=True, fastmath=True)
-def _divide_from(weights, origin, norm, out):
-    """out[q] = weights[origin + q] / norm[q]."""
+def _scale_from(weights, origin, inv_norm, out):
+    """out[q] = weights[origin + q] * inv_norm[q]."""
     oz, oy, ox = origin
     nz, ny, nx = out.shape
     for i in range(nz):
         for j in range(ny):
             w = weights[oz + i, oy + j, ox:ox + nx]
-            d = norm[i, j]
+            d = inv_norm[i, j]
             o = out[i, j]
             for k in range(nx):
-                o[k] = w[k] / d[k]
+                o[k] = w[k] * d[k]
 
 
 @njit(cache=True, fastmath=True)
@@ -680,6 +699,8 @@ def _denoise_tile(padded, out, start, stop, patch_radius, search_radius, aggrega
                             # Every weight underflowed (centre_max, tiny h): keep the pixel.
                             centre[i, j, k] = 1
                             norm[i, j, k] = 1
+                        # Its reciprocal: pass 2 multiplies by it for every offset.
+                        norm[i, j, k] = 1 / norm[i, j, k]
 
     # Pass 2: accumulate (as the weights are made, in the plain pixel-wise case).
     fused = not aggregating and not centre_max
@@ -712,10 +733,10 @@ def _denoise_tile(padded, out, start, stop, patch_radius, search_radius, aggrega
         if aggregating:
             # Reference p proposes v(p + t + k) to p + k with weight w(p, p + t) / C(p):
             # for q, the box sum over the patch of those weights.
-            _divide_from(weights, forward, norm, ref_weights)
+            _scale_from(weights, forward, norm, ref_weights)
             _box_filter(ref_weights, aggregation_radius, planes, rows, tile_weights)
             _accumulate(tile_weights, (0, 0, 0), padded, v_forward, acc, weight_sum)
-            _divide_from(weights, mirror, norm, ref_weights)
+            _scale_from(weights, mirror, norm, ref_weights)
             _box_filter(ref_weights, aggregation_radius, planes, rows, tile_weights)
             _accumulate(tile_weights, (0, 0, 0), padded, v_mirror, acc, weight_sum)
         else:
@@ -725,7 +746,7 @@ def _denoise_tile(padded, out, start, stop, patch_radius, search_radius, aggrega
     # The reference's own pixel (or patch).
     v_centre = (start[0] + margin[0], start[1] + margin[1], start[2] + margin[2])
     if aggregating:
-        _divide_from(centre, (0, 0, 0), norm, ref_weights)
+        _scale_from(centre, (0, 0, 0), norm, ref_weights)
         _box_filter(ref_weights, aggregation_radius, planes, rows, tile_weights)
         _accumulate(tile_weights, (0, 0, 0), padded, v_centre, acc, weight_sum)
     else:
