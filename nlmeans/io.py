@@ -16,6 +16,7 @@ Every error a user can cause raises :class:`ImageIOError` with a one-line messag
 
 import io
 import os
+import stat
 import tempfile
 from dataclasses import dataclass
 
@@ -257,6 +258,16 @@ def encode(array, fmt, *, quality=95, icc_profile=None, is_volume=False, path="<
     return buffer.getvalue()
 
 
+def _output_mode(path):
+    """Permission bits for a file written at `path`."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
 def write_image(path, array, *, fmt=None, quality=95, icc_profile=None, is_volume=False):
     """Write `array` to `path` atomically: a temp file in the same folder, then a rename.
 
@@ -278,6 +289,10 @@ def write_image(path, array, *, fmt=None, quality=95, icc_profile=None, is_volum
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+            # The temp file is private (0600); the output gets the permissions a
+            # new file gets (0666 less the umask), or keeps those of the file it
+            # replaces.
+            os.fchmod(f.fileno(), _output_mode(path))
         os.replace(tmp, path)
     except BaseException as exc:
         if os.path.exists(tmp):

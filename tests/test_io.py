@@ -181,3 +181,22 @@ def test_planar_rgb_tiff_is_colour(tmp_path):
     image = read_image(str(path))
     assert not image.is_volume and image.pixels.shape == (12, 14, 3)
     np.testing.assert_array_equal(image.pixels, np.moveaxis(rgb, 0, -1))
+
+
+def test_outputs_get_the_usual_permissions(tmp_path):
+    """The atomic write's temp file is private; the output is not: a new file gets
+    0666 less the umask, a replaced one keeps its mode."""
+    image = RNG.integers(0, 256, (8, 9), dtype=np.uint8)
+    old_umask = os.umask(0o022)
+    try:
+        new = tmp_path / "new.png"
+        write_image(str(new), image)
+        assert new.stat().st_mode & 0o777 == 0o644
+        existing = tmp_path / "existing.png"
+        existing.write_bytes(b"old")
+        existing.chmod(0o640)
+        write_image(str(existing), image)
+        assert existing.stat().st_mode & 0o777 == 0o640
+        assert read_image(str(existing)).pixels.shape == (8, 9)
+    finally:
+        os.umask(old_umask)
