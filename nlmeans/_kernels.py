@@ -752,10 +752,12 @@ def _denoise_tile(padded, out, start, stop, patch_radius, search_radius, aggrega
     else:
         _accumulate(centre, (0, 0, 0), padded, v_centre, acc, weight_sum)
 
-    for c in range(channels):
-        for i in range(nz):
-            for j in range(ny):
-                row = out[c, start[0] + i, start[1] + j, start[2]:start[2] + nx]
+    # The output is channel-last, the layout of colour images in memory, so that
+    # the caller needs no transposing copy.
+    for i in range(nz):
+        for j in range(ny):
+            row = out[start[0] + i, start[1] + j, start[2]:start[2] + nx]
+            for c in range(channels):
                 for k in range(nx):
                     total = weight_sum[i, j, k]
                     if total > 0:
@@ -767,7 +769,7 @@ def _denoise_tile(padded, out, start, stop, patch_radius, search_radius, aggrega
                     # A weighted mean cannot leave [low, high] (the input's range):
                     # clipping removes only rounding. Integer outputs are rounded here.
                     value = min(max(value, low), high)
-                    row[k] = np.rint(value) if round_output else value
+                    row[k, c] = np.rint(value) if round_output else value
 
 
 @njit(cache=True, parallel=True)
@@ -799,7 +801,7 @@ def nlmeans_kernel(padded, patch_radius, search_radius, aggregation_radius, cent
 
     Returns
     -------
-    (C, Z, Y, X) array of the padded input's dtype.
+    (Z, Y, X, C) array of the padded input's dtype (channel-last).
     """
     channels = padded.shape[0]
     margin = (search_radius[0] + patch_radius[0] + aggregation_radius[0],
@@ -807,7 +809,7 @@ def nlmeans_kernel(padded, patch_radius, search_radius, aggregation_radius, cent
               search_radius[2] + patch_radius[2] + aggregation_radius[2])
     shape = (padded.shape[1] - 2 * margin[0], padded.shape[2] - 2 * margin[1],
              padded.shape[3] - 2 * margin[2])
-    out = np.empty((channels, shape[0], shape[1], shape[2]), dtype=padded.dtype)
+    out = np.empty((shape[0], shape[1], shape[2], channels), dtype=padded.dtype)
     offsets = half_offsets(search_radius)
     # The weights are 2**-max(d * inv_scale - threshold * inv_scale, 0): one
     # multiply-add per weight (the caller keeps threshold * inv_scale finite).

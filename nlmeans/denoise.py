@@ -424,9 +424,11 @@ def _run_kernel(volume, h, sigma, patch, search, aggregation, centre_weight, wor
     inv_scale = work_dtype.type(inv_scale)
     tile = _tile_shape(n_spatial, channels)
     low, high = (work_dtype.type(b) for b in bounds)
-    return _kernels.nlmeans_kernel(padded, patch, search, aggregation_radius,
-                                   centre_weight == "max", threshold, inv_scale, tile, low, high,
-                                   rounded)
+    result = _kernels.nlmeans_kernel(padded, patch, search, aggregation_radius,
+                                     centre_weight == "max", threshold, inv_scale, tile, low,
+                                     high, rounded)
+    # The kernel writes channel-last; a channel-first view matches `volume`.
+    return np.moveaxis(result, -1, 0)
 
 
 def _to_dtype(result, dtype):
