@@ -343,7 +343,7 @@ def denoise_with_report(image, h=None, *, patch_radius=None, search_radius=None,
 
 def kernel_is_cached():
     """Whether Numba has a cache of the compiled kernel on disk (else the first call
-    compiles it, which takes about 35 seconds)."""
+    compiles it, which takes about 40 seconds)."""
     import glob
     import os
 
