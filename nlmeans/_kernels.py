@@ -666,8 +666,8 @@ def _denoise_tile(padded, out, start, stop, patch_radius, search_radius, aggrega
     weight_rows = np.empty((group, row), dtype=dtype)
     columns = np.empty((6, group), dtype=np.int64)
     # 3-D patches: room for the plane sums and the squared differences of all planes.
-    planes = (2 * wz_max + 2 * pz) * (wy_max + 2 * py) * row if pz > 0 else 0
-    plane_scratch = np.empty(planes + 1, dtype=dtype)
+    plane_scratch_size = (2 * wz_max + 2 * pz) * (wy_max + 2 * py) * row if pz > 0 else 0
+    plane_scratch = np.empty(plane_scratch_size + 1, dtype=dtype)
     weight_flat = np.empty(wz_max * wy_max * wx_max, dtype=dtype)
 
     # Each reference's own weight, and (patch-wise) the sum of all its weights.
@@ -705,7 +705,8 @@ def _denoise_tile(padded, out, start, stop, patch_radius, search_radius, aggrega
     # Pass 2: accumulate (as the weights are made, in the plain pixel-wise case).
     fused = not aggregating and not centre_max
     ref_weights = np.empty((rz, ry, rx) if aggregating else (1, 1, 1), dtype=dtype)
-    planes = np.empty((nz, ry, rx) if aggregating else (1, 1, 1), dtype=dtype)
+    # Only a 3-D box filter sums across planes (see _box_filter).
+    planes = np.empty((nz, ry, rx) if az > 0 else (1, 1, 1), dtype=dtype)
     rows = np.empty((nz, ny, rx) if aggregating else (1, 1, 1), dtype=dtype)
     tile_weights = np.empty((nz, ny, nx) if aggregating else (1, 1, 1), dtype=dtype)
     n = 0
