@@ -255,12 +255,12 @@ def denoise_with_report(image, h=None, *, patch_radius=None, search_radius=None,
         raise ValueError("image must not contain NaN or inf values")
 
     _check_memory(volume.shape, patch_radius, search_radius, n_spatial, work_dtype)
+    if sigma_estimated:
+        sigma = estimate_noise(image, channel_axis)
     # The data range scales the automatic rules and the PSNR estimate; a fixed
     # h without a report needs neither (and its percentile costs a few per cent
     # of a small image's time).
-    scale = data_range(image) if automatic or estimate_error else None
-    if sigma_estimated:
-        sigma = estimate_noise(image, channel_axis)
+    scale = data_range(image, sigma) if automatic or estimate_error else None
     if automatic:
         auto_patch, auto_search, auto_h = auto_parameters(
             sigma, scale, colour=channel_axis is not None and volume.shape[0] > 1,

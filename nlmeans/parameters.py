@@ -40,13 +40,15 @@ _LAPLACIAN_DIFFERENCE = np.array([[1.0, -2.0, 1.0], [-2.0, 4.0, -2.0], [1.0, -2.
 _MAD_TO_SIGMA = 1.0 / 0.6744897501960817
 
 
-def data_range(image):
+def data_range(image, sigma=0.0):
     """Intensity span that the 8-bit rules are scaled to.
 
     The dtype's maximum for unsigned integers (4095 for 16-bit data that never
     exceeds it: 12-bit cameras). For floats and signed integers, the usual full
-    scale the values fit, 1, 255 or 65535 (noise may overshoot it by half),
-    else the robust span of the values (0.1 to 99.9 percentile).
+    scale the values fit, 1, 255 or 65535 (they may overshoot it by half of it
+    plus four times the noise `sigma`: the 0.1 and 99.9 percentiles of
+    unclipped noise lie 3.1 sigma beyond the image's black and white), else the
+    robust span of the values (0.1 to 99.9 percentile).
     """
     image = np.asarray(image)
     if image.dtype.kind == "u":
@@ -54,7 +56,8 @@ def data_range(image):
         return 4095.0 if image.dtype.itemsize == 2 and image.max() <= 4095 else top
     low, high = np.percentile(image, [0.1, 99.9])
     for scale in (1.0, 255.0, 65535.0):
-        if -0.5 * scale <= low and high <= 1.5 * scale and high - low > 0.02 * scale:
+        overshoot = 0.5 * scale + 4.0 * sigma
+        if -overshoot <= low and high <= scale + overshoot and high - low > 0.02 * scale:
             return scale
     span = float(high - low)
     return span if span > 0 else 1.0

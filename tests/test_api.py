@@ -183,3 +183,18 @@ def test_report_data_range_is_computed_when_needed(kwargs, expected):
     image = np.clip(128 + 20 * RNG.standard_normal((30, 30)), 0, 255)
     _, report = nlmeans.denoise_with_report(image, **kwargs)
     assert report.data_range == expected
+
+
+@pytest.mark.parametrize("sigma", [10, 50])
+def test_data_range_of_float_images_with_strong_unclipped_noise(sigma):
+    """Float data on 0-255 with black and white areas: at sigma 50, the 0.1 and 99.9
+    percentiles lie about 155 beyond them, more than half the range."""
+    from nlmeans.parameters import data_range
+
+    clean = np.zeros((200, 200))
+    clean[:, 100:] = 255.0
+    noisy = clean + sigma * RNG.standard_normal(clean.shape)
+    assert data_range(noisy, sigma) == 255.0
+    _, report = nlmeans.denoise_with_report(noisy, estimate_error=False)
+    assert report.data_range == 255.0
+    assert data_range(noisy / 255.0, sigma / 255.0) == 1.0
