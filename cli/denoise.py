@@ -77,7 +77,12 @@ def format_report(details):
     lines = [f"noise sigma: {details.sigma:.3g} ({how})",
              f"parameters: h={details.h:.4g} patch radius={radii(details.patch_radius)} "
              f"search radius={radii(details.search_radius)} aggregation={details.aggregation} "
-             f"centre weight={details.centre_weight}"]
+             f"centre weight={details.centre_weight}"
+             + (f" chroma weight={details.chroma_weight:g}" if details.chroma_weight != 1 else "")]
+    if details.refine is not None:
+        patch, search, h = details.refine
+        lines.append(f"second pass: h={h:.4g} patch radius={radii(patch)} "
+                     f"search radius={radii(search)}")
     for h, mse in details.h_candidates:
         lines.append(f"  SURE for h={h:.4g}: MSE {mse:.4g}")
     if details.psnr_estimate is not None:

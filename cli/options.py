@@ -9,7 +9,7 @@ class NumberOrWord(click.ParamType):
     def __init__(self, words, allow_zero=False):
         self.words = tuple(words)
         self.allow_zero = allow_zero
-        self.name = "float|" + "|".join(self.words)
+        self.name = "|".join(("float",) + self.words)
 
     def convert(self, value, param, ctx):
         if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -20,13 +20,14 @@ class NumberOrWord(click.ParamType):
             try:
                 number = float(value)
             except (TypeError, ValueError):
-                self.fail(f"{value!r} is neither a number nor one of: {', '.join(self.words)}",
+                self.fail(f"{value!r} is not a number" if not self.words else
+                          f"{value!r} is neither a number nor one of: {', '.join(self.words)}",
                           param, ctx)
         low_ok = number >= 0 if self.allow_zero else number > 0
         if not (low_ok and number < float("inf")):
             rule = ">= 0" if self.allow_zero else "> 0"
-            self.fail(f"must be a finite number {rule} or one of: {', '.join(self.words)}, "
-                      f"got {value}", param, ctx)
+            words = f" or one of: {', '.join(self.words)}" if self.words else ""
+            self.fail(f"must be a finite number {rule}{words}, got {value}", param, ctx)
         return number
 
 
@@ -57,6 +58,15 @@ def denoise_options(command):
         click.option("--centre-weight", type=click.Choice(["one", "max"]), default=None,
                      help="Weight of the pixel itself: 1, or the largest of its other weights. "
                           "[default: one with a numeric --h, else max]"),
+        click.option("--chroma-weight", type=NumberOrWord(()),
+                     default=None,
+                     help="RGB only: scale of the chroma axes of opponent colours in the patch "
+                          "distances (1 = plain RGB distances). "
+                          "[default: 0.5 with automatic --h, else 1]"),
+        click.option("--refine/--no-refine", default=None,
+                     help="Run a second pass whose weights compare patches of the first "
+                          "result. [default: on with automatic --h for grey images and "
+                          "volumes, else off]"),
         click.option("--float64", "use_float64", is_flag=True,
                      help="Compute in float64 instead of float32."),
     ]
@@ -66,10 +76,11 @@ def denoise_options(command):
 
 
 def denoise_kwargs(h, patch_radius, search_radius, sigma, aggregation, centre_weight,
-                   use_float64):
+                   chroma_weight, refine, use_float64):
     """Keyword arguments of nlmeans.denoise from the shared options."""
     import numpy as np
 
     return dict(h=None if h == "auto" else h, patch_radius=patch_radius,
                 search_radius=search_radius, sigma=sigma, aggregation=aggregation,
-                centre_weight=centre_weight, dtype=np.float64 if use_float64 else np.float32)
+                centre_weight=centre_weight, chroma_weight=chroma_weight, refine=refine,
+                dtype=np.float64 if use_float64 else np.float32)

@@ -551,7 +551,7 @@ def _accumulate_group(weight_rows, w_at, padded, vz, vy, v_at, members, n, acc, 
 
 
 @njit(cache=True, fastmath=True)
-def _fused_offsets(padded, margin, offsets, first, members, ref_start, patch_radius,
+def _fused_offsets(padded, guide, margin, offsets, first, members, ref_start, patch_radius,
                    scaled_threshold, inv_scale, rings, column_sums, weight_rows, plane_scratch,
                    columns, start, stop, acc, weight_sum):
     """Pixel-wise NL-means with centre weight 1, for the offsets
@@ -563,7 +563,8 @@ def _fused_offsets(padded, margin, offsets, first, members, ref_start, patch_rad
     rows, see _stream_row) and used at once while they are in L1, so each row of
     the accumulators is loaded and stored once for the group instead of once per
     offset: with few arithmetic operations per load, loads and stores are what
-    limits the accumulation. 3-D patches: one offset at a time.
+    limits the accumulation. 3-D patches: one offset at a time. The weights
+    compare patches of `guide`; the values are those of `padded`.
     """
     pz, py, px = patch_radius
     nx = stop[2] - start[2]
@@ -588,15 +589,15 @@ def _fused_offsets(padded, margin, offsets, first, members, ref_start, patch_rad
     planar = pz > 0
     planes = plane_scratch[:1].reshape((1, 1, 1))
     if planar:
-        planes = _plane_sums(padded, z0, y0, x0[0], t, patch_radius, size, plane_scratch)
-    signed = padded.shape[0] == 1 and not planar
+        planes = _plane_sums(guide, z0, y0, x0[0], t, patch_radius, size, plane_scratch)
+    signed = guide.shape[0] == 1 and not planar
     for i in range(wz):
         plane = planes[i if planar else 0]
         for j in range(wy):
             for g in range(members):
                 shift = (tz, ty, offsets[first + g, 2])
                 ex = wx[g] + 2 * px
-                _stream_row(padded, z0 + i, y0, x0[g], shift, j, rings[g], column_sums[g], ex,
+                _stream_row(guide, z0 + i, y0, x0[g], shift, j, rings[g], column_sums[g], ex,
                             plane, planar, signed)
                 _row_to_weights(column_sums[g, :ex], 2 * px + 1, scaled_threshold, inv_scale,
                                 weight_rows[g, :wx[g]])
@@ -629,9 +630,11 @@ def _offset_window(offsets, n, ref_start, ref_size):
 
 
 @njit(cache=True, fastmath=True)
-def _denoise_tile(padded, out, start, stop, patch_radius, search_radius, aggregation_radius,
-                  centre_max, offsets, scaled_threshold, inv_scale, low, high, round_output):
-    """NL-means for the output tile [start, stop) (output coordinates).
+def _denoise_tile(padded, guide, out, start, stop, patch_radius, search_radius,
+                  aggregation_radius, centre_max, offsets, scaled_threshold, inv_scale, low, high,
+                  round_output):
+    """NL-means for the output tile [start, stop) (output coordinates): the
+    weights compare patches of `guide`, the means average pixels of `padded`.
 
     aggregation_radius 0: pixel-wise, each pixel is the weighted mean of its
     candidates. aggregation_radius = patch radius: patch-wise, each reference
@@ -681,7 +684,7 @@ def _denoise_tile(padded, out, start, stop, patch_radius, search_radius, aggrega
     if centre_max or aggregating:
         for n in range(offsets.shape[0]):
             t, lo, size, forward, mirror = _offset_window(offsets, n, ref_start, (rz, ry, rx))
-            weights = _offset_weights(padded, margin, lo, size, t, patch_radius, scaled_threshold,
+            weights = _offset_weights(guide, margin, lo, size, t, patch_radius, scaled_threshold,
                                       inv_scale, rings[0], column_sums[0], plane_scratch,
                                       weight_flat)
             if centre_max:
@@ -717,13 +720,13 @@ def _denoise_tile(padded, out, start, stop, patch_radius, search_radius, aggrega
                and offsets[n + members, 0] == offsets[n, 0]
                and offsets[n + members, 1] == offsets[n, 1]):
             members += 1
-        _fused_offsets(padded, margin, offsets, n, members, ref_start, patch_radius,
+        _fused_offsets(padded, guide, margin, offsets, n, members, ref_start, patch_radius,
                        scaled_threshold, inv_scale, rings, column_sums, weight_rows, plane_scratch,
                        columns, start, stop, acc, weight_sum)
         n += members
     for n in range(0 if not fused else offsets.shape[0], offsets.shape[0]):
         t, lo, size, forward, mirror = _offset_window(offsets, n, ref_start, (rz, ry, rx))
-        weights = _offset_weights(padded, margin, lo, size, t, patch_radius, scaled_threshold,
+        weights = _offset_weights(guide, margin, lo, size, t, patch_radius, scaled_threshold,
                                   inv_scale, rings[0], column_sums[0], plane_scratch,
                                   weight_flat)
         # Pixel q of the tile receives v(q + t) and v(q - t).
@@ -774,7 +777,7 @@ def _denoise_tile(padded, out, start, stop, patch_radius, search_radius, aggrega
 
 
 @njit(cache=True, parallel=True)
-def nlmeans_kernel(padded, patch_radius, search_radius, aggregation_radius, centre_max,
+def nlmeans_kernel(padded, guide, patch_radius, search_radius, aggregation_radius, centre_max,
                    threshold, inv_scale, tile_shape, low, high, round_output):
     """NL-means of a mirrored, channel-first volume.
 
@@ -782,6 +785,11 @@ def nlmeans_kernel(padded, patch_radius, search_radius, aggregation_radius, cent
     ----------
     padded : (C, Z + 2 m_z, Y + 2 m_y, X + 2 m_x) float32 or float64, C-contiguous,
         mirrored by m_a = search_radius[a] + patch_radius[a] + aggregation_radius[a].
+        The values averaged.
+    guide : (G, ...) array of padded's spatial shape and dtype
+        The values whose patches are compared to make the weights: `padded`
+        itself for NL-means, or a less noisy estimate of it (any number of
+        channels G) for a second pass.
     patch_radius, search_radius, aggregation_radius : 3-tuples of int (z, y, x).
         aggregation_radius is 0 (pixel-wise) or the patch radius (patch-wise).
     centre_max : bool
@@ -827,7 +835,7 @@ def nlmeans_kernel(padded, patch_radius, search_radius, aggregation_radius, cent
         stop = (min(start[0] + tile_shape[0], shape[0]),
                 min(start[1] + tile_shape[1], shape[1]),
                 min(start[2] + tile_shape[2], shape[2]))
-        _denoise_tile(padded, out, start, stop, patch_radius, search_radius,
+        _denoise_tile(padded, guide, out, start, stop, patch_radius, search_radius,
                       aggregation_radius, centre_max, offsets, scaled_threshold, inv_scale,
                       low, high, round_output)
     return out

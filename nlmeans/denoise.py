@@ -87,7 +87,8 @@ class Report:
     error is much smaller than sigma², a few per cent off in sigma moves it a
     lot, so psnr_range gives the PSNR estimates for sigma 5 % lower and higher
     (worth reading when sigma was estimated). h_candidates lists (h, SURE MSE)
-    when h was chosen by SURE.
+    when h was chosen by SURE. refine is (patch_radius, search_radius, h) of the
+    second pass, or None when there was none.
     """
 
     h: float
@@ -98,6 +99,8 @@ class Report:
     aggregation: str
     centre_weight: str
     data_range: float | None
+    chroma_weight: float = 1.0
+    refine: tuple | None = None
     sure_mse: float | None = None
     psnr_estimate: float | None = None
     psnr_range: tuple | None = None
@@ -109,7 +112,8 @@ SURE_H_FACTORS = (0.7, 0.85, 1.0, 1.15, 1.3)
 
 
 def denoise(image, h=None, *, patch_radius=None, search_radius=None, sigma=None,
-            channel_axis=None, dtype=np.float32, aggregation=None, centre_weight=None):
+            channel_axis=None, dtype=np.float32, aggregation=None, centre_weight=None,
+            chroma_weight=None, refine=None):
     r"""Denoise an image or volume with non-local means.
 
     Each output pixel is a weighted mean of the pixels in the search window
@@ -136,6 +140,15 @@ def denoise(image, h=None, *, patch_radius=None, search_radius=None, sigma=None,
     largest of its other weights. ``h="sure"`` also tries several h around the
     automatic one and keeps the one with the lowest SURE (Stein's unbiased
     estimate of the mean squared error).
+
+    Automatic mode also measures the distances of RGB images in opponent
+    colours, brightness (R + G + B)/√3 and chroma (R − B)/√2, (R − 2G + B)/√6,
+    with the chroma differences scaled by `chroma_weight` (0.5): in photographs
+    the chroma channels carry little of the structure but their full share of
+    the noise, so down-weighting them makes the weights less noisy (measured
+    +0.3 to +0.5 dB). The pixels averaged are unchanged: the transform is
+    undone exactly after the weighted means. Single-channel images and volumes
+    get a second pass (`refine`).
 
     Parameters
     ----------
@@ -171,6 +184,21 @@ def denoise(image, h=None, *, patch_radius=None, search_radius=None, sigma=None,
         Weight of the pixel (or patch) itself: 1, or the largest of its other
         weights, which keeps a pixel with no similar neighbour from dominating
         its own estimate. Default "one" with a numeric h, else "max".
+    chroma_weight : float, optional
+        For RGB images (3 channels): the scale, > 0, of the two chroma axes of
+        the opponent colour transform in the patch distances; 1 is the same as
+        plain RGB distances. With a value other than 1, `d^2` is the mean over
+        the three transformed channels and `2 sigma^2` becomes
+        ``2 sigma^2 (1 + 2 chroma_weight^2) / 3``, the transformed noise.
+        Default 0.5 in automatic mode, else 1.
+    refine : bool, optional
+        Run NL-means a second time, with weights that compare patches of the
+        first result (far less noisy than the image) and average the noisy
+        pixels again: patch radius 1, search radius 10 (3 in volumes), h = 0.3
+        sigma (0.35 in volumes), nothing subtracted from the distances, the same
+        aggregation and centre weight. Needs sigma > 0. Default True in
+        automatic mode for single-channel images and volumes (measured +0.1 to
+        +0.7 dB on photographs), else False.
 
     Returns
     -------
@@ -203,13 +231,15 @@ def denoise(image, h=None, *, patch_radius=None, search_radius=None, sigma=None,
                                     search_radius=search_radius, sigma=sigma,
                                     channel_axis=channel_axis, dtype=dtype,
                                     aggregation=aggregation, centre_weight=centre_weight,
+                                    chroma_weight=chroma_weight, refine=refine,
                                     estimate_error=False)
     return result
 
 
 def denoise_with_report(image, h=None, *, patch_radius=None, search_radius=None, sigma=None,
                         channel_axis=None, dtype=np.float32, aggregation=None,
-                        centre_weight=None, estimate_error=True):
+                        centre_weight=None, chroma_weight=None, refine=None,
+                        estimate_error=True):
     """:func:`denoise`, also returning a :class:`Report` of what it did.
 
     With `estimate_error` (and sigma > 0) the report holds the SURE estimate of
@@ -217,7 +247,7 @@ def denoise_with_report(image, h=None, *, patch_radius=None, search_radius=None,
     the denoiser. SURE assumes additive Gaussian noise of standard deviation
     sigma: on clipped or quantised data it is an approximation.
     """
-    from nlmeans.parameters import auto_parameters, data_range, estimate_noise
+    from nlmeans.parameters import auto_parameters, data_range, estimate_noise, refine_parameters
 
     image = np.asarray(image)
     if image.dtype.kind not in "uif":
@@ -245,6 +275,13 @@ def denoise_with_report(image, h=None, *, patch_radius=None, search_radius=None,
         raise ValueError(f"centre_weight must be 'one' or 'max', got {centre_weight!r}")
 
     volume, n_spatial = _as_channel_first_volume(image, channel_axis)
+    chroma_weight = _check_chroma_weight(chroma_weight, volume.shape[0], automatic)
+    if refine is None:
+        refine = automatic and volume.shape[0] == 1
+    elif not isinstance(refine, (bool, np.bool_)):
+        raise ValueError(f"refine must be True or False, got {refine!r}")
+    if refine and not sigma_estimated and sigma == 0:
+        raise ValueError("refine needs sigma > 0 (the second pass's h is a multiple of sigma)")
     for name, value in (("patch_radius", patch_radius), ("search_radius", search_radius)):
         if value is not None:
             _check_radius(value, name, n_spatial)
@@ -254,7 +291,7 @@ def denoise_with_report(image, h=None, *, patch_radius=None, search_radius=None,
     if image.dtype.kind == "f" and not np.isfinite(bounds).all():
         raise ValueError("image must not contain NaN or inf values")
 
-    _check_memory(volume.shape, patch_radius, search_radius, n_spatial, work_dtype)
+    _check_memory(volume.shape, patch_radius, search_radius, n_spatial, work_dtype, refine)
     if sigma_estimated:
         sigma = estimate_noise(image, channel_axis)
     # The data range scales the automatic rules and the PSNR estimate; a fixed
@@ -278,7 +315,16 @@ def denoise_with_report(image, h=None, *, patch_radius=None, search_radius=None,
     report = Report(h=float(h) if mode == "fixed" else auto_h, patch_radius=patch[-n_spatial:],
                     search_radius=search[-n_spatial:], sigma=float(sigma),
                     sigma_estimated=sigma_estimated, aggregation=aggregation,
-                    centre_weight=centre_weight, data_range=scale)
+                    centre_weight=centre_weight, data_range=scale, chroma_weight=chroma_weight)
+    if refine and sigma == 0:
+        refine = False  # an estimate of 0: no noise, nothing for a second pass to do
+    if refine:
+        refine_patch, refine_search, refine_h = refine_parameters(sigma, volume=n_spatial == 3)
+        refine_patch = _check_radius(refine_patch, "patch_radius", n_spatial)
+        refine_search = _check_radius(refine_search, "search_radius", n_spatial)
+        report.refine = (refine_patch, refine_search, refine_h)
+        if n_spatial == 2:
+            refine_patch, refine_search = (0,) + refine_patch, (0,) + refine_search
     if automatic and sigma == 0:
         # Nothing to remove: an image without measurable noise comes back as it is.
         report.h = 0.0
@@ -290,8 +336,30 @@ def denoise_with_report(image, h=None, *, patch_radius=None, search_radius=None,
     needs_sure = mode == "sure" or (estimate_error and sigma > 0)
 
     def run(values, decay, rounded=False):
-        return _run_kernel(values, decay, sigma, patch, search, aggregation, centre_weight,
-                           work_dtype, n_spatial, bounds, rounded)
+        if not refine:
+            return one_pass(values, None, decay, sigma, patch, search, rounded)
+        # The second pass: weights from the first result's patches, which are
+        # nearly noise-free, so nothing is subtracted from their distances.
+        first = one_pass(values, None, decay, sigma, patch, search, False)
+        return one_pass(values, first, refine_h, 0.0, refine_patch, refine_search, rounded)
+
+    def one_pass(values, guide, decay, distance_sigma, patch, search, rounded):
+        if chroma_weight == 1.0:
+            return _run_kernel(values, decay, distance_sigma, patch, search, aggregation,
+                               centre_weight, work_dtype, n_spatial, bounds, rounded, guide)
+        # Opponent colours: the weighted means of the transformed pixels are the
+        # transformed weighted means of the RGB pixels (the transform is linear
+        # and every channel gets the same weights), so the result is undone
+        # exactly; it lies within the RGB input's range, clipped for rounding.
+        forward, backward = _opponent_transforms(chroma_weight, work_dtype)
+        transformed_sigma = distance_sigma * np.sqrt((1.0 + 2.0 * chroma_weight ** 2) / 3.0)
+        if guide is not None:
+            guide = np.tensordot(forward, guide, axes=1)
+        out = _run_kernel(np.tensordot(forward, values, axes=1), decay, transformed_sigma,
+                          patch, search, aggregation, centre_weight, work_dtype, n_spatial,
+                          (-np.inf, np.inf), False, guide)
+        out = np.clip(np.tensordot(backward, out, axes=1), *bounds)
+        return np.rint(out, out=out) if rounded else out
 
     values = volume.astype(work_dtype, copy=False)
     terms = None
@@ -370,7 +438,7 @@ def available_memory():
     return None
 
 
-def _check_memory(shape, patch_radius, search_radius, n_spatial, work_dtype):
+def _check_memory(shape, patch_radius, search_radius, n_spatial, work_dtype, refine=False):
     """Refuse, with the estimate, an image whose working memory would not fit.
 
     The work needs the mirrored copy, the result and a few image-sized
@@ -385,7 +453,9 @@ def _check_memory(shape, patch_radius, search_radius, n_spatial, work_dtype):
     margin = [2 * (2 * p + s) for p, s in zip(*radii)]  # at most, with patch aggregation
     spatial = shape[-n_spatial:]
     padded = shape[0] * int(np.prod([n + m for n, m in zip(spatial, margin)]))
-    needed = (padded + 5 * shape[0] * int(np.prod(spatial))) * work_dtype.itemsize
+    # The second pass keeps the first result and a mirrored copy of it.
+    needed = ((2 if refine else 1) * padded + (6 if refine else 5) * shape[0]
+              * int(np.prod(spatial))) * work_dtype.itemsize
     available = available_memory()
     if available is not None and needed > 0.9 * available:
         raise MemoryError(f"denoising this image needs about {_size(needed)} of memory and "
@@ -397,17 +467,46 @@ def _size(count):
     return f"{count / 2**30:.1f} GiB" if count >= 2**30 else f"{count / 2**20:.1f} MiB"
 
 
+def _check_chroma_weight(chroma_weight, channels, automatic):
+    """The chroma weight to use: given, or 0.5 for automatic RGB, else 1."""
+    if chroma_weight is None:
+        return 0.5 if automatic and channels == 3 else 1.0
+    chroma_weight = _check_positive_finite(chroma_weight, "chroma_weight")
+    if channels != 3 and chroma_weight != 1.0:
+        raise ValueError(f"chroma_weight needs an RGB image (3 channels along channel_axis), "
+                         f"got {channels} channel{'s' if channels > 1 else ''}")
+    return chroma_weight
+
+
+def _opponent_transforms(chroma_weight, work_dtype):
+    """(forward, backward) 3x3 matrices between RGB and opponent colours with the
+    chroma axes scaled by `chroma_weight`.
+
+    The rows of the orthonormal opponent basis are brightness (1, 1, 1)/√3 and
+    chroma (1, 0, −1)/√2 and (1, −2, 1)/√6; backward is its transpose with the
+    chroma scaling undone.
+    """
+    basis = np.array([[1.0, 1.0, 1.0], [1.0, 0.0, -1.0], [1.0, -2.0, 1.0]])
+    basis /= np.linalg.norm(basis, axis=1, keepdims=True)
+    scale = np.array([1.0, chroma_weight, chroma_weight])
+    forward = basis * scale[:, None]
+    backward = basis.T / scale[None, :]
+    return forward.astype(work_dtype), backward.astype(work_dtype)
+
+
 def _run_kernel(volume, h, sigma, patch, search, aggregation, centre_weight, work_dtype,
-                n_spatial, bounds, rounded):
+                n_spatial, bounds, rounded, guide=None):
     """Pad the (C, Z, Y, X) float volume and run the compiled kernel; the result is
-    clipped to `bounds` and, if `rounded`, rounded to integers."""
+    clipped to `bounds` and, if `rounded`, rounded to integers. The weights compare
+    patches of `guide` (same shape) if given, else of the volume itself."""
     from nlmeans import _kernels  # deferred: importing Numba costs ~0.3 s
 
     aggregation_radius = patch if aggregation == "patch" else (0, 0, 0)
     margins = [(0, 0)] + [(s + p + a,) * 2 for s, p, a in zip(search, patch, aggregation_radius)]
     padded = np.ascontiguousarray(np.pad(volume, margins, mode="reflect"), dtype=work_dtype)
-    channels = volume.shape[0]
-    terms = channels * int(np.prod([2 * p + 1 for p in patch]))
+    padded_guide = padded if guide is None else np.ascontiguousarray(
+        np.pad(guide, margins, mode="reflect"), dtype=work_dtype)
+    terms = padded_guide.shape[0] * int(np.prod([2 * p + 1 for p in patch]))
     # The kernel compares patch *sums* of squared differences: fold the mean into
     # the threshold and the scale.
     threshold = work_dtype.type(2.0 * sigma * sigma * terms)
@@ -422,9 +521,9 @@ def _run_kernel(volume, h, sigma, patch, search, aggregation, centre_weight, wor
         # patches whose distance equals the threshold to within float rounding.
         inv_scale = min(inv_scale, cap / threshold)
     inv_scale = work_dtype.type(inv_scale)
-    tile = _tile_shape(n_spatial, channels)
+    tile = _tile_shape(n_spatial, volume.shape[0])
     low, high = (work_dtype.type(b) for b in bounds)
-    result = _kernels.nlmeans_kernel(padded, patch, search, aggregation_radius,
+    result = _kernels.nlmeans_kernel(padded, padded_guide, patch, search, aggregation_radius,
                                      centre_weight == "max", threshold, inv_scale, tile, low,
                                      high, rounded)
     # The kernel writes channel-last; a channel-first view matches `volume`.

@@ -27,7 +27,7 @@ def mirror_pad(volume, margins):
 
 
 def reference_nlmeans(volume, h, patch_radius, search_radius, sigma=0.0, aggregation="pixel",
-                      centre="one"):
+                      centre="one", guide=None):
     """NL-means of a (Z, Y, X, C) float array; radii are 3-tuples (z, y, x).
 
     Pixel-wise: u(x) = sum_y w(x, y) v(y) / sum_y w(x, y), with
@@ -39,18 +39,22 @@ def reference_nlmeans(volume, h, patch_radius, search_radius, sigma=0.0, aggrega
     Patch-wise: every reference p estimates its whole patch as the weighted mean
     of its candidates' patches, sum_y w(p, y) v(y + k) / sum_y w(p, y), and each
     pixel q averages the estimates of all patches that cover it (q = p + k).
+
+    With a `guide` (Z, Y, X, G), d2 compares the guide's patches instead of the
+    volume's; the means still average the volume's pixels.
     """
     v = np.asarray(volume, dtype=np.float64)
     agg = tuple(patch_radius) if aggregation == "patch" else (0, 0, 0)
     margins = [s + p + a for s, p, a in zip(search_radius, patch_radius, agg)]
     padded = mirror_pad(v, margins)
+    compared = padded if guide is None else mirror_pad(np.asarray(guide, np.float64), margins)
 
     def at(pos):
         return tuple(p + m for p, m in zip(pos, margins))
 
     def patch(pos):
         # The patch around output position `pos` (may lie in the margin).
-        return padded[tuple(slice(p + m - r, p + m + r + 1)
+        return compared[tuple(slice(p + m - r, p + m + r + 1)
                             for p, m, r in zip(pos, margins, patch_radius))]
 
     offsets = [t for t in itertools.product(*[range(-r, r + 1) for r in search_radius])

@@ -90,6 +90,79 @@ def test_auto_colour_and_volume_denoise():
     assert np.mean((result - volume) ** 2) < np.mean((noisy_volume - volume) ** 2) / 5
 
 
+def test_auto_colour_beats_rgb_distances_at_their_best_h():
+    """Opponent colours with half-scale chroma, against plain RGB distances with the
+    same radii and the best of seven h (measured margin 0.25-0.33 dB)."""
+    clean = clean_sample("astronaut")
+    noisy = clean + 25 * np.random.default_rng(25).standard_normal(clean.shape)
+    auto, report = nlmeans.denoise_with_report(noisy, channel_axis=-1, estimate_error=False)
+    assert report.chroma_weight == 0.5
+    ds, Ds, h = auto_parameters(25, colour=True)
+    best_rgb = max(psnr(nlmeans.denoise(noisy, f * h, patch_radius=ds, search_radius=Ds, sigma=25,
+                                        aggregation="patch", centre_weight="max",
+                                        channel_axis=-1), clean)
+                   for f in (0.8, 0.9, 1.0, 1.1, 1.25, 1.4, 1.6))
+    assert psnr(auto, clean) > best_rgb + 0.15
+
+
+def test_chroma_weight_defaults_and_checks():
+    image = np.random.default_rng(2).random((12, 13, 3)) * 255
+    assert nlmeans.denoise_with_report(image, channel_axis=-1)[1].chroma_weight == 0.5
+    assert nlmeans.denoise_with_report(image, 10, channel_axis=-1)[1].chroma_weight == 1.0
+    # Explicitly 1 in automatic mode: plain RGB distances, as with a numeric h.
+    one = nlmeans.denoise(image, "auto", chroma_weight=1, channel_axis=-1, dtype=np.float64)
+    _, report = nlmeans.denoise_with_report(image, channel_axis=-1, estimate_error=False)
+    plain = nlmeans.denoise(image, report.h, patch_radius=report.patch_radius,
+                            search_radius=report.search_radius, sigma=report.sigma,
+                            aggregation="patch", centre_weight="max", channel_axis=-1,
+                            dtype=np.float64)
+    np.testing.assert_array_equal(one, plain)
+    # Integer RGB stays integer and within the input's range.
+    pixels = (image * 0.5 + 60).astype(np.uint8)
+    out = nlmeans.denoise(pixels, channel_axis=-1)
+    assert out.dtype == np.uint8 and pixels.min() <= out.min() and out.max() <= pixels.max()
+    for bad, kwargs in [(0, dict(channel_axis=-1)), (-1, dict(channel_axis=-1)),
+                        (float("nan"), dict(channel_axis=-1)), (0.5, {}),
+                        (0.5, dict(channel_axis=-1, image=image[..., :2]))]:
+        data = kwargs.pop("image", image if kwargs else image[..., 0])
+        with pytest.raises(ValueError, match="chroma_weight"):
+            nlmeans.denoise(data, chroma_weight=bad, **kwargs)
+    grey = nlmeans.denoise(image[..., 0], 10, chroma_weight=1.0)  # 1 means nothing: allowed
+    np.testing.assert_array_equal(grey, nlmeans.denoise(image[..., 0], 10))
+
+
+def test_second_pass_improves_grey_images_and_volumes():
+    """Measured: +0.56 dB on the camera sample at sigma 50, +0.53 dB on a slanted
+    stack of it (a volume whose structure runs across the slices) at sigma 25."""
+    clean = clean_sample("camera")
+    noisy = clean + 50 * np.random.default_rng(50).standard_normal(clean.shape)
+    refined, report = nlmeans.denoise_with_report(noisy, estimate_error=False)
+    assert report.refine == ((1, 1), (10, 10), pytest.approx(0.3 * report.sigma))
+    assert psnr(refined, clean) > psnr(nlmeans.denoise(noisy, refine=False), clean) + 0.3
+    volume = np.stack([clean[k:k + 96, 2 * k:2 * k + 128] for k in range(24)])
+    noisy = volume + 25 * np.random.default_rng(25).standard_normal(volume.shape)
+    refined, report = nlmeans.denoise_with_report(noisy, estimate_error=False)
+    assert report.refine == ((1, 1, 1), (3, 3, 3), pytest.approx(0.35 * report.sigma))
+    assert psnr(refined, volume) > psnr(nlmeans.denoise(noisy, refine=False), volume) + 0.3
+
+
+def test_refine_defaults_and_checks():
+    image = np.random.default_rng(4).random((14, 15, 3)) * 255
+    assert nlmeans.denoise_with_report(image, channel_axis=-1)[1].refine is None  # colour
+    assert nlmeans.denoise_with_report(image[..., 0], 10)[1].refine is None       # fixed h
+    _, report = nlmeans.denoise_with_report(image[..., 0], 10, sigma=5, refine=True)
+    assert report.refine == ((1, 1), (10, 10), pytest.approx(1.5))
+    with pytest.raises(ValueError, match="refine needs sigma > 0"):
+        nlmeans.denoise(image[..., 0], 10, refine=True)
+    with pytest.raises(ValueError, match="refine must be True or False"):
+        nlmeans.denoise(image[..., 0], refine="yes")
+    # Without noise there is nothing to refine: an estimate of 0 skips the pass.
+    ramp = np.tile(np.arange(32.0) * 8, (32, 1))
+    result, report = nlmeans.denoise_with_report(ramp, 10, sigma="auto", refine=True)
+    assert report.sigma == 0 and report.refine is None
+    np.testing.assert_array_equal(result, nlmeans.denoise(ramp, 10))
+
+
 def test_noise_free_image_comes_back_unchanged():
     image = np.tile(np.arange(32, dtype=np.uint8) * 8, (32, 1))  # a ramp: no noise to find
     result, report = nlmeans.denoise_with_report(image)

@@ -214,3 +214,93 @@ def test_wide_vectors_leave_a_chosen_target_alone(env_changes, before):
     wide, features = _wide_vectors_in_subprocess(env_changes, before)
     assert not wide
     assert "prefer-256-bit" not in features
+
+
+def opponent(rgb, chroma_weight):
+    """Brightness and the two chroma axes, the latter scaled by chroma_weight."""
+    r, g, b = np.moveaxis(rgb, -1, 0)
+    return np.stack([(r + g + b) / np.sqrt(3), chroma_weight * (r - b) / np.sqrt(2),
+                     chroma_weight * (r - 2 * g + b) / np.sqrt(6)], axis=-1)
+
+
+def rgb_from_opponent(values, chroma_weight):
+    y, c1, c2 = np.moveaxis(values, -1, 0)
+    c1, c2 = c1 / chroma_weight, c2 / chroma_weight
+    return np.stack([y / np.sqrt(3) + c1 / np.sqrt(2) + c2 / np.sqrt(6),
+                     y / np.sqrt(3) - 2 * c2 / np.sqrt(6),
+                     y / np.sqrt(3) - c1 / np.sqrt(2) + c2 / np.sqrt(6)], axis=-1)
+
+
+@pytest.mark.parametrize("spatial", [(9, 10), (4, 5, 6)])
+@pytest.mark.parametrize("aggregation, centre", [("pixel", "one"), ("patch", "max")])
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-9), (np.float32, 1e-4)])
+def test_chroma_weight_is_nl_means_in_scaled_opponent_colours(spatial, aggregation, centre,
+                                                              dtype, rtol):
+    """The fast path with a chroma weight against the float64 reference run on the
+    transformed image, with the transformed noise level, and transformed back."""
+    chroma_weight, h, sigma = 0.4, 25.0, 6.0
+    image = RNG.random(spatial + (3,)) * 100
+    volume = opponent(image if len(spatial) == 3 else image[None], chroma_weight)
+    radii = (1, 1, 1) if len(spatial) == 3 else (0, 1, 1)
+    search = (1, 2, 2) if len(spatial) == 3 else (0, 3, 3)
+    transformed_sigma = sigma * np.sqrt((1 + 2 * chroma_weight ** 2) / 3)
+    expected = rgb_from_opponent(reference_nlmeans(volume, h, radii, search, transformed_sigma,
+                                                   aggregation=aggregation, centre=centre),
+                                 chroma_weight)
+    expected = np.clip(expected if len(spatial) == 3 else expected[0], image.min(), image.max())
+    result = nlmeans.denoise(image, h, patch_radius=radii[-len(spatial):],
+                             search_radius=search[-len(spatial):], sigma=sigma,
+                             channel_axis=-1, dtype=dtype, aggregation=aggregation,
+                             centre_weight=centre, chroma_weight=chroma_weight)
+    assert relative_error(result, expected) < rtol
+    # A chroma weight of 1 is the plain RGB formula, and any other weight differs.
+    plain = nlmeans.denoise(image, h, patch_radius=radii[-len(spatial):],
+                            search_radius=search[-len(spatial):], sigma=sigma, channel_axis=-1,
+                            dtype=np.float64, aggregation=aggregation, centre_weight=centre)
+    rgb_reference = reference_nlmeans(image if len(spatial) == 3 else image[None], h, radii,
+                                      search, sigma, aggregation=aggregation, centre=centre)
+    assert relative_error(plain, rgb_reference.reshape(plain.shape)) < 1e-9
+    assert relative_error(result, plain) > 10 * rtol
+
+
+_REFINE_CASES = {}
+
+
+def _refine_case(spatial, channels):
+    """(image, first pass, expected result) from the reference, computed once per
+    case for both precisions."""
+    from nlmeans.parameters import refine_parameters
+
+    if (spatial, channels) not in _REFINE_CASES:
+        h, sigma = 30.0, 8.0
+        volume_case = len(spatial) == 3
+        rng = np.random.default_rng(len(spatial) * 10 + (channels or 1))
+        image = rng.random(spatial + ((channels,) if channels else ())) * 100
+        vol4 = image[..., None] if channels is None else image
+        vol4 = vol4 if volume_case else vol4[None]
+        radii = (1, 1, 1) if volume_case else (0, 1, 1)
+        search = (1, 2, 2) if volume_case else (0, 2, 2)
+        options = dict(aggregation="patch", centre="max")
+        first = reference_nlmeans(vol4, h, radii, search, sigma, **options)
+        patch2, search2, h2 = refine_parameters(sigma, volume=volume_case)
+        lead = () if volume_case else (0,)
+        expected = reference_nlmeans(vol4, h2, lead + (patch2,) * len(spatial),
+                                     lead + (search2,) * len(spatial), 0.0, guide=first,
+                                     **options)
+        shape = image.shape
+        _REFINE_CASES[spatial, channels] = (image, first.reshape(shape), expected.reshape(shape))
+    return _REFINE_CASES[spatial, channels]
+
+
+@pytest.mark.parametrize("spatial, channels", [((9, 10), None), ((8, 9), 3), ((4, 5, 6), None)])
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-9), (np.float32, 1e-4)])
+def test_refine_is_nl_means_guided_by_the_first_pass(spatial, channels, dtype, rtol):
+    """The second pass against the reference whose weights compare the patches of
+    the reference's own first pass, with the second pass's fixed settings."""
+    image, first, expected = _refine_case(spatial, channels)
+    search = (1, 2, 2) if len(spatial) == 3 else (2, 2)
+    result = nlmeans.denoise(image, 30.0, patch_radius=1, search_radius=search, sigma=8.0,
+                             channel_axis=-1 if channels else None, dtype=dtype,
+                             aggregation="patch", centre_weight="max", refine=True)
+    assert relative_error(result, expected) < rtol
+    assert relative_error(result, first) > 100 * rtol
