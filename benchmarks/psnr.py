@@ -18,7 +18,8 @@ Methods (those whose package is missing are skipped, with a note):
 - OpenCV oracle: fastNlMeansDenoising (fastNlMeansDenoisingColored for colour) 7/21 with the
   best h in {0.6, 0.7, ..., 1.4} sigma; OpenCV takes 8-bit input only, so it gets the
   protocol-Q image in both protocols;
-- BM3D: bm3d.bm3d(noisy, sigma_psd=sigma) when the package is installed.
+- BM3D: bm3d.bm3d(noisy, sigma_psd=sigma) (bm3d.bm3d_rgb, CBM3D, for colour) when the
+  package is installed.
 
     python benchmarks/psnr.py --dataset ../shared/datasets/set12
     python benchmarks/psnr.py --dataset scikit-image-colour --protocols F
@@ -150,7 +151,9 @@ def method_functions(names):
     try:
         import bm3d
 
-        functions["BM3D"] = lambda y, s, c: [bm3d.bm3d(y, sigma_psd=s)]
+        # Colour: CBM3D (block matching on the opponent-colour luminance).
+        functions["BM3D"] = lambda y, s, c: [bm3d.bm3d_rgb(y, sigma_psd=s) if y.ndim == 3
+                                             else bm3d.bm3d(y, sigma_psd=s)]
     except ImportError:
         missing.append("BM3D (pip install bm3d)")
     return {n: functions[n] for n in names if n in functions}, missing
