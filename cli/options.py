@@ -58,8 +58,7 @@ def denoise_options(command):
         click.option("--centre-weight", type=click.Choice(["one", "max"]), default=None,
                      help="Weight of the pixel itself: 1, or the largest of its other weights. "
                           "[default: one with a numeric --h, else max]"),
-        click.option("--chroma-weight", type=NumberOrWord(()),
-                     default=None,
+        click.option("--chroma-weight", type=NumberOrWord(()), default=None,
                      help="RGB only: scale of the chroma axes of opponent colours in the patch "
                           "distances (1 = plain RGB distances). "
                           "[default: 0.5 with automatic --h, else 1]"),
