@@ -198,7 +198,7 @@ def denoise(image, h=None, *, patch_radius=None, search_radius=None, sigma=None,
         sigma (0.35 in volumes), nothing subtracted from the distances, the same
         aggregation and centre weight. Needs sigma > 0. Default True in
         automatic mode for single-channel images and volumes (measured +0.1 to
-        +0.7 dB on photographs), else False.
+        +0.6 dB on photographs), else False.
 
     Returns
     -------

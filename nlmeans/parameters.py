@@ -23,7 +23,7 @@ Single-channel images and volumes get a second pass: NL-means whose weights
 compare patches of the first pass's result instead of the noisy image, and
 which averages the noisy pixels again. With less noise in the distances, the
 weights follow the image's structure instead of the noise (measured on the grey
-photographs: +0.3 dB at sigma 10 to +0.7 dB at sigma 50; on slanted stacks of
+photographs: +0.3 dB at sigma 10 to +0.6 dB at sigma 50; on slanted stacks of
 them as volumes +0.4 to +1.6 dB). On colour it measured worse at sigma 15 to 25
 (-0.1 to -0.2 dB with the opponent-colour distances, +0.1 to +0.2 at 50), so
 colour gets one pass.
