@@ -41,6 +41,16 @@ def _check_radius(value, name, n_spatial):
     return tuple(radii)
 
 
+def _kernel_radii(patch_radius, search_radius, n_spatial):
+    """Checked (z, y, x) patch and search radii for the kernel; 2-D images get 0
+    along z."""
+    patch = _check_radius(patch_radius, "patch_radius", n_spatial)
+    search = _check_radius(search_radius, "search_radius", n_spatial)
+    if n_spatial == 2:
+        return (0,) + patch, (0,) + search
+    return patch, search
+
+
 def _check_positive_finite(value, name, allow_zero=False):
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise ValueError(f"{name} must be a number, got {value!r}")
@@ -307,10 +317,7 @@ def denoise_with_report(image, h=None, *, patch_radius=None, search_radius=None,
     else:
         patch_radius = 2 if patch_radius is None else patch_radius
         search_radius = 7 if search_radius is None else search_radius
-    patch = _check_radius(patch_radius, "patch_radius", n_spatial)
-    search = _check_radius(search_radius, "search_radius", n_spatial)
-    if n_spatial == 2:
-        patch, search = (0,) + patch, (0,) + search
+    patch, search = _kernel_radii(patch_radius, search_radius, n_spatial)
 
     report = Report(h=float(h) if mode == "fixed" else auto_h, patch_radius=patch[-n_spatial:],
                     search_radius=search[-n_spatial:], sigma=float(sigma),
@@ -320,11 +327,8 @@ def denoise_with_report(image, h=None, *, patch_radius=None, search_radius=None,
         refine = False  # an estimate of 0: no noise, nothing for a second pass to do
     if refine:
         refine_patch, refine_search, refine_h = refine_parameters(sigma, volume=n_spatial == 3)
-        refine_patch = _check_radius(refine_patch, "patch_radius", n_spatial)
-        refine_search = _check_radius(refine_search, "search_radius", n_spatial)
-        report.refine = (refine_patch, refine_search, refine_h)
-        if n_spatial == 2:
-            refine_patch, refine_search = (0,) + refine_patch, (0,) + refine_search
+        refine_patch, refine_search = _kernel_radii(refine_patch, refine_search, n_spatial)
+        report.refine = (refine_patch[-n_spatial:], refine_search[-n_spatial:], refine_h)
     if automatic and sigma == 0:
         # Nothing to remove: an image without measurable noise comes back as it is.
         report.h = 0.0
