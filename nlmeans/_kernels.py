@@ -410,8 +410,11 @@ def _add_row(weights, weight_sum_row):
 @njit(cache=True, fastmath=True)
 def _plane_sums(padded, z0, y0, x0, offset, patch_radius, size, scratch):
     """3-D patches: the squared differences of the window's rows, summed over the
-    patch's planes (running sums), as a (wz, ey, ex) view of `scratch`."""
+    patch's planes (running sums), as a (wz, ey, ex) view of `scratch`. Patches
+    of one plane (pz = 0) need none: a (1, 1, 1) placeholder view."""
     pz, py, px = patch_radius
+    if pz == 0:
+        return scratch[:1].reshape((1, 1, 1))
     wz, wy, wx = size
     ey, ex = wy + 2 * py, wx + 2 * px
     planes = scratch[:wz * ey * ex].reshape((wz, ey, ex))
@@ -490,9 +493,7 @@ def _offset_weights(padded, margin, lo, size, offset, patch_radius, scaled_thres
     # Padded coordinates of the first patch element of the first position.
     z0, y0, x0 = lo[0] - pz + margin[0], lo[1] - py + margin[1], lo[2] - px + margin[2]
     planar = pz > 0
-    planes = plane_scratch[:1].reshape((1, 1, 1))
-    if planar:
-        planes = _plane_sums(padded, z0, y0, x0, offset, patch_radius, size, plane_scratch)
+    planes = _plane_sums(padded, z0, y0, x0, offset, patch_radius, size, plane_scratch)
     signed = padded.shape[0] == 1 and not planar
     for i in range(wz):
         for j in range(wy):
@@ -587,9 +588,7 @@ def _fused_offsets(padded, guide, margin, offsets, first, members, ref_start, pa
     wz, wy = size[0], size[1]
     z0, y0 = lo[0] - pz + margin[0], lo[1] - py + margin[1]
     planar = pz > 0
-    planes = plane_scratch[:1].reshape((1, 1, 1))
-    if planar:
-        planes = _plane_sums(guide, z0, y0, x0[0], t, patch_radius, size, plane_scratch)
+    planes = _plane_sums(guide, z0, y0, x0[0], t, patch_radius, size, plane_scratch)
     signed = guide.shape[0] == 1 and not planar
     for i in range(wz):
         plane = planes[i if planar else 0]
