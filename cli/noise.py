@@ -1,6 +1,5 @@
 """``nlmeans noise INPUT OUTPUT --sigma S``: add Gaussian noise (to make test pairs)."""
 
-
 import click
 
 
