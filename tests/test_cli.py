@@ -273,6 +273,7 @@ def test_h_sure_lists_the_candidates(tmp_path):
 def test_refine_option_and_report(tmp_path):
     source = os.path.join(SAMPLES, "camera_noisy.png")
     result = run("denoise", source, tmp_path / "a.png", "--report")
+    assert result.exit_code == 0, result.output
     assert "second pass: h=" in result.stdout and "search radius=10" in result.stdout
     result = run("denoise", source, tmp_path / "b.png", "--no-refine", "--report")
     assert result.exit_code == 0, result.output
