@@ -6,6 +6,12 @@ same windows; each timing is the median of --repeats runs after a warm-up
 over those runs, which should be close to the thread count: a figure taken
 while something else ran on the machine is void.
 
+nlmeans and OpenCV at the same thread count run in turns (one run of each per
+round), and the ratio is the median over the rounds of the two runs' ratio, with
+its lowest and highest: on a shared machine whose speed drifts, a ratio of two
+runs made side by side is steadier than a ratio of two medians taken minutes
+apart.
+
     python benchmarks/speed.py                 # 512^2 and 2048^2, 5/15 and 7/21
     python benchmarks/speed.py --sizes 512 --repeats 3
 
@@ -48,16 +54,28 @@ def psnr(result, clean):
     return 10 * np.log10(255.0 ** 2 / mse)
 
 
-def time_method(fn, repeats):
-    """Warm up, then return (median wall s, CPU s / wall s over the timed runs, result)."""
-    result = fn()
-    walls, cpus = [], []
+def time_in_turns(fns, repeats):
+    """Warm each callable up, then run them in turns, `repeats` rounds.
+
+    Returns, per callable, (wall s of each round, CPU s / wall s over its timed
+    runs, result).
+    """
+    results = [fn() for fn in fns]
+    walls = [[] for _ in fns]
+    cpus = [0.0 for _ in fns]
     for _ in range(repeats):
-        c0, w0 = time.process_time(), time.perf_counter()
-        result = fn()
-        walls.append(time.perf_counter() - w0)
-        cpus.append(time.process_time() - c0)
-    return statistics.median(walls), sum(cpus) / sum(walls), result
+        for i, fn in enumerate(fns):
+            c0, w0 = time.process_time(), time.perf_counter()
+            results[i] = fn()
+            walls[i].append(time.perf_counter() - w0)
+            cpus[i] += time.process_time() - c0
+    return [(walls[i], cpus[i] / sum(walls[i]), results[i]) for i in range(len(fns))]
+
+
+def ratio_stats(walls, reference_walls):
+    """Median, lowest and highest over the rounds of reference wall / wall."""
+    ratios = [r / w for w, r in zip(walls, reference_walls)]
+    return statistics.median(ratios), min(ratios), max(ratios)
 
 
 def machine():
@@ -74,7 +92,7 @@ def machine():
 
 
 def methods(threads, h, ds, Ds, include_skimage):
-    """(name, thread count, callable) for each method at these windows."""
+    """Groups of (name, thread count, callable maker) at these windows, each to run in turns."""
     import cv2
     import numba
 
@@ -98,13 +116,13 @@ def methods(threads, h, ds, Ds, include_skimage):
         return lambda: denoise_nl_means(image, h=h, patch_size=2 * ds + 1, patch_distance=Ds,
                                         fast_mode=True)
 
-    out = []
-    for n in sorted({threads, 1}, reverse=True):
-        out.append(("nlmeans", n, ours))
-        out.append(("OpenCV", n, opencv))
+    # Each group runs in turns; OpenCV, the reference of the ratios, is in every group.
+    groups = [[("nlmeans", n, ours), ("OpenCV", n, opencv)]
+              for n in sorted({threads, 1}, reverse=True)]
     if include_skimage:
-        out.append(("scikit-image", 1, lambda noisy, n: skimage(noisy)))
-    return out
+        groups.append([("scikit-image", 1, lambda noisy, n: skimage(noisy)),
+                       ("OpenCV", 1, opencv)])
+    return groups
 
 
 def cli_startup(size=512):
@@ -136,7 +154,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     rows = []
-    header = ("method", "size", "windows", "threads", "MP/s", "CPU/wall", "vs OpenCV", "PSNR")
+    header = ("method", "size", "windows", "threads", "MP/s", "CPU/wall", "vs OpenCV",
+              "vs OpenCV, lowest-highest", "PSNR")
     print("| " + " | ".join(header) + " |", flush=True)
     print("|" + "---|" * len(header), flush=True)
     for size in args.sizes:
@@ -144,17 +163,21 @@ def main(argv=None):
         for ds, Ds in WINDOWS:
             h = SIGMA
             windows = f"{2 * ds + 1}/{2 * Ds + 1}"
-            timed = []
-            for name, n, make in methods(args.threads, h, ds, Ds, not args.no_skimage):
-                wall, load, result = time_method(make(noisy, n), args.repeats)
-                timed.append((name, n, size * size / wall / 1e6, load, psnr(result, clean)))
-            opencv_rate = {n: rate for name, n, rate, _, _ in timed if name == "OpenCV"}
-            for name, n, rate, load, quality in timed:
-                ratio = rate / opencv_rate.get(n, opencv_rate[1])
-                row = (name, f"{size}x{size}", windows, n, f"{rate:.2f}", f"{load:.2f}",
-                       f"{ratio:.2f}x", f"{quality:.2f}")
-                rows.append(row)
-                print("| " + " | ".join(str(v) for v in row) + " |", flush=True)
+            for group in methods(args.threads, h, ds, Ds, not args.no_skimage):
+                timed = time_in_turns([make(noisy, n) for _, n, make in group], args.repeats)
+                opencv_walls = timed[-1][0]  # OpenCV closes every group
+                # OpenCV's own row is printed once, from the first group at its thread count.
+                for (name, n, _), (walls, load, result) in zip(group, timed):
+                    if name == "OpenCV" and any(r[0] == "OpenCV" and r[1] == f"{size}x{size}"
+                                                and r[2] == windows and r[3] == n for r in rows):
+                        continue
+                    ratio, lowest, highest = ratio_stats(walls, opencv_walls)
+                    rate = size * size / statistics.median(walls) / 1e6
+                    row = (name, f"{size}x{size}", windows, n, f"{rate:.2f}", f"{load:.2f}",
+                           f"{ratio:.2f}x", f"{lowest:.2f}-{highest:.2f}",
+                           f"{psnr(result, clean):.2f}")
+                    rows.append(row)
+                    print("| " + " | ".join(str(v) for v in row) + " |", flush=True)
 
     first, second = cli_startup()
     startup = (f"`nlmeans denoise` on a 512x512 PNG: {first:.2f} s first run (compiling), "
@@ -169,7 +192,8 @@ def main(argv=None):
     with open(os.path.join(args.out, "speed.md"), "w") as f:
         f.write(f"Machine: {machine()}. Noisy camera image (sigma = 20), h = 20, median of "
                 f"{args.repeats} runs after a warm-up. 'vs OpenCV' compares with OpenCV at the "
-                f"same thread count.\n\n")
+                f"same thread count, run in turns with it: the median over {args.repeats} "
+                f"rounds of the ratio of the two runs, then the lowest and highest.\n\n")
         f.write("| " + " | ".join(header) + " |\n|" + "---|" * len(header) + "\n")
         for row in rows:
             f.write("| " + " | ".join(str(v) for v in row) + " |\n")
