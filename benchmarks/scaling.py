@@ -2,6 +2,10 @@
 
 Each figure is the median of --repeats runs after a warm-up, with the process's
 CPU time / wall time beside it (a figure taken while something else ran is void).
+The comparisons (patch sizes, one thread against all, colour against grey,
+float64 against float32) run the settings in turns and give the median over the
+rounds of the ratio of their runs, which drifts less on a shared machine than a
+ratio of medians taken minutes apart.
 
     python benchmarks/scaling.py            # writes benchmarks/results/scaling.md
 """
@@ -27,6 +31,23 @@ def timed(fn, repeats):
         walls.append(time.perf_counter() - w0)
         cpus.append(time.process_time() - c0)
     return statistics.median(walls), sum(cpus) / sum(walls)
+
+
+def in_turns(fns, repeats):
+    """Run the callables in turns after a warm-up of each. Returns, per callable,
+    its median wall time, its CPU/wall, and the median over the rounds of its
+    wall time / the first callable's."""
+    for fn in fns:
+        fn()
+    walls, cpus = [[] for _ in fns], [0.0 for _ in fns]
+    for _ in range(repeats):
+        for i, fn in enumerate(fns):
+            c0, w0 = time.process_time(), time.perf_counter()
+            fn()
+            walls[i].append(time.perf_counter() - w0)
+            cpus[i] += time.process_time() - c0
+    return [(statistics.median(w), c / sum(w), statistics.median(x / y for x, y in zip(w, walls[0])))
+            for w, c in zip(walls, cpus)]
 
 
 def noisy_image(shape, seed=0):
@@ -62,7 +83,7 @@ def peak_memory_ratio(size):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", default=os.path.join(HERE, "results"))
     args = parser.parse_args(argv)
     import numba
@@ -85,13 +106,17 @@ def main(argv=None):
     row("measure", "setting", "MP/s", "CPU/wall", "note")
     row(*["---"] * 5)
     img1k = noisy_image((1024, 1024))
-    rates = []
-    for ds in range(1, 6):
-        mps, load, _ = rate(img1k, patch_radius=ds, search_radius=7)
-        rates.append(mps)
-        row("patch size", f"ds={ds}, Ds=7, 1024²", f"{mps:.2f}", f"{load:.2f}", "")
-    spread = (max(rates) - min(rates)) / statistics.mean(rates)
-    row("patch size", "spread (max-min)/mean", "", "", f"{100 * spread:.0f} %")
+    patch_sizes = range(1, 6)
+    timings = in_turns([lambda ds=ds: nlmeans.denoise(img1k, 20.0, patch_radius=ds, search_radius=7)
+                        for ds in patch_sizes], r)
+    for ds, (wall, load, relative) in zip(patch_sizes, timings):
+        row("patch size", f"ds={ds}, Ds=7, 1024²", f"{img1k.size / wall / 1e6:.2f}", f"{load:.2f}",
+            f"{relative:.2f}x the time at ds=1")
+    relative = [t[2] for t in timings]
+    mean = statistics.mean(relative)
+    row("patch size", "slowest / fastest; farthest from the mean", "", "",
+        f"{max(relative) / min(relative):.2f}; "
+        f"{100 * max(abs(x / mean - 1) for x in relative):.0f} %")
     rates = []
     for size in (256, 1024, 4096):
         mps, load, _ = rate(noisy_image((size, size)), repeats=max(1, r if size < 4096 else 1))
@@ -106,19 +131,29 @@ def main(argv=None):
         per_offset.append(wall / offsets)
         row("offsets", f"Ds={Ds} ({offsets} pairs of offsets)", f"{mps:.2f}", f"{load:.2f}",
             f"{1e9 * wall / offsets / img1k.size:.3f} ns per pixel and offset pair")
-    for threads in sorted({1, cores}):
-        numba.set_num_threads(threads)
-        mps, load, _ = rate(img1k)
-        row("threads", f"{threads}, 5/15, 1024²", f"{mps:.2f}", f"{load:.2f}", "")
-    numba.set_num_threads(cores)
-    grey, _, grey_wall = rate(img1k)
+    def on_threads(threads):
+        def run():
+            numba.set_num_threads(threads)
+            nlmeans.denoise(img1k, 20.0)
+        return run
+
+    grey = lambda: nlmeans.denoise(img1k, 20.0)  # noqa: E731
+    if cores > 1:
+        one, many = in_turns([on_threads(1), on_threads(cores)], r)
+        row("threads", "1, 5/15, 1024²", f"{img1k.size / one[0] / 1e6:.2f}", f"{one[1]:.2f}", "")
+        row("threads", f"{cores}, 5/15, 1024²", f"{img1k.size / many[0] / 1e6:.2f}",
+            f"{many[1]:.2f}", f"{1 / many[2]:.2f}x the speed of 1 thread")
+        numba.set_num_threads(cores)
     colour_img = noisy_image((1024, 1024, 3))
-    _, load, colour_wall = rate(colour_img, channel_axis=-1)
-    row("colour", "RGB vs grey, 5/15, 1024²", f"{colour_img.shape[0] ** 2 / colour_wall / 1e6:.2f}",
-        f"{load:.2f}", f"{colour_wall / grey_wall:.2f}x the grey time")
-    _, load, f64_wall = rate(img1k.astype(np.float64), dtype=np.float64)
-    row("float64", "vs float32, 5/15, 1024²", "", f"{load:.2f}",
-        f"{f64_wall / grey_wall:.2f}x the float32 time")
+    _, (wall, load, relative) = in_turns(
+        [grey, lambda: nlmeans.denoise(colour_img, 20.0, channel_axis=-1)], r)
+    row("colour", "RGB vs grey, 5/15, 1024²", f"{img1k.size / wall / 1e6:.2f}", f"{load:.2f}",
+        f"{relative:.2f}x the grey time")
+    img64 = img1k.astype(np.float64)
+    _, (wall, load, relative) = in_turns(
+        [grey, lambda: nlmeans.denoise(img64, 20.0, dtype=np.float64)], r)
+    row("float64", "vs float32, 5/15, 1024²", f"{img1k.size / wall / 1e6:.2f}", f"{load:.2f}",
+        f"{relative:.2f}x the float32 time")
     from skimage.restoration import denoise_nl_means
 
     volume = np.random.default_rng(1).normal(100, 20, (128, 128, 128)).astype(np.float32)
