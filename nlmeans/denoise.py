@@ -5,26 +5,36 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-# Output tiles, one thread each: long rows, because the kernel's per-row
-# overhead is amortised over the row (measured: 512-wide tiles beat 256, and in
-# 3-D 128-wide rows beat 64 by a third); the tile's accumulators (a few hundred
-# KiB) stay in L2; much larger than usual search radii, so the pairs recomputed
-# at tile borders cost little.
-_TILE_2D = (1, 128, 512)
+# Output tiles, one thread each; their buffers are bounded, whatever the image
+# size. The plain pixel-wise filter (the kernel's fused path, which makes each
+# row of weights and uses it at once) runs fastest on long rows, over which its
+# per-row overhead is amortised: 1024-wide tiles took 7-11 % less time than
+# 512-wide ones at 1024² (grey and RGB), 512 much less than 256. Patch-wise
+# aggregation and the largest-weight centre make a whole tile of weights per
+# offset and run fastest on smaller tiles: 64 rows by 512 took 9 % less time
+# than 128 by 512 on grey; on RGB, 64 rows by 512 measured best at 512² and
+# 1024². In 3-D, 128-wide rows beat 64 by a third. Every tile is much larger
+# than usual search radii, so the pairs recomputed at tile borders cost little.
+_TILE_2D_PIXEL = (1, 128, 1024)
+_TILE_2D_PATCH = (1, 64, 512)
 _TILE_3D = (16, 32, 256)
 
 
-def _tile_shape(n_spatial, channels):
-    """The output tile for an image with `channels` channels.
+def _tile_shape(n_spatial, channels, pixel_wise):
+    """The output tile for an image with `channels` channels; `pixel_wise`: the
+    kernel's fused path (pixel-wise aggregation, centre weight 1).
 
     A tile holds one accumulator per channel plus the weight sum; with more
-    channels the 2-D tile has fewer rows, so that the accumulators stay the size
-    that measured best for grey (RGB at 1024²: 64 rows 14 % faster than 128).
+    channels the 2-D tile has fewer rows, so that its buffers stay near the size
+    that measured best (RGB: 64 rows on both paths).
     """
     if n_spatial == 3:
         return _TILE_3D
-    rows = max(16, 2 * _TILE_2D[1] // (channels + 1))
-    return (1, rows, _TILE_2D[2])
+    _, rows, width = _TILE_2D_PIXEL if pixel_wise else _TILE_2D_PATCH
+    # Budget in rows of one accumulator: grey's tile for the pixel-wise path,
+    # RGB's for the patch-wise one.
+    budget = 2 * rows if pixel_wise else 4 * rows
+    return (1, max(16, min(rows, budget // (channels + 1))), width)
 
 
 def _check_radius(value, name, n_spatial):
@@ -525,7 +535,8 @@ def _run_kernel(volume, h, sigma, patch, search, aggregation, centre_weight, wor
         # patches whose distance equals the threshold to within float rounding.
         inv_scale = min(inv_scale, cap / threshold)
     inv_scale = work_dtype.type(inv_scale)
-    tile = _tile_shape(n_spatial, volume.shape[0])
+    tile = _tile_shape(n_spatial, volume.shape[0],
+                       aggregation_radius == (0, 0, 0) and centre_weight != "max")
     low, high = (work_dtype.type(b) for b in bounds)
     result = _kernels.nlmeans_kernel(padded, padded_guide, patch, search, aggregation_radius,
                                      centre_weight == "max", threshold, inv_scale, tile, low,

@@ -73,10 +73,10 @@ def test_anisotropic_radii_match_reference():
 @pytest.mark.parametrize("channels", [None, 3])
 def test_several_tiles_match_reference(channels):
     """Images larger than one tile: the tiles' seams must not show."""
-    from nlmeans.denoise import _TILE_2D, _tile_shape
+    from nlmeans.denoise import _TILE_2D_PIXEL, _tile_shape
 
-    _, rows, width = _tile_shape(2, 1 if channels is None else channels)
-    assert rows <= _TILE_2D[1]  # more channels, fewer rows per tile
+    _, rows, width = _tile_shape(2, 1 if channels is None else channels, True)
+    assert rows <= _TILE_2D_PIXEL[1]  # more channels, fewer rows per tile
     extra = () if channels is None else (channels,)
     image = RNG.random((rows + 12, width + 40) + extra) * 100
     axis = None if channels is None else -1
@@ -165,13 +165,20 @@ def test_patch_aggregation_in_3d_matches_reference():
 
 
 def test_patch_aggregation_across_tiles_matches_reference():
-    image = RNG.random((70, 30)) * 100
+    from nlmeans.denoise import _tile_shape
+
+    _, rows, width = _tile_shape(2, 1, False)  # patch-wise tiles
+    image = RNG.random((rows + 6, width + 20)) * 100
     result = nlmeans.denoise(image, 30.0, patch_radius=1, search_radius=2, dtype=np.float64,
                              aggregation="patch", centre_weight="max")
-    window = image[52:, :]
-    expected = reference_2d(window, 30.0, 1, 2, aggregation="patch", centre="max")
-    # Rows 60..69 lie in the second tile; 8 rows from the crop's edge see no border.
-    assert relative_error(result[60:], expected[8:]) < 1e-9
+    # A crop across each seam, reaching the image's far edge (mirrored alike);
+    # 8 pixels from the crop's other edge see no border.
+    expected = reference_2d(image[rows - 12:, :30], 30.0, 1, 2, aggregation="patch",
+                            centre="max")
+    assert relative_error(result[rows - 4:, :22], expected[8:, :22]) < 1e-9
+    expected = reference_2d(image[:30, width - 12:], 30.0, 1, 2, aggregation="patch",
+                            centre="max")
+    assert relative_error(result[:22, width - 4:], expected[:22, 8:]) < 1e-9
 
 
 def test_centre_max_with_tiny_h_keeps_the_pixel():
