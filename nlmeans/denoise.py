@@ -20,13 +20,16 @@ _TILE_2D_PATCH = (1, 64, 512)
 _TILE_3D = (16, 32, 256)
 
 
-def _tile_shape(n_spatial, channels, pixel_wise):
-    """The output tile for an image with `channels` channels; `pixel_wise`: the
-    kernel's fused path (pixel-wise aggregation, centre weight 1).
+def _tile_shape(n_spatial, channels, pixel_wise, spatial_shape, threads):
+    """The output tile for an image of `spatial_shape` with `channels` channels,
+    on `threads` threads; `pixel_wise`: the kernel's fused path (pixel-wise
+    aggregation, centre weight 1).
 
     A tile holds one accumulator per channel plus the weight sum; with more
     channels the 2-D tile has fewer rows, so that its buffers stay near the size
-    that measured best (RGB: 64 rows on both paths).
+    that measured best (RGB: 64 rows on both paths). Images with fewer than two
+    tiles per thread get tiles of fewer rows (down to 32), so that every thread
+    has work and the last tiles even out.
     """
     if n_spatial == 3:
         return _TILE_3D
@@ -34,7 +37,11 @@ def _tile_shape(n_spatial, channels, pixel_wise):
     # Budget in rows of one accumulator: grey's tile for the pixel-wise path,
     # RGB's for the patch-wise one.
     budget = 2 * rows if pixel_wise else 4 * rows
-    return (1, max(16, min(rows, budget // (channels + 1))), width)
+    rows = max(16, min(rows, budget // (channels + 1)))
+    height, image_width = spatial_shape[-2:]
+    while rows > 32 and -(-height // rows) * -(-image_width // width) < 2 * threads:
+        rows //= 2
+    return (1, rows, width)
 
 
 def _check_radius(value, name, n_spatial):
@@ -513,7 +520,9 @@ def _run_kernel(volume, h, sigma, patch, search, aggregation, centre_weight, wor
     """Pad the (C, Z, Y, X) float volume and run the compiled kernel; the result is
     clipped to `bounds` and, if `rounded`, rounded to integers. The weights compare
     patches of `guide` (same shape) if given, else of the volume itself."""
-    from nlmeans import _kernels  # deferred: importing Numba costs ~0.3 s
+    from numba import get_num_threads  # deferred, like the kernels: importing Numba costs ~0.3 s
+
+    from nlmeans import _kernels
 
     aggregation_radius = patch if aggregation == "patch" else (0, 0, 0)
     margins = [(0, 0)] + [(s + p + a,) * 2 for s, p, a in zip(search, patch, aggregation_radius)]
@@ -536,7 +545,8 @@ def _run_kernel(volume, h, sigma, patch, search, aggregation, centre_weight, wor
         inv_scale = min(inv_scale, cap / threshold)
     inv_scale = work_dtype.type(inv_scale)
     tile = _tile_shape(n_spatial, volume.shape[0],
-                       aggregation_radius == (0, 0, 0) and centre_weight != "max")
+                       aggregation_radius == (0, 0, 0) and centre_weight != "max",
+                       volume.shape[1:], get_num_threads())
     low, high = (work_dtype.type(b) for b in bounds)
     result = _kernels.nlmeans_kernel(padded, padded_guide, patch, search, aggregation_radius,
                                      centre_weight == "max", threshold, inv_scale, tile, low,

@@ -73,12 +73,18 @@ def test_anisotropic_radii_match_reference():
 @pytest.mark.parametrize("channels", [None, 3])
 def test_several_tiles_match_reference(channels):
     """Images larger than one tile: the tiles' seams must not show."""
+    from numba import get_num_threads
+
     from nlmeans.denoise import _TILE_2D_PIXEL, _tile_shape
 
-    _, rows, width = _tile_shape(2, 1 if channels is None else channels, True)
+    _, rows, width = _tile_shape(2, 1 if channels is None else channels, True, (1, 1), 1)
     assert rows <= _TILE_2D_PIXEL[1]  # more channels, fewer rows per tile
     extra = () if channels is None else (channels,)
     image = RNG.random((rows + 12, width + 40) + extra) * 100
+    # The tiles the image gets (fewer rows where it has few tiles per thread).
+    _, rows, width = _tile_shape(2, 1 if channels is None else channels, True, image.shape[:2],
+                                 get_num_threads())
+    assert rows >= 32
     axis = None if channels is None else -1
     result = nlmeans.denoise(image, 30.0, patch_radius=1, search_radius=3, dtype=np.float64,
                              channel_axis=axis)
@@ -165,10 +171,13 @@ def test_patch_aggregation_in_3d_matches_reference():
 
 
 def test_patch_aggregation_across_tiles_matches_reference():
+    from numba import get_num_threads
+
     from nlmeans.denoise import _tile_shape
 
-    _, rows, width = _tile_shape(2, 1, False)  # patch-wise tiles
+    _, rows, width = _tile_shape(2, 1, False, (1, 1), 1)  # patch-wise tiles
     image = RNG.random((rows + 6, width + 20)) * 100
+    _, rows, width = _tile_shape(2, 1, False, image.shape, get_num_threads())
     result = nlmeans.denoise(image, 30.0, patch_radius=1, search_radius=2, dtype=np.float64,
                              aggregation="patch", centre_weight="max")
     # A crop across each seam, reaching the image's far edge (mirrored alike);
@@ -313,3 +322,21 @@ def test_refine_is_nl_means_guided_by_the_first_pass(spatial, channels, dtype, r
                              aggregation="patch", centre_weight="max", refine=True)
     assert relative_error(result, expected) < rtol
     assert relative_error(result, first) > 100 * rtol
+
+
+def test_tiles_give_every_thread_work():
+    from nlmeans.denoise import _TILE_2D_PATCH, _TILE_2D_PIXEL, _TILE_3D, _tile_shape
+
+    # A large image keeps the tile that measured fastest; with many threads a
+    # smaller one gets tiles of fewer rows (not below 32), two or more per thread.
+    assert _tile_shape(2, 1, True, (4096, 4096), 16) == _TILE_2D_PIXEL
+    assert _tile_shape(2, 1, False, (4096, 4096), 16) == _TILE_2D_PATCH
+    _, rows, width = _tile_shape(2, 1, True, (1024, 1024), 16)
+    assert (rows, width) == (32, _TILE_2D_PIXEL[2])
+    assert _tile_shape(2, 1, True, (1024, 1024), 8)[1] == 64
+    assert _tile_shape(2, 1, True, (1024, 1024), 4)[1] == 128
+    assert _tile_shape(2, 1, True, (100, 100), 64)[1] == 32
+    # RGB: fewer rows than grey on the pixel-wise path, as many on the patch-wise one.
+    assert _tile_shape(2, 3, True, (4096, 4096), 2)[1] < _TILE_2D_PIXEL[1]
+    assert _tile_shape(2, 3, False, (4096, 4096), 2)[1] == _TILE_2D_PATCH[1]
+    assert _tile_shape(3, 1, True, (64, 64, 64), 16) == _TILE_3D
