@@ -363,9 +363,9 @@ def _row_to_weights(column_sums, width, scaled_threshold, inv_scale, pairs, out)
     pass reads the row (loads from L1 are cheap) and stores only the weights.
     Widths 9 and 11 first store the sums of neighbouring columns in the scratch
     row `pairs`, and then add 5 or 6 terms instead of 9 or 11: this keeps the
-    cost of large patches close to that of small ones (measured: 5x5 to 11x11
-    patches took up to 1.33 times as long as 3x3 with the sums written out,
-    1.15-1.19 with the pairs; for 5x5 and 7x7 the extra pass gains nothing).
+    cost of large patches close to that of small ones (measured: 11x11 patches
+    took 1.33 times as long as 3x3 with the sums written out, 1.15-1.23 times
+    with the pairs; for 5x5 and 7x7 the extra pass gains nothing).
     Other widths use shifted adds.
     """
     n = out.shape[0]
