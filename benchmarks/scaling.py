@@ -15,39 +15,27 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 
 import numpy as np
+from speed import ratio_stats, time_in_turns
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def timed(fn, repeats):
-    fn()
-    walls, cpus = [], []
-    for _ in range(repeats):
-        c0, w0 = time.process_time(), time.perf_counter()
-        fn()
-        walls.append(time.perf_counter() - w0)
-        cpus.append(time.process_time() - c0)
-    return statistics.median(walls), sum(cpus) / sum(walls)
-
-
 def in_turns(fns, repeats):
-    """Run the callables in turns after a warm-up of each. Returns, per callable,
-    its median wall time, its CPU/wall, and the median over the rounds of its
-    wall time / the first callable's."""
-    for fn in fns:
-        fn()
-    walls, cpus = [[] for _ in fns], [0.0 for _ in fns]
-    for _ in range(repeats):
-        for i, fn in enumerate(fns):
-            c0, w0 = time.process_time(), time.perf_counter()
-            fn()
-            walls[i].append(time.perf_counter() - w0)
-            cpus[i] += time.process_time() - c0
-    return [(statistics.median(w), c / sum(w), statistics.median(x / y for x, y in zip(w, walls[0])))
-            for w, c in zip(walls, cpus)]
+    """Run the callables in turns (speed.py's time_in_turns). Returns, per
+    callable, its median wall time, its CPU/wall, and the median over the rounds
+    of its wall time / the first callable's."""
+    runs = time_in_turns(fns, repeats)
+    first = runs[0][0]
+    return [(statistics.median(walls), load, ratio_stats(first, walls)[0])
+            for walls, load, _ in runs]
+
+
+def timed(fn, repeats):
+    """Median wall time and CPU/wall of `repeats` runs after a warm-up."""
+    wall, load, _ = in_turns([fn], repeats)[0]
+    return wall, load
 
 
 def noisy_image(shape, seed=0):

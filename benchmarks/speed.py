@@ -163,14 +163,16 @@ def main(argv=None):
         for ds, Ds in WINDOWS:
             h = SIGMA
             windows = f"{2 * ds + 1}/{2 * Ds + 1}"
+            opencv_shown = set()  # thread counts whose OpenCV row is printed
             for group in methods(args.threads, h, ds, Ds, not args.no_skimage):
                 timed = time_in_turns([make(noisy, n) for _, n, make in group], args.repeats)
                 opencv_walls = timed[-1][0]  # OpenCV closes every group
                 # OpenCV's own row is printed once, from the first group at its thread count.
                 for (name, n, _), (walls, load, result) in zip(group, timed):
-                    if name == "OpenCV" and any(r[0] == "OpenCV" and r[1] == f"{size}x{size}"
-                                                and r[2] == windows and r[3] == n for r in rows):
-                        continue
+                    if name == "OpenCV":
+                        if n in opencv_shown:
+                            continue
+                        opencv_shown.add(n)
                     ratio, lowest, highest = ratio_stats(walls, opencv_walls)
                     rate = size * size / statistics.median(walls) / 1e6
                     row = (name, f"{size}x{size}", windows, n, f"{rate:.2f}", f"{load:.2f}",
