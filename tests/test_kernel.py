@@ -77,7 +77,8 @@ def test_several_tiles_match_reference(channels):
 
     from nlmeans.denoise import _TILE_2D_PIXEL, _tile_shape
 
-    _, rows, width = _tile_shape(2, 1 if channels is None else channels, True, (1, 1), 1)
+    # The tile of a large image (a small one would get fewer rows, see below).
+    _, rows, width = _tile_shape(2, 1 if channels is None else channels, True, (8192, 8192), 1)
     assert rows <= _TILE_2D_PIXEL[1]  # more channels, fewer rows per tile
     extra = () if channels is None else (channels,)
     image = RNG.random((rows + 12, width + 40) + extra) * 100
@@ -175,7 +176,7 @@ def test_patch_aggregation_across_tiles_matches_reference():
 
     from nlmeans.denoise import _tile_shape
 
-    _, rows, width = _tile_shape(2, 1, False, (1, 1), 1)  # patch-wise tiles
+    _, rows, width = _tile_shape(2, 1, False, (8192, 8192), 1)  # patch-wise tiles of a large image
     image = RNG.random((rows + 6, width + 20)) * 100
     _, rows, width = _tile_shape(2, 1, False, image.shape, get_num_threads())
     result = nlmeans.denoise(image, 30.0, patch_radius=1, search_radius=2, dtype=np.float64,
