@@ -69,20 +69,20 @@ def denoise_command(input_path, output_path, volume, fmt, quality, overwrite, re
 
 
 def format_report(details):
-    """The --report lines: noise level, parameters, estimated quality."""
-    how = "estimated" if details.sigma_estimated else "given"
-    def radii(values):
-        return str(values[0]) if len(set(values)) == 1 else "x".join(str(v) for v in values)
-
-    lines = [f"noise sigma: {details.sigma:.3g} ({how})",
-             f"parameters: h={details.h:.4g} patch radius={radii(details.patch_radius)} "
-             f"search radius={radii(details.search_radius)} aggregation={details.aggregation} "
-             f"centre weight={details.centre_weight}"
-             + (f" chroma weight={details.chroma_weight:g}" if details.chroma_weight != 1 else "")]
-    if details.refine is not None:
-        patch, search, h = details.refine
-        lines.append(f"second pass: h={h:.4g} patch radius={radii(patch)} "
-                     f"search radius={radii(search)}")
+    """The --report lines, from the settings that ran: noise level, each pass,
+    estimated quality."""
+    settings = details.settings
+    how = "estimated" if settings.sigma_estimated else "given"
+    lines = [f"noise sigma: {settings.sigma:.3g} ({how})"]
+    names = ["parameters", "second pass"]
+    for index, step in enumerate(settings.passes):
+        name = names[index] if index < len(names) else f"pass {index + 1}"
+        line = f"{name}: {describe_pass(step)}"
+        if index == 0 and settings.chroma_weight != 1:
+            line += f" chroma weight={settings.chroma_weight:g}"
+        lines.append(line)
+    if not settings.passes:
+        lines.append("parameters: no pass (no noise found; the image is unchanged)")
     for h, mse in details.h_candidates:
         lines.append(f"  SURE for h={h:.4g}: MSE {mse:.4g}")
     if details.psnr_estimate is not None:
@@ -90,6 +90,21 @@ def format_report(details):
         lines.append(f"estimated PSNR (SURE): {details.psnr_estimate:.2f} dB "
                      f"(MSE {details.sure_mse:.4g}, data range {details.data_range:g}); "
                      f"{low:.2f} to {high:.2f} dB if sigma is 5 % off")
-    elif details.sigma == 0:
+    elif settings.sigma == 0:
         lines.append("estimated PSNR: not available (sigma is 0)")
     return "\n".join(lines)
+
+
+def describe_pass(step):
+    """One pass as `name=value` pairs."""
+    def radii(values):
+        return str(values[0]) if len(set(values)) == 1 else "x".join(str(v) for v in values)
+
+    text = (f"h={step.h:.4g} patch radius={radii(step.patch_radius)} "
+            f"search radius={radii(step.search_radius)} aggregation={step.aggregation} "
+            f"centre weight={step.centre_weight}")
+    if step.sigma:
+        text += f" sigma subtracted={step.sigma:.3g}"
+    if step.guided:
+        text += " (distances from the previous pass's result)"
+    return text

@@ -4,10 +4,13 @@ from importlib.metadata import PackageNotFoundError, version as _version
 
 from nlmeans.denoise import Report, denoise, denoise_with_report
 from nlmeans.parameters import estimate_noise
+from nlmeans.resolve import resolve
+from nlmeans.settings import Pass, Settings
 
 try:
     __version__ = _version("nlmeans")
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0+unknown"
 
-__all__ = ["denoise", "denoise_with_report", "estimate_noise", "Report", "__version__"]
+__all__ = ["denoise", "denoise_with_report", "resolve", "estimate_noise", "Settings", "Pass",
+           "Report", "__version__"]

@@ -1,111 +1,37 @@
-"""Public NL-means API: validation, dtype handling, channel axis, dispatch to the kernel."""
+"""Public NL-means API: denoise an array, as :func:`resolve` decides and the passes run.
 
-import numbers
+`denoise_with_report` is the whole flow: check the image, resolve the settings
+(or take the caller's), run their passes on the channel-first volume, estimate
+the error with SURE if asked, and give the result back in the caller's layout
+and dtype.
+"""
+
 from dataclasses import dataclass, field
 
 import numpy as np
 
-# Output tiles, one thread each; their buffers are bounded, whatever the image
-# size. The plain pixel-wise filter (the kernel's fused path, which makes each
-# row of weights and uses it at once) runs fastest on long rows, over which its
-# per-row overhead is amortised: 1024-wide tiles took 7-11 % less time than
-# 512-wide ones at 1024² (grey and RGB), 512 much less than 256. Patch-wise
-# aggregation and the largest-weight centre make a whole tile of weights per
-# offset and run fastest on smaller tiles: 64 rows by 512 took 9 % less time
-# than 128 by 512 on grey; on RGB, 64 rows by 512 measured best at 512² and
-# 1024². In 3-D, 128-wide rows beat 64 by a third. Every tile is much larger
-# than usual search radii, so the pairs recomputed at tile borders cost little.
-_TILE_2D_PIXEL = (1, 128, 1024)
-_TILE_2D_PATCH = (1, 64, 512)
-_TILE_3D = (16, 32, 256)
+# The tile rule lives with the backend; tests and older code import it from here.
+from nlmeans.backend import _TILE_2D_PATCH, _TILE_2D_PIXEL, _TILE_3D, _tile_shape  # noqa: F401
+from nlmeans.layout import (as_channel_first_volume, check_image, from_channel_first_volume,
+                            normalised_channel_axis)
+from nlmeans.passes import run_passes
+from nlmeans.resolve import SURE_H_FACTORS, resolve_checked  # noqa: F401
+from nlmeans.settings import Settings
 
-
-def _tile_shape(n_spatial, channels, pixel_wise, spatial_shape, threads):
-    """The output tile for an image of `spatial_shape` with `channels` channels,
-    on `threads` threads; `pixel_wise`: the kernel's fused path (pixel-wise
-    aggregation, centre weight 1).
-
-    A tile holds one accumulator per channel plus the weight sum; with more
-    channels the 2-D tile has fewer rows, so that its buffers stay near the size
-    that measured best (RGB: 64 rows on both paths). Images with fewer than two
-    tiles per thread get tiles of fewer rows (down to 32), so that every thread
-    has work and the last tiles even out.
-    """
-    if n_spatial == 3:
-        return _TILE_3D
-    _, rows, width = _TILE_2D_PIXEL if pixel_wise else _TILE_2D_PATCH
-    # Budget in rows of one accumulator: grey's tile for the pixel-wise path,
-    # RGB's for the patch-wise one.
-    budget = 2 * rows if pixel_wise else 4 * rows
-    rows = max(16, min(rows, budget // (channels + 1)))
-    height, image_width = spatial_shape[-2:]
-    while rows > 32 and -(-height // rows) * -(-image_width // width) < 2 * threads:
-        rows //= 2
-    return (1, rows, width)
-
-
-def _check_radius(value, name, n_spatial):
-    """Return a per-axis tuple of non-negative ints, or raise ValueError."""
-    values = value if isinstance(value, (tuple, list)) else (value,) * n_spatial
-    if len(values) != n_spatial:
-        raise ValueError(f"{name} must be an int or a sequence of {n_spatial} ints "
-                         f"(one per spatial axis), got {value!r}")
-    radii = []
-    for v in values:
-        if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral) or v < 0:
-            raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
-        radii.append(int(v))
-    return tuple(radii)
-
-
-def _kernel_radii(patch_radius, search_radius, n_spatial):
-    """Checked (z, y, x) patch and search radii for the kernel; 2-D images get 0
-    along z."""
-    patch = _check_radius(patch_radius, "patch_radius", n_spatial)
-    search = _check_radius(search_radius, "search_radius", n_spatial)
-    if n_spatial == 2:
-        return (0,) + patch, (0,) + search
-    return patch, search
-
-
-def _check_positive_finite(value, name, allow_zero=False):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    value = float(value)
-    bad = not np.isfinite(value) or value < 0 or (value == 0 and not allow_zero)
-    if bad:
-        rule = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name} must be a finite number {rule}, got {value!r}")
-    return value
-
-
-def _as_channel_first_volume(image, channel_axis):
-    """View `image` as (C, Z, Y, X) plus what is needed to undo it."""
-    ndim = image.ndim
-    if channel_axis is None:
-        if ndim not in (2, 3):
-            raise ValueError(f"image must be 2-D (Y, X) or 3-D (Z, Y, X) without channel_axis, "
-                             f"got {ndim}-D; pass channel_axis for colour images")
-        volume = image[None] if ndim == 3 else image[None, None]
-        return volume, ndim
-    if isinstance(channel_axis, (bool, np.bool_)) or not isinstance(channel_axis, numbers.Integral):
-        raise ValueError(f"channel_axis must be an int or None, got {channel_axis!r}")
-    if ndim not in (3, 4):
-        raise ValueError(f"image with channel_axis must be 3-D (Y, X, C) or 4-D (Z, Y, X, C), "
-                         f"got {ndim}-D")
-    if not -ndim <= channel_axis < ndim:
-        raise ValueError(f"channel_axis must be in [{-ndim}, {ndim - 1}] for a {ndim}-D image, "
-                         f"got {channel_axis}")
-    moved = np.moveaxis(image, channel_axis, 0)
-    volume = moved[:, None] if ndim == 3 else moved
-    return volume, ndim - 1
+# The options that settings= fixes; with it, they must be left out.
+_SETTINGS_OPTIONS = ("h", "patch_radius", "search_radius", "sigma", "aggregation",
+                     "centre_weight", "chroma_weight", "refine")
 
 
 @dataclass
 class Report:
-    """What :func:`denoise_with_report` did: the parameters it used and how good
-    it thinks the result is.
+    """What :func:`denoise_with_report` did: the settings it ran and how good it
+    thinks the result is.
 
+    `settings` is the :class:`~nlmeans.settings.Settings` that ran; the fields
+    before it repeat its main figures: h, radii, aggregation and centre weight
+    of the first pass (h 0 and no radii when there was no pass), sigma, and the
+    second pass as refine = (patch_radius, search_radius, h), or None.
     sigma_estimated is True when sigma was estimated from the image. sure_mse is
     Stein's unbiased estimate of the mean squared error against the unknown clean
     image (None when it was not computed or sigma is 0), and psnr_estimate the
@@ -114,8 +40,7 @@ class Report:
     error is much smaller than sigma², a few per cent off in sigma moves it a
     lot, so psnr_range gives the PSNR estimates for sigma 5 % lower and higher
     (worth reading when sigma was estimated). h_candidates lists (h, SURE MSE)
-    when h was chosen by SURE. refine is (patch_radius, search_radius, h) of the
-    second pass, or None when there was none.
+    when h was chosen by SURE.
     """
 
     h: float
@@ -132,15 +57,27 @@ class Report:
     psnr_estimate: float | None = None
     psnr_range: tuple | None = None
     h_candidates: list = field(default_factory=list)
+    settings: Settings | None = field(default=None, repr=False)
 
-
-# SURE tries the automatic h times these factors.
-SURE_H_FACTORS = (0.7, 0.85, 1.0, 1.15, 1.3)
+    @classmethod
+    def of(cls, settings):
+        """The report's fields that the settings give."""
+        first = settings.passes[0] if settings.passes else None
+        second = settings.passes[1] if len(settings.passes) > 1 else None
+        return cls(h=first.h if first else 0.0,
+                   patch_radius=first.patch_radius if first else (),
+                   search_radius=first.search_radius if first else (),
+                   sigma=settings.sigma, sigma_estimated=settings.sigma_estimated,
+                   aggregation=first.aggregation if first else "pixel",
+                   centre_weight=first.centre_weight if first else "one",
+                   data_range=settings.data_range, chroma_weight=settings.chroma_weight,
+                   refine=(second.patch_radius, second.search_radius, second.h)
+                   if second else None, settings=settings)
 
 
 def denoise(image, h=None, *, patch_radius=None, search_radius=None, sigma=None,
-            channel_axis=None, dtype=np.float32, aggregation=None, centre_weight=None,
-            chroma_weight=None, refine=None):
+            channel_axis=None, dtype=None, aggregation=None, centre_weight=None,
+            chroma_weight=None, refine=None, settings=None):
     r"""Denoise an image or volume with non-local means.
 
     Each output pixel is a weighted mean of the pixels in the search window
@@ -226,6 +163,11 @@ def denoise(image, h=None, *, patch_radius=None, search_radius=None, sigma=None,
         aggregation and centre weight. Needs sigma > 0. Default True in
         automatic mode for single-channel images and volumes (measured +0.1 to
         +0.6 dB on photographs), else False.
+    settings : Settings, optional
+        Run exactly these settings (from :func:`nlmeans.resolve`, perhaps of a
+        larger image this one is a crop of) instead of deciding them from this
+        image: nothing is estimated again. The options above must then be left
+        out; `channel_axis` and `dtype` may be given if they agree with it.
 
     Returns
     -------
@@ -241,6 +183,7 @@ def denoise(image, h=None, *, patch_radius=None, search_radius=None, sigma=None,
 
     See Also
     --------
+    resolve : the settings this would run, decided without running them.
     denoise_with_report : the same, also returning the parameters used and the
         SURE estimate of the result's error.
 
@@ -259,13 +202,13 @@ def denoise(image, h=None, *, patch_radius=None, search_radius=None, sigma=None,
                                     channel_axis=channel_axis, dtype=dtype,
                                     aggregation=aggregation, centre_weight=centre_weight,
                                     chroma_weight=chroma_weight, refine=refine,
-                                    estimate_error=False)
+                                    settings=settings, estimate_error=False)
     return result
 
 
 def denoise_with_report(image, h=None, *, patch_radius=None, search_radius=None, sigma=None,
-                        channel_axis=None, dtype=np.float32, aggregation=None,
-                        centre_weight=None, chroma_weight=None, refine=None,
+                        channel_axis=None, dtype=None, aggregation=None,
+                        centre_weight=None, chroma_weight=None, refine=None, settings=None,
                         estimate_error=True):
     """:func:`denoise`, also returning a :class:`Report` of what it did.
 
@@ -274,160 +217,96 @@ def denoise_with_report(image, h=None, *, patch_radius=None, search_radius=None,
     the denoiser. SURE assumes additive Gaussian noise of standard deviation
     sigma: on clipped or quantised data it is an approximation.
     """
-    from nlmeans.parameters import auto_parameters, data_range, estimate_noise, refine_parameters
-
-    image = np.asarray(image)
-    if image.dtype.kind not in "uif":
-        raise ValueError(f"image must have an integer or floating-point dtype, got {image.dtype}")
-    if image.size == 0:
-        raise ValueError(f"image must not be empty, got shape {image.shape}")
-    work_dtype = np.dtype(dtype)
-    if work_dtype not in (np.float32, np.float64):
-        raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
-    mode = "fixed"
-    if h is None or (isinstance(h, str) and h in ("auto", "sure")):
-        mode = "auto" if h is None else h
+    image, bounds = check_image(image)
+    options = dict(h=h, patch_radius=patch_radius, search_radius=search_radius, sigma=sigma,
+                   channel_axis=channel_axis, dtype=dtype, aggregation=aggregation,
+                   centre_weight=centre_weight, chroma_weight=chroma_weight, refine=refine)
+    sure = None
+    if settings is None:
+        settings, sure = resolve_checked(image, bounds, options)
     else:
-        h = _check_positive_finite(h, "h")
-    sigma_estimated = sigma is None and mode != "fixed" or (isinstance(sigma, str)
-                                                            and sigma == "auto")
-    if not sigma_estimated:
-        sigma = _check_positive_finite(0.0 if sigma is None else sigma, "sigma", allow_zero=True)
-    automatic = mode != "fixed"
-    aggregation = aggregation or ("patch" if automatic else "pixel")
-    centre_weight = centre_weight or ("max" if automatic else "one")
-    if aggregation not in ("pixel", "patch"):
-        raise ValueError(f"aggregation must be 'pixel' or 'patch', got {aggregation!r}")
-    if centre_weight not in ("one", "max"):
-        raise ValueError(f"centre_weight must be 'one' or 'max', got {centre_weight!r}")
+        _check_settings_fit(settings, image, options)
+    volume, _ = as_channel_first_volume(image, settings.channel_axis)
+    report = Report.of(settings)
+    if estimate_error and report.data_range is None:
+        from nlmeans.parameters import data_range
 
-    volume, n_spatial = _as_channel_first_volume(image, channel_axis)
-    chroma_weight = _check_chroma_weight(chroma_weight, volume.shape[0], automatic)
-    if refine is None:
-        refine = automatic and volume.shape[0] == 1
-    elif not isinstance(refine, (bool, np.bool_)):
-        raise ValueError(f"refine must be True or False, got {refine!r}")
-    if refine and not sigma_estimated and sigma == 0:
-        raise ValueError("refine needs sigma > 0 (the second pass's h is a multiple of sigma)")
-    for name, value in (("patch_radius", patch_radius), ("search_radius", search_radius)):
-        if value is not None:
-            _check_radius(value, name, n_spatial)
-    # The input's range: the result is clipped to it. NaN propagates into the
-    # minimum and inf is an extreme, so the two reductions also check the values.
-    bounds = (image.min(), image.max())
-    if image.dtype.kind == "f" and not np.isfinite(bounds).all():
-        raise ValueError("image must not contain NaN or inf values")
-
-    _check_memory(volume.shape, patch_radius, search_radius, n_spatial, work_dtype, refine)
-    if sigma_estimated:
-        sigma = estimate_noise(image, channel_axis)
-    # The data range scales the automatic rules and the PSNR estimate; a fixed
-    # h without a report needs neither (and its percentile costs a few per cent
-    # of a small image's time).
-    scale = data_range(image, sigma) if automatic or estimate_error else None
-    if automatic:
-        auto_patch, auto_search, auto_h = auto_parameters(
-            sigma, scale, colour=channel_axis is not None and volume.shape[0] > 1,
-            volume=n_spatial == 3)
-        patch_radius = auto_patch if patch_radius is None else patch_radius
-        search_radius = auto_search if search_radius is None else search_radius
-    else:
-        patch_radius = 2 if patch_radius is None else patch_radius
-        search_radius = 7 if search_radius is None else search_radius
-    patch, search = _kernel_radii(patch_radius, search_radius, n_spatial)
-
-    report = Report(h=float(h) if mode == "fixed" else auto_h, patch_radius=patch[-n_spatial:],
-                    search_radius=search[-n_spatial:], sigma=float(sigma),
-                    sigma_estimated=sigma_estimated, aggregation=aggregation,
-                    centre_weight=centre_weight, data_range=scale, chroma_weight=chroma_weight)
-    if refine and sigma == 0:
-        refine = False  # an estimate of 0: no noise, nothing for a second pass to do
-    if refine:
-        refine_patch, refine_search, refine_h = refine_parameters(sigma, volume=n_spatial == 3)
-        refine_patch, refine_search = _kernel_radii(refine_patch, refine_search, n_spatial)
-        report.refine = (refine_patch[-n_spatial:], refine_search[-n_spatial:], refine_h)
-    if automatic and sigma == 0:
-        # Nothing to remove: an image without measurable noise comes back as it is.
-        report.h = 0.0
+        report.data_range = data_range(image, settings.sigma)  # for the PSNR estimate
+    if not settings.passes:
         return image.copy(), report
 
     # The kernel clips to the input's range and rounds integer output, except when
     # SURE needs the unrounded values: then the result is rounded at the end.
     integer = image.dtype.kind != "f"
-    needs_sure = mode == "sure" or (estimate_error and sigma > 0)
-
-    def run(values, decay, rounded=False):
-        if not refine:
-            return one_pass(values, None, decay, sigma, patch, search, rounded)
-        # The second pass: weights from the first result's patches, which are
-        # nearly noise-free, so nothing is subtracted from their distances.
-        first = one_pass(values, None, decay, sigma, patch, search, False)
-        return one_pass(values, first, refine_h, 0.0, refine_patch, refine_search, rounded)
-
-    def one_pass(values, guide, decay, distance_sigma, patch, search, rounded):
-        if chroma_weight == 1.0:
-            return _run_kernel(values, decay, distance_sigma, patch, search, aggregation,
-                               centre_weight, work_dtype, n_spatial, bounds, rounded, guide)
-        # Opponent colours: the weighted means of the transformed pixels are the
-        # transformed weighted means of the RGB pixels (the transform is linear
-        # and every channel gets the same weights), so the result is undone
-        # exactly; it lies within the RGB input's range, clipped for rounding.
-        forward, backward = _opponent_transforms(chroma_weight, work_dtype)
-        transformed_sigma = distance_sigma * np.sqrt((1.0 + 2.0 * chroma_weight ** 2) / 3.0)
-        if guide is not None:
-            guide = np.tensordot(forward, guide, axes=1)
-        out = _run_kernel(np.tensordot(forward, values, axes=1), decay, transformed_sigma,
-                          patch, search, aggregation, centre_weight, work_dtype, n_spatial,
-                          (-np.inf, np.inf), False, guide)
-        out = np.clip(np.tensordot(backward, out, axes=1), *bounds)
-        return np.rint(out, out=out) if rounded else out
-
-    values = volume.astype(work_dtype, copy=False)
+    values = volume.astype(settings.work_dtype, copy=False)
     terms = None
-    if mode == "sure":
-        from nlmeans.sure import sure_from_terms, sure_terms
-
-        best = None
-        for factor in SURE_H_FACTORS:
-            decay = auto_h * factor
-            out = run(values, decay)
-            candidate = sure_terms(values, out, lambda v, d=decay: run(v.astype(work_dtype), d),
-                                   sigma)
-            mse = sure_from_terms(*candidate, sigma)
-            report.h_candidates.append((decay, mse))
-            if best is None or mse < best[1]:
-                best = (decay, mse, out, candidate)
-        report.h, report.sure_mse, result, terms = best
+    if sure is not None:
+        result, terms, report.h_candidates = sure.result, sure.terms, sure.candidates
+    elif estimate_error and settings.sigma > 0:
+        result = run_passes(values, settings, bounds)
+        terms = _sure_terms(values, result, settings, bounds)
     else:
-        result = run(values, report.h, rounded=integer and not needs_sure)
-        if needs_sure:
-            from nlmeans.sure import sure_terms
-
-            terms = sure_terms(values, result, lambda v: run(v.astype(work_dtype), report.h),
-                               sigma)
-    if integer and needs_sure:
-        result = np.rint(result)
+        result = run_passes(values, settings, bounds, rounded=integer)
     if terms is not None:
-        from nlmeans.sure import psnr_from_mse, sure_from_terms
+        _report_error(report, terms)
+        if integer:
+            result = np.rint(result)
 
-        report.sure_mse = sure_from_terms(*terms, sigma)
-        report.psnr_estimate = psnr_from_mse(max(report.sure_mse, 0.0), scale)
-        estimates = [psnr_from_mse(max(sure_from_terms(*terms, sigma * f), 0.0), scale)
-                     for f in (0.95, 1.05)]
-        report.psnr_range = (min(estimates), max(estimates))
-
-    # Back to the input's layout.
-    if channel_axis is None:
-        result = result[0, 0] if n_spatial == 2 else result[0]
-    else:
-        result = result[:, 0] if n_spatial == 2 else result
-        result = np.moveaxis(result, 0, channel_axis)
-    result = _to_dtype(result, image.dtype)
-    if image.dtype.kind == "f" and image.dtype.itemsize > work_dtype.itemsize:
+    result = _to_dtype(from_channel_first_volume(result, settings.channel_axis,
+                                                 settings.n_spatial), image.dtype)
+    if image.dtype.kind == "f" and image.dtype.itemsize > settings.work_dtype.itemsize:
         # float64 data computed in float32: the kernel's clip to the input's range
         # was in float32, which may round just outside it; clip again in float64.
         result = np.clip(result, *bounds, out=result)
     return result, report
+
+
+def _check_settings_fit(settings, image, options):
+    """ValueError unless `settings` can run on `image` with no option contradicting it."""
+    if not isinstance(settings, Settings):
+        raise ValueError(f"settings must be an nlmeans.Settings, got {type(settings).__name__}")
+    given = [name for name in _SETTINGS_OPTIONS if options[name] is not None]
+    if given:
+        raise ValueError(f"settings= fixes {', '.join(given)}: leave "
+                         f"{'it' if len(given) == 1 else 'them'} out, or resolve again with "
+                         f"{'it' if len(given) == 1 else 'them'}")
+    if options["dtype"] is not None and np.dtype(options["dtype"]) != settings.work_dtype:
+        raise ValueError(f"dtype {np.dtype(options['dtype']).name} contradicts the settings' "
+                         f"{settings.dtype}")
+    axis = options["channel_axis"]
+    expected = None if settings.channel_axis is None else settings.channel_axis - image.ndim
+    if axis is not None and normalised_channel_axis(axis, image.ndim) != expected:
+        raise ValueError(f"channel_axis {axis} contradicts the settings' "
+                         f"{settings.channel_axis}")
+    volume, n_spatial = as_channel_first_volume(image, settings.channel_axis)
+    if (n_spatial, volume.shape[0]) != (settings.n_spatial, settings.channels):
+        raise ValueError(f"the settings are for {settings.n_spatial}-D images with "
+                         f"{settings.channels} channel(s), got a {n_spatial}-D image with "
+                         f"{volume.shape[0]}")
+    if settings.passes:
+        first = settings.passes[0]
+        _check_memory(volume.shape, first.patch_radius, first.search_radius, n_spatial,
+                      settings.work_dtype, len(settings.passes) > 1)
+
+
+def _sure_terms(values, result, settings, bounds):
+    """SURE's measured terms for `result` = run_passes(values, settings)."""
+    from nlmeans.sure import sure_terms
+
+    return sure_terms(values, result, lambda v: run_passes(v.astype(settings.work_dtype),
+                                                           settings, bounds), settings.sigma)
+
+
+def _report_error(report, terms):
+    """Fill the report's SURE figures from the measured terms."""
+    from nlmeans.sure import psnr_from_mse, sure_from_terms
+
+    sigma, scale = report.sigma, report.data_range  # automatic modes always have a range
+    report.sure_mse = sure_from_terms(*terms, sigma)
+    report.psnr_estimate = psnr_from_mse(max(report.sure_mse, 0.0), scale)
+    estimates = [psnr_from_mse(max(sure_from_terms(*terms, sigma * f), 0.0), scale)
+                 for f in (0.95, 1.05)]
+    report.psnr_range = (min(estimates), max(estimates))
 
 
 def kernel_is_cached():
@@ -486,73 +365,6 @@ def _check_memory(shape, patch_radius, search_radius, n_spatial, work_dtype, ref
 
 def _size(count):
     return f"{count / 2**30:.1f} GiB" if count >= 2**30 else f"{count / 2**20:.1f} MiB"
-
-
-def _check_chroma_weight(chroma_weight, channels, automatic):
-    """The chroma weight to use: given, or 0.5 for automatic RGB, else 1."""
-    if chroma_weight is None:
-        return 0.5 if automatic and channels == 3 else 1.0
-    chroma_weight = _check_positive_finite(chroma_weight, "chroma_weight")
-    if channels != 3 and chroma_weight != 1.0:
-        raise ValueError(f"chroma_weight needs an RGB image (3 channels along channel_axis), "
-                         f"got {channels} channel{'s' if channels > 1 else ''}")
-    return chroma_weight
-
-
-def _opponent_transforms(chroma_weight, work_dtype):
-    """(forward, backward) 3x3 matrices between RGB and opponent colours with the
-    chroma axes scaled by `chroma_weight`.
-
-    The rows of the orthonormal opponent basis are brightness (1, 1, 1)/√3 and
-    chroma (1, 0, −1)/√2 and (1, −2, 1)/√6; backward is its transpose with the
-    chroma scaling undone.
-    """
-    basis = np.array([[1.0, 1.0, 1.0], [1.0, 0.0, -1.0], [1.0, -2.0, 1.0]])
-    basis /= np.linalg.norm(basis, axis=1, keepdims=True)
-    scale = np.array([1.0, chroma_weight, chroma_weight])
-    forward = basis * scale[:, None]
-    backward = basis.T / scale[None, :]
-    return forward.astype(work_dtype), backward.astype(work_dtype)
-
-
-def _run_kernel(volume, h, sigma, patch, search, aggregation, centre_weight, work_dtype,
-                n_spatial, bounds, rounded, guide=None):
-    """Pad the (C, Z, Y, X) float volume and run the compiled kernel; the result is
-    clipped to `bounds` and, if `rounded`, rounded to integers. The weights compare
-    patches of `guide` (same shape) if given, else of the volume itself."""
-    from numba import get_num_threads  # deferred, like the kernels: importing Numba costs ~0.3 s
-
-    from nlmeans import _kernels
-
-    aggregation_radius = patch if aggregation == "patch" else (0, 0, 0)
-    margins = [(0, 0)] + [(s + p + a,) * 2 for s, p, a in zip(search, patch, aggregation_radius)]
-    padded = np.ascontiguousarray(np.pad(volume, margins, mode="reflect"), dtype=work_dtype)
-    padded_guide = padded if guide is None else np.ascontiguousarray(
-        np.pad(guide, margins, mode="reflect"), dtype=work_dtype)
-    terms = padded_guide.shape[0] * int(np.prod([2 * p + 1 for p in patch]))
-    # The kernel compares patch *sums* of squared differences: fold the mean into
-    # the threshold and the scale.
-    threshold = work_dtype.type(2.0 * sigma * sigma * terms)
-    # The kernel's exponential is base 2: fold log2(e) into the scale. A tiny h
-    # (h² underflows) means: only identical patches get weight; cap the scale so
-    # that 0 * scale stays 0 and never becomes inf * 0.
-    denominator = h * h * terms
-    cap = 1e30 if work_dtype == np.float32 else 1e300
-    inv_scale = min(_kernels.LOG2_E / denominator, cap) if denominator > 0 else cap
-    if threshold > 0:
-        # Keep threshold * inv_scale finite: a larger scale changes only weights of
-        # patches whose distance equals the threshold to within float rounding.
-        inv_scale = min(inv_scale, cap / threshold)
-    inv_scale = work_dtype.type(inv_scale)
-    tile = _tile_shape(n_spatial, volume.shape[0],
-                       aggregation_radius == (0, 0, 0) and centre_weight != "max",
-                       volume.shape[1:], get_num_threads())
-    low, high = (work_dtype.type(b) for b in bounds)
-    result = _kernels.nlmeans_kernel(padded, padded_guide, patch, search, aggregation_radius,
-                                     centre_weight == "max", threshold, inv_scale, tile, low,
-                                     high, rounded)
-    # The kernel writes channel-last; a channel-first view matches `volume`.
-    return np.moveaxis(result, -1, 0)
 
 
 def _to_dtype(result, dtype):

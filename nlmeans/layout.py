@@ -1,0 +1,59 @@
+"""The caller's array as a channel-first volume (C, Z, Y, X), and back."""
+
+import numbers
+
+import numpy as np
+
+
+def check_image(image):
+    """`image` as an array with (min, max) of its values; ValueError for an array
+    that cannot be denoised."""
+    image = np.asarray(image)
+    if image.dtype.kind not in "uif":
+        raise ValueError(f"image must have an integer or floating-point dtype, got {image.dtype}")
+    if image.size == 0:
+        raise ValueError(f"image must not be empty, got shape {image.shape}")
+    # The input's range: the result is clipped to it. NaN propagates into the
+    # minimum and inf is an extreme, so the two reductions also check the values.
+    bounds = (image.min(), image.max())
+    if image.dtype.kind == "f" and not np.isfinite(bounds).all():
+        raise ValueError("image must not contain NaN or inf values")
+    return image, bounds
+
+
+def normalised_channel_axis(channel_axis, ndim):
+    """`channel_axis` checked against an array of `ndim` axes, as a negative index
+    (so that -1 and 2 of a 3-D array compare equal), or None."""
+    if channel_axis is None:
+        if ndim not in (2, 3):
+            raise ValueError(f"image must be 2-D (Y, X) or 3-D (Z, Y, X) without channel_axis, "
+                             f"got {ndim}-D; pass channel_axis for colour images")
+        return None
+    if isinstance(channel_axis, (bool, np.bool_)) or not isinstance(channel_axis, numbers.Integral):
+        raise ValueError(f"channel_axis must be an int or None, got {channel_axis!r}")
+    if ndim not in (3, 4):
+        raise ValueError(f"image with channel_axis must be 3-D (Y, X, C) or 4-D (Z, Y, X, C), "
+                         f"got {ndim}-D")
+    if not -ndim <= channel_axis < ndim:
+        raise ValueError(f"channel_axis must be in [{-ndim}, {ndim - 1}] for a {ndim}-D image, "
+                         f"got {channel_axis}")
+    return int(channel_axis) - ndim if channel_axis >= 0 else int(channel_axis)
+
+
+def as_channel_first_volume(image, channel_axis):
+    """View `image` as (C, Z, Y, X); returns (volume, number of spatial axes)."""
+    channel_axis = normalised_channel_axis(channel_axis, image.ndim)
+    if channel_axis is None:
+        volume = image[None] if image.ndim == 3 else image[None, None]
+        return volume, image.ndim
+    moved = np.moveaxis(image, channel_axis, 0)
+    volume = moved[:, None] if image.ndim == 3 else moved
+    return volume, image.ndim - 1
+
+
+def from_channel_first_volume(volume, channel_axis, n_spatial):
+    """Undo :func:`as_channel_first_volume` (a view where possible)."""
+    if channel_axis is None:
+        return volume[0, 0] if n_spatial == 2 else volume[0]
+    volume = volume[:, 0] if n_spatial == 2 else volume
+    return np.moveaxis(volume, 0, channel_axis)

@@ -1,0 +1,230 @@
+"""Deciding what to run: :func:`resolve` turns an image and options into :class:`Settings`."""
+
+import numbers
+from dataclasses import dataclass
+
+import numpy as np
+
+from nlmeans.layout import as_channel_first_volume, check_image
+from nlmeans.settings import Pass, Settings
+
+# SURE tries the automatic h times these factors.
+SURE_H_FACTORS = (0.7, 0.85, 1.0, 1.15, 1.3)
+
+
+def resolve(image, h=None, *, patch_radius=None, search_radius=None, sigma=None,
+            channel_axis=None, dtype=None, aggregation=None, centre_weight=None,
+            chroma_weight=None, refine=None):
+    """Decide everything a denoising run of `image` needs, without running it.
+
+    Takes the options of :func:`nlmeans.denoise` and returns the
+    :class:`~nlmeans.settings.Settings` that ``denoise(image, ...)`` would run:
+    ``denoise(image, settings=resolve(image, ...))`` gives the same pixels. The
+    settings hold no pixels, so they can be shown, stored as JSON
+    (``to_dict``), and applied to crops, tiles or chunks of the image, which then
+    agree with the whole image's result away from their edges (by more than
+    ``settings.halo``).
+
+    With a number for `h`, the settings are that one pass of the plain formula
+    (sigma 0, pixel-wise, centre weight 1, unless those options are given). With
+    `h` left out (or "auto"), everything not given is automatic:
+
+    - sigma is estimated from the image (:func:`nlmeans.estimate_noise`);
+    - the patch radius, search radius and h follow from sigma, scaled to the
+      image's data range (:mod:`nlmeans.parameters`);
+    - each pixel averages the estimates of every patch that covers it, and a
+      patch's own weight is the largest of its other weights;
+    - RGB distances are measured in opponent colours with the chroma at half
+      weight;
+    - grey images and volumes get a second, guided pass;
+    - an image without measurable noise gets no pass at all.
+
+    ``h="sure"`` also runs the automatic settings with h times each of
+    ``SURE_H_FACTORS`` and keeps the h with the lowest SURE.
+
+    Parameters and errors are those of :func:`nlmeans.denoise`.
+
+    Returns
+    -------
+    Settings
+    """
+    image, bounds = check_image(image)
+    settings, _ = resolve_checked(image, bounds, dict(
+        h=h, patch_radius=patch_radius, search_radius=search_radius, sigma=sigma,
+        channel_axis=channel_axis, dtype=dtype, aggregation=aggregation,
+        centre_weight=centre_weight, chroma_weight=chroma_weight, refine=refine))
+    return settings
+
+
+def resolve_checked(image, bounds, options):
+    """:func:`resolve` for a checked image and its (min, max); also returns the
+    :class:`SureChoice` of ``h="sure"`` (else None), which holds the chosen
+    run's result so that it need not be computed again."""
+    from nlmeans.denoise import _check_memory
+    from nlmeans.parameters import data_range, estimate_noise
+
+    volume, n_spatial = as_channel_first_volume(image, options["channel_axis"])
+    choice = _check_options(options, n_spatial, volume.shape[0])
+    _check_memory(volume.shape, options["patch_radius"], options["search_radius"], n_spatial,
+                  np.dtype(choice["dtype"]), choice["refine"])
+    sigma = choice["sigma"]
+    if sigma is None:
+        sigma = estimate_noise(image, options["channel_axis"])
+    # The data range scales the automatic rules; a fixed h does not need it (and
+    # its percentile costs a few per cent of a small image's time).
+    scale = data_range(image, sigma) if choice["mode"] != "fixed" else None
+    settings = Settings(
+        passes=_passes(choice, sigma, scale, n_spatial, colour=volume.shape[0] > 1 and
+                       options["channel_axis"] is not None),
+        sigma=float(sigma), sigma_estimated=choice["sigma"] is None, data_range=scale,
+        dtype=choice["dtype"], chroma_weight=choice["chroma_weight"], n_spatial=n_spatial,
+        channels=volume.shape[0], channel_axis=_axis(options["channel_axis"], image.ndim),
+        mode=choice["mode"])
+    if choice["mode"] == "sure" and settings.passes:
+        sure = choose_h_by_sure(volume, settings, bounds)
+        return settings.with_h(sure.h), sure
+    return settings, None
+
+
+def _passes(choice, sigma, scale, n_spatial, colour):
+    """The passes: the main one, then the guided second pass if asked for."""
+    from nlmeans.parameters import auto_parameters, refine_parameters
+
+    automatic = choice["mode"] != "fixed"
+    if automatic and sigma == 0:
+        return ()  # nothing to remove: the image comes back as it is
+    patch, search, h = choice["patch_radius"], choice["search_radius"], choice["h"]
+    if automatic:
+        auto_patch, auto_search, h = auto_parameters(sigma, scale, colour=colour,
+                                                     volume=n_spatial == 3)
+        patch = auto_patch if patch is None else patch
+        search = auto_search if search is None else search
+    main = Pass(_radii(2 if patch is None else patch, n_spatial),
+                _radii(7 if search is None else search, n_spatial), float(h), float(sigma),
+                choice["aggregation"], choice["centre_weight"])
+    if not choice["refine"] or sigma == 0:  # an estimate of 0: nothing for a second pass to do
+        return (main,)
+    # The second pass's weights compare patches of the first result, which are
+    # nearly noise-free, so nothing is subtracted from their distances.
+    patch, search, h = refine_parameters(sigma, volume=n_spatial == 3)
+    second = Pass(_radii(patch, n_spatial), _radii(search, n_spatial), float(h), 0.0,
+                  choice["aggregation"], choice["centre_weight"], guided=True)
+    return (main, second)
+
+
+def _check_options(options, n_spatial, channels):
+    """The options checked, with the defaults of their mode filled in; ValueError
+    naming the first bad one."""
+    h = options["h"]
+    mode = "fixed"
+    if h is None or (isinstance(h, str) and h in ("auto", "sure")):
+        mode = "auto" if h is None else h
+    else:
+        h = _check_positive_finite(h, "h")
+    automatic = mode != "fixed"
+    sigma = options["sigma"]
+    if isinstance(sigma, str) and sigma == "auto" or sigma is None and automatic:
+        sigma = None  # estimated
+    else:
+        sigma = _check_positive_finite(0.0 if sigma is None else sigma, "sigma", allow_zero=True)
+    dtype = np.dtype(np.float32 if options["dtype"] is None else options["dtype"])
+    if dtype not in (np.float32, np.float64):
+        raise ValueError(f"dtype must be float32 or float64, got {options['dtype']!r}")
+    aggregation = options["aggregation"] or ("patch" if automatic else "pixel")
+    centre_weight = options["centre_weight"] or ("max" if automatic else "one")
+    if aggregation not in ("pixel", "patch"):
+        raise ValueError(f"aggregation must be 'pixel' or 'patch', got {aggregation!r}")
+    if centre_weight not in ("one", "max"):
+        raise ValueError(f"centre_weight must be 'one' or 'max', got {centre_weight!r}")
+    chroma_weight = _check_chroma_weight(options["chroma_weight"], channels, automatic)
+    refine = options["refine"]
+    if refine is None:
+        refine = automatic and channels == 1
+    elif not isinstance(refine, (bool, np.bool_)):
+        raise ValueError(f"refine must be True or False, got {refine!r}")
+    if refine and sigma == 0:
+        raise ValueError("refine needs sigma > 0 (the second pass's h is a multiple of sigma)")
+    for name in ("patch_radius", "search_radius"):
+        if options[name] is not None:
+            _check_radius(options[name], name, n_spatial)
+    return dict(mode=mode, h=h, sigma=sigma, dtype=dtype.name, aggregation=aggregation,
+                centre_weight=centre_weight, chroma_weight=chroma_weight, refine=bool(refine),
+                patch_radius=options["patch_radius"], search_radius=options["search_radius"])
+
+
+def _axis(channel_axis, ndim):
+    """The channel axis as a non-negative index (None stays None)."""
+    return None if channel_axis is None else int(channel_axis) % ndim
+
+
+def _radii(value, n_spatial):
+    """A radius option (int or one per axis) as a tuple of n_spatial ints."""
+    return _check_radius(value, "radius", n_spatial)
+
+
+def _check_radius(value, name, n_spatial):
+    """Return a per-axis tuple of non-negative ints, or raise ValueError."""
+    values = value if isinstance(value, (tuple, list)) else (value,) * n_spatial
+    if len(values) != n_spatial:
+        raise ValueError(f"{name} must be an int or a sequence of {n_spatial} ints "
+                         f"(one per spatial axis), got {value!r}")
+    radii = []
+    for v in values:
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral) or v < 0:
+            raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+        radii.append(int(v))
+    return tuple(radii)
+
+
+def _check_positive_finite(value, name, allow_zero=False):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    value = float(value)
+    bad = not np.isfinite(value) or value < 0 or (value == 0 and not allow_zero)
+    if bad:
+        rule = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be a finite number {rule}, got {value!r}")
+    return value
+
+
+def _check_chroma_weight(chroma_weight, channels, automatic):
+    """The chroma weight to use: given, or 0.5 for automatic RGB, else 1."""
+    if chroma_weight is None:
+        return 0.5 if automatic and channels == 3 else 1.0
+    chroma_weight = _check_positive_finite(chroma_weight, "chroma_weight")
+    if channels != 3 and chroma_weight != 1.0:
+        raise ValueError(f"chroma_weight needs an RGB image (3 channels along channel_axis), "
+                         f"got {channels} channel{'s' if channels > 1 else ''}")
+    return chroma_weight
+
+
+@dataclass
+class SureChoice:
+    """What choosing h by SURE found: the h kept, every (h, SURE MSE) tried, and
+    the kept run's unrounded result and SURE terms."""
+
+    h: float
+    candidates: list
+    result: np.ndarray
+    terms: tuple
+
+
+def choose_h_by_sure(volume, settings, bounds):
+    """Run `settings` with its first pass's h times each of SURE_H_FACTORS and
+    keep the h with the lowest SURE estimate of the mean squared error."""
+    from nlmeans.passes import run_passes
+    from nlmeans.sure import sure_from_terms, sure_terms
+
+    values = volume.astype(settings.work_dtype, copy=False)
+    best, candidates = None, []
+    for factor in SURE_H_FACTORS:
+        trial = settings.with_h(settings.passes[0].h * factor)
+        out = run_passes(values, trial, bounds)
+        terms = sure_terms(values, out, lambda v, t=trial: run_passes(
+            v.astype(settings.work_dtype), t, bounds), settings.sigma)
+        mse = sure_from_terms(*terms, settings.sigma)
+        candidates.append((trial.passes[0].h, mse))
+        if best is None or mse < best[1]:
+            best = (trial.passes[0].h, mse, out, terms)
+    h, _, result, terms = best
+    return SureChoice(h, candidates, result, terms)

@@ -1,0 +1,162 @@
+"""What a denoising run does, decided once: :class:`Settings` and its :class:`Pass` es.
+
+A :class:`Settings` holds everything the run needs and nothing about the pixels:
+the noise level, the data range, the precision, the colour transform and the
+list of passes. :func:`nlmeans.resolve` makes one from an image and the user's
+options (the automatic rules live there); :func:`nlmeans.denoise` runs one. Being
+a frozen value that round-trips through a dict (and so JSON), the same settings
+can be carried to every tile, chunk or worker of a large job, which then all
+compute exactly what one run over the whole image would.
+"""
+
+from dataclasses import asdict, dataclass, fields, replace
+
+import numpy as np
+
+METHODS = ("nlmeans",)
+
+
+@dataclass(frozen=True)
+class Pass:
+    """One NL-means pass over the image.
+
+    Attributes
+    ----------
+    patch_radius, search_radius : tuple of int
+        Per spatial axis ((Y, X) or (Z, Y, X)).
+    h : float
+        Decay of the weights, in the image's intensity units.
+    sigma : float
+        Noise level whose ``2 sigma^2`` is subtracted from the patch distances.
+    aggregation : {"pixel", "patch"}
+    centre_weight : {"one", "max"}
+    guided : bool
+        The distances compare patches of the previous pass's result instead of
+        the image's own (the averaged pixels are the image's in both cases).
+    """
+
+    patch_radius: tuple
+    search_radius: tuple
+    h: float
+    sigma: float = 0.0
+    aggregation: str = "pixel"
+    centre_weight: str = "one"
+    guided: bool = False
+
+    @property
+    def halo(self):
+        """Pixels per spatial axis beyond a region that its result there reads:
+        the search window plus the patch, plus the patch again for patch-wise
+        aggregation."""
+        extra = self.patch_radius if self.aggregation == "patch" else (0,) * len(self.patch_radius)
+        return tuple(s + p + a for s, p, a in zip(self.search_radius, self.patch_radius, extra))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a denoising run needs, decided before it starts.
+
+    Attributes
+    ----------
+    passes : tuple of Pass
+        Run in order; a guided pass takes its distances from the result of the
+        one before. No pass: the image comes back unchanged (automatic mode on
+        an image without measurable noise).
+    sigma : float
+        The noise level, in the image's intensity units.
+    sigma_estimated : bool
+        Whether sigma was estimated from the image.
+    data_range : float or None
+        The intensity span the automatic rules and PSNR figures use (None when
+        nothing needed it).
+    dtype : {"float32", "float64"}
+        Precision of the computation.
+    chroma_weight : float
+        RGB only: distances are measured in opponent colours with the chroma axes
+        scaled by this; 1 means the channels as they are.
+    n_spatial : {2, 3}
+        Spatial axes of the image (2-D image or 3-D volume).
+    channels : int
+        Channels of the image.
+    channel_axis : int or None
+        Where the channels are in the caller's array.
+    mode : {"fixed", "auto", "sure"}
+        How h was chosen: given, by the automatic rules, or by SURE among
+        multiples of the automatic h.
+    method : {"nlmeans"}
+    """
+
+    passes: tuple
+    sigma: float
+    sigma_estimated: bool
+    data_range: float | None
+    dtype: str = "float32"
+    chroma_weight: float = 1.0
+    n_spatial: int = 2
+    channels: int = 1
+    channel_axis: int | None = None
+    mode: str = "fixed"
+    method: str = "nlmeans"
+
+    def __post_init__(self):
+        object.__setattr__(self, "passes", tuple(self.passes))
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
+        if self.dtype not in ("float32", "float64"):
+            raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
+        for p in self.passes:
+            if len(p.patch_radius) != self.n_spatial or len(p.search_radius) != self.n_spatial:
+                raise ValueError(f"pass radii must have {self.n_spatial} values (one per spatial "
+                                 f"axis), got {p.patch_radius} and {p.search_radius}")
+        if self.passes and self.passes[0].guided:
+            raise ValueError("the first pass has no previous result to be guided by")
+
+    def __repr__(self):
+        # One field a line, one pass a line: read like the plan it is.
+        passes = "".join(f"        {p!r},\n" for p in self.passes)
+        rest = "".join(f"    {f.name}={getattr(self, f.name)!r},\n" for f in fields(self)
+                       if f.name != "passes")
+        return f"Settings(\n    passes=(\n{passes}    ),\n{rest})"
+
+    @property
+    def halo(self):
+        """Pixels per spatial axis that a crop needs around a region for its result
+        there to equal the whole image's: the passes' halos added up, since a
+        guided pass reads the previous result over its own halo."""
+        total = (0,) * self.n_spatial
+        for p in self.passes:
+            total = tuple(a + b for a, b in zip(total, p.halo))
+        return total
+
+    @property
+    def work_dtype(self):
+        return np.dtype(self.dtype)
+
+    def with_h(self, h):
+        """The same settings with the first pass's h replaced."""
+        first = replace(self.passes[0], h=float(h))
+        return replace(self, passes=(first,) + self.passes[1:])
+
+    def to_dict(self):
+        """A dict of plain Python values (JSON-ready); :meth:`from_dict` inverts it."""
+        out = asdict(self)
+        out["passes"] = [{k: list(v) if isinstance(v, tuple) else v for k, v in p.items()}
+                         for p in out["passes"]]
+        return out
+
+    @classmethod
+    def from_dict(cls, data):
+        """Settings from :meth:`to_dict`'s output (e.g. after a JSON round trip)."""
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown settings fields: {', '.join(sorted(unknown))}")
+        data = dict(data)
+        passes = []
+        for p in data.get("passes", ()):
+            p = dict(p)
+            p["patch_radius"] = tuple(int(v) for v in p["patch_radius"])
+            p["search_radius"] = tuple(int(v) for v in p["search_radius"])
+            passes.append(Pass(**p))
+        data["passes"] = tuple(passes)
+        return cls(**data)
