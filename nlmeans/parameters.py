@@ -88,7 +88,7 @@ def data_range(image, sigma=0.0):
     return span if span > 0 else 1.0
 
 
-def estimate_noise(image, channel_axis=None):
+def estimate_noise(image, channel_axis=None, scale=1):
     """Estimate the standard deviation of additive Gaussian noise in an image.
 
     The median absolute value of a 3x3 high-pass (Immerkaer's Laplacian
@@ -101,6 +101,11 @@ def estimate_noise(image, channel_axis=None):
     image : array_like
         2-D image, 3-D volume, or either with channels along `channel_axis`.
     channel_axis : int or None
+    scale : int
+        Estimate on the image averaged over scale x scale blocks, times `scale`:
+        white noise reads the same at every scale, spatially correlated noise
+        (which a 3x3 high-pass at scale 1 barely sees) reads higher at coarser
+        scales (see :mod:`nlmeans.noise`).
 
     Returns
     -------
@@ -110,18 +115,32 @@ def estimate_noise(image, channel_axis=None):
     image = np.asarray(image, dtype=np.float64)
     if channel_axis is not None:
         image = np.moveaxis(image, channel_axis, -1)
-        return float(np.mean([estimate_noise(image[..., c]) for c in range(image.shape[-1])]))
+        return float(np.mean([estimate_noise(image[..., c], scale=scale)
+                              for c in range(image.shape[-1])]))
     if image.ndim == 3:
         # Volume: the same 2-D estimate on every slice, pooled.
-        return float(np.median([estimate_noise(plane) for plane in image]))
+        return float(np.median([estimate_noise(plane, scale=scale) for plane in image]))
     if image.ndim != 2:
         raise ValueError(f"estimate_noise needs a 2-D image or 3-D volume, got {image.ndim}-D")
+    if scale > 1:
+        return scale * estimate_noise(block_means(image, scale))
     if min(image.shape) < 3:
         return 0.0
+    return float(np.median(np.abs(high_pass(image))) * _MAD_TO_SIGMA / 6.0)
+
+
+def high_pass(plane):
+    """Immerkaer's 3x3 Laplacian difference of a 2-D plane (valid part); on
+    white noise of level sigma its output has standard deviation 6 sigma."""
     k = _LAPLACIAN_DIFFERENCE
-    response = sum(k[i, j] * image[i:image.shape[0] - 2 + i, j:image.shape[1] - 2 + j]
-                   for i in range(3) for j in range(3))
-    return float(np.median(np.abs(response)) * _MAD_TO_SIGMA / 6.0)
+    return sum(k[i, j] * plane[i:plane.shape[0] - 2 + i, j:plane.shape[1] - 2 + j]
+               for i in range(3) for j in range(3))
+
+
+def block_means(plane, size):
+    """The means of the size x size blocks of a 2-D plane (a ragged edge dropped)."""
+    rows, cols = plane.shape[0] // size, plane.shape[1] // size
+    return plane[:rows * size, :cols * size].reshape(rows, size, cols, size).mean(axis=(1, 3))
 
 
 def auto_parameters(sigma, scale=255.0, colour=False, volume=False):
