@@ -20,7 +20,7 @@ from nlmeans.settings import Settings
 
 # The options that settings= fixes; with it, they must be left out.
 _SETTINGS_OPTIONS = ("h", "patch_radius", "search_radius", "sigma", "aggregation",
-                     "centre_weight", "chroma_weight", "refine")
+                     "centre_weight", "chroma_weight", "refine", "noise")
 
 
 @dataclass
@@ -40,7 +40,8 @@ class Report:
     error is much smaller than sigma², a few per cent off in sigma moves it a
     lot, so psnr_range gives the PSNR estimates for sigma 5 % lower and higher
     (worth reading when sigma was estimated). h_candidates lists (h, SURE MSE)
-    when h was chosen by SURE.
+    when h was chosen by SURE. error_note says why there is no error estimate
+    where one was asked for but SURE does not apply (correlated noise).
     """
 
     h: float
@@ -57,6 +58,7 @@ class Report:
     psnr_estimate: float | None = None
     psnr_range: tuple | None = None
     h_candidates: list = field(default_factory=list)
+    error_note: str | None = None
     settings: Settings | None = field(default=None, repr=False)
 
     @classmethod
@@ -77,7 +79,7 @@ class Report:
 
 def denoise(image, h=None, *, patch_radius=None, search_radius=None, sigma=None,
             channel_axis=None, dtype=None, aggregation=None, centre_weight=None,
-            chroma_weight=None, refine=None, settings=None):
+            chroma_weight=None, refine=None, noise=None, settings=None):
     r"""Denoise an image or volume with non-local means.
 
     Each output pixel is a weighted mean of the pixels in the search window
@@ -148,6 +150,12 @@ def denoise(image, h=None, *, patch_radius=None, search_radius=None, sigma=None,
         Weight of the pixel (or patch) itself: 1, or the largest of its other
         weights, which keeps a pixel with no similar neighbour from dominating
         its own estimate. Default "one" with a numeric h, else "max".
+    noise : {"auto", "gaussian"} or float, optional
+        The noise model, when sigma is estimated: "auto" (default) tells white
+        noise from spatially correlated camera noise (:mod:`nlmeans.noise`) and
+        measures the latter at the scale where it decorrelates; "gaussian"
+        takes the noise as white, as a 3x3 high-pass sees it. A number is the
+        noise level, as `sigma`.
     chroma_weight : float, optional
         For RGB images (3 channels): the scale, > 0, of the two chroma axes of
         the opponent colour transform in the patch distances; 1 is the same as
@@ -201,26 +209,29 @@ def denoise(image, h=None, *, patch_radius=None, search_radius=None, sigma=None,
                                     search_radius=search_radius, sigma=sigma,
                                     channel_axis=channel_axis, dtype=dtype,
                                     aggregation=aggregation, centre_weight=centre_weight,
-                                    chroma_weight=chroma_weight, refine=refine,
+                                    chroma_weight=chroma_weight, refine=refine, noise=noise,
                                     settings=settings, estimate_error=False)
     return result
 
 
 def denoise_with_report(image, h=None, *, patch_radius=None, search_radius=None, sigma=None,
                         channel_axis=None, dtype=None, aggregation=None,
-                        centre_weight=None, chroma_weight=None, refine=None, settings=None,
-                        estimate_error=True):
+                        centre_weight=None, chroma_weight=None, refine=None, noise=None,
+                        settings=None, estimate_error=True):
     """:func:`denoise`, also returning a :class:`Report` of what it did.
 
     With `estimate_error` (and sigma > 0) the report holds the SURE estimate of
     the mean squared error and the PSNR it implies; that costs one more run of
-    the denoiser. SURE assumes additive Gaussian noise of standard deviation
-    sigma: on clipped or quantised data it is an approximation.
+    the denoiser. SURE assumes additive white Gaussian noise of standard
+    deviation sigma: on clipped or quantised data it is an approximation, and
+    where the noise model found correlated noise, or SURE comes out at or below
+    zero, there is no estimate and `error_note` says why.
     """
     image, bounds = check_image(image)
     options = dict(h=h, patch_radius=patch_radius, search_radius=search_radius, sigma=sigma,
                    channel_axis=channel_axis, dtype=dtype, aggregation=aggregation,
-                   centre_weight=centre_weight, chroma_weight=chroma_weight, refine=refine)
+                   centre_weight=centre_weight, chroma_weight=chroma_weight, refine=refine,
+                   noise=noise)
     sure = None
     if settings is None:
         settings, sure = resolve_checked(image, bounds, options)
@@ -228,6 +239,9 @@ def denoise_with_report(image, h=None, *, patch_radius=None, search_radius=None,
         _check_settings_fit(settings, image, options)
     volume, _ = as_channel_first_volume(image, settings.channel_axis)
     report = Report.of(settings)
+    if isinstance(h, str) and h == "sure" and settings.mode != "sure":
+        _sure_applies(settings, report)
+        report.error_note += "; h follows the automatic rules instead"
     if estimate_error and report.data_range is None:
         from nlmeans.parameters import data_range
 
@@ -242,7 +256,8 @@ def denoise_with_report(image, h=None, *, patch_radius=None, search_radius=None,
     terms = None
     if sure is not None:
         result, terms, report.h_candidates = sure.result, sure.terms, sure.candidates
-    elif estimate_error and settings.sigma > 0:
+    elif (estimate_error and settings.sigma > 0 and report.error_note is None
+          and _sure_applies(settings, report)):
         result = run_passes(values, settings, bounds)
         terms = _sure_terms(values, result, settings, bounds)
     else:
@@ -289,6 +304,15 @@ def _check_settings_fit(settings, image, options):
                       settings.work_dtype, len(settings.passes) > 1)
 
 
+def _sure_applies(settings, report):
+    """Whether SURE's white Gaussian model holds; if not, say why in the report."""
+    if settings.noise is None or settings.noise.kind == "white":
+        return True
+    report.error_note = (f"not available: the noise is {settings.noise.kind} (correlation "
+                         f"figure {settings.noise.correlation:.2f}) and SURE needs white noise")
+    return False
+
+
 def _sure_terms(values, result, settings, bounds):
     """SURE's measured terms for `result` = run_passes(values, settings)."""
     from nlmeans.sure import sure_terms
@@ -303,7 +327,13 @@ def _report_error(report, terms):
 
     sigma, scale = report.sigma, report.data_range  # automatic modes always have a range
     report.sure_mse = sure_from_terms(*terms, sigma)
-    report.psnr_estimate = psnr_from_mse(max(report.sure_mse, 0.0), scale)
+    if not report.sure_mse > 0:
+        # Only possible when the noise is not the white Gaussian noise SURE assumes.
+        report.error_note = (f"not available: SURE gave an impossible error "
+                             f"({report.sure_mse:.3g}); the noise is not white Gaussian")
+        report.sure_mse = None
+        return
+    report.psnr_estimate = psnr_from_mse(report.sure_mse, scale)
     estimates = [psnr_from_mse(max(sure_from_terms(*terms, sigma * f), 0.0), scale)
                  for f in (0.95, 1.05)]
     report.psnr_range = (min(estimates), max(estimates))

@@ -14,7 +14,7 @@ SURE_H_FACTORS = (0.7, 0.85, 1.0, 1.15, 1.3)
 
 def resolve(image, h=None, *, patch_radius=None, search_radius=None, sigma=None,
             channel_axis=None, dtype=None, aggregation=None, centre_weight=None,
-            chroma_weight=None, refine=None):
+            chroma_weight=None, refine=None, noise=None):
     """Decide everything a denoising run of `image` needs, without running it.
 
     Takes the options of :func:`nlmeans.denoise` and returns the
@@ -29,7 +29,8 @@ def resolve(image, h=None, *, patch_radius=None, search_radius=None, sigma=None,
     (sigma 0, pixel-wise, centre weight 1, unless those options are given). With
     `h` left out (or "auto"), everything not given is automatic:
 
-    - sigma is estimated from the image (:func:`nlmeans.estimate_noise`);
+    - sigma is estimated from the image, with a model that tells white from
+      spatially correlated (camera) noise (:func:`nlmeans.estimate_noise_model`);
     - the patch radius, search radius and h follow from sigma, scaled to the
       image's data range (:mod:`nlmeans.parameters`);
     - each pixel averages the estimates of every patch that covers it, and a
@@ -52,7 +53,7 @@ def resolve(image, h=None, *, patch_radius=None, search_radius=None, sigma=None,
     settings, _ = resolve_checked(image, bounds, dict(
         h=h, patch_radius=patch_radius, search_radius=search_radius, sigma=sigma,
         channel_axis=channel_axis, dtype=dtype, aggregation=aggregation,
-        centre_weight=centre_weight, chroma_weight=chroma_weight, refine=refine))
+        centre_weight=centre_weight, chroma_weight=chroma_weight, refine=refine, noise=noise))
     return settings
 
 
@@ -61,26 +62,32 @@ def resolve_checked(image, bounds, options):
     :class:`SureChoice` of ``h="sure"`` (else None), which holds the chosen
     run's result so that it need not be computed again."""
     from nlmeans.denoise import _check_memory
-    from nlmeans.parameters import data_range, estimate_noise
+    from nlmeans.noise import estimate_noise_model
+    from nlmeans.parameters import data_range
 
     volume, n_spatial = as_channel_first_volume(image, options["channel_axis"])
     choice = _check_options(options, n_spatial, volume.shape[0])
     _check_memory(volume.shape, options["patch_radius"], options["search_radius"], n_spatial,
                   np.dtype(choice["dtype"]), choice["refine"])
-    sigma = choice["sigma"]
+    sigma, model = choice["sigma"], None
     if sigma is None:
-        sigma = estimate_noise(image, options["channel_axis"])
+        model = estimate_noise_model(image, options["channel_axis"], choice["noise"],
+                                     levels=False)
+        sigma = model.sigma
+    mode = choice["mode"]
+    if mode == "sure" and model is not None and model.kind != "white":
+        mode = "auto"  # SURE holds for white noise only: the automatic h instead
     # The data range scales the automatic rules; a fixed h does not need it (and
     # its percentile costs a few per cent of a small image's time).
-    scale = data_range(image, sigma) if choice["mode"] != "fixed" else None
+    scale = data_range(image, sigma) if mode != "fixed" else None
     settings = Settings(
         passes=_passes(choice, sigma, scale, n_spatial, colour=volume.shape[0] > 1 and
                        options["channel_axis"] is not None),
         sigma=float(sigma), sigma_estimated=choice["sigma"] is None, data_range=scale,
         dtype=choice["dtype"], chroma_weight=choice["chroma_weight"], n_spatial=n_spatial,
         channels=volume.shape[0], channel_axis=_axis(options["channel_axis"], image.ndim),
-        mode=choice["mode"])
-    if choice["mode"] == "sure" and settings.passes:
+        mode=mode, noise=model)
+    if mode == "sure" and settings.passes:
         sure = choose_h_by_sure(volume, settings, bounds)
         return settings.with_h(sure.h), sure
     return settings, None
@@ -122,7 +129,7 @@ def _check_options(options, n_spatial, channels):
     else:
         h = _check_positive_finite(h, "h")
     automatic = mode != "fixed"
-    sigma = options["sigma"]
+    sigma, noise = _check_noise(options["sigma"], options["noise"])
     if isinstance(sigma, str) and sigma == "auto" or sigma is None and automatic:
         sigma = None  # estimated
     else:
@@ -147,9 +154,22 @@ def _check_options(options, n_spatial, channels):
     for name in ("patch_radius", "search_radius"):
         if options[name] is not None:
             _check_radius(options[name], name, n_spatial)
-    return dict(mode=mode, h=h, sigma=sigma, dtype=dtype.name, aggregation=aggregation,
-                centre_weight=centre_weight, chroma_weight=chroma_weight, refine=bool(refine),
+    return dict(mode=mode, h=h, sigma=sigma, noise=noise, dtype=dtype.name,
+                aggregation=aggregation, centre_weight=centre_weight, chroma_weight=chroma_weight, refine=bool(refine),
                 patch_radius=options["patch_radius"], search_radius=options["search_radius"])
+
+
+def _check_noise(sigma, noise):
+    """(sigma, noise kind): a number for `noise` is the noise level, like `sigma`."""
+    from nlmeans.noise import NOISE_KINDS
+
+    if noise is None or isinstance(noise, str) and noise in NOISE_KINDS:
+        return sigma, noise or "auto"
+    if isinstance(noise, str):
+        raise ValueError(f"noise must be one of {NOISE_KINDS} or a number, got {noise!r}")
+    if sigma is not None:
+        raise ValueError("give the noise level once: sigma or a number for noise, not both")
+    return _check_positive_finite(noise, "noise", allow_zero=True), "gaussian"
 
 
 def _axis(channel_axis, ndim):

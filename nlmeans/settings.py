@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
 
+from nlmeans.noise import NoiseModel
+
 METHODS = ("nlmeans",)
 
 
@@ -84,6 +86,8 @@ class Settings:
         How h was chosen: given, by the automatic rules, or by SURE among
         multiples of the automatic h.
     method : {"nlmeans"}
+    noise : NoiseModel or None
+        The noise model sigma came from (None when sigma was given).
     """
 
     passes: tuple
@@ -97,6 +101,7 @@ class Settings:
     channel_axis: int | None = None
     mode: str = "fixed"
     method: str = "nlmeans"
+    noise: NoiseModel | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "passes", tuple(self.passes))
@@ -159,4 +164,6 @@ class Settings:
             p["search_radius"] = tuple(int(v) for v in p["search_radius"])
             passes.append(Pass(**p))
         data["passes"] = tuple(passes)
+        if data.get("noise") is not None:
+            data["noise"] = NoiseModel.from_dict(data["noise"])
         return cls(**data)
