@@ -73,7 +73,10 @@ def format_report(details):
     estimated quality."""
     settings = details.settings
     how = "estimated" if settings.sigma_estimated else "given"
-    lines = [f"noise sigma: {settings.sigma:.3g} ({how})"]
+    model = settings.noise
+    kind = (f"; {model.kind} noise, correlation figure {model.correlation:.2f}"
+            if model is not None else "")
+    lines = [f"noise sigma: {settings.sigma:.3g} ({how}){kind}"]
     names = ["parameters", "second pass"]
     for index, step in enumerate(settings.passes):
         name = names[index] if index < len(names) else f"pass {index + 1}"
@@ -90,6 +93,8 @@ def format_report(details):
         lines.append(f"estimated PSNR (SURE): {details.psnr_estimate:.2f} dB "
                      f"(MSE {details.sure_mse:.4g}, data range {details.data_range:g}); "
                      f"{low:.2f} to {high:.2f} dB if sigma is 5 % off")
+    elif details.error_note:
+        lines.append(f"estimated PSNR: {details.error_note}")
     elif settings.sigma == 0:
         lines.append("estimated PSNR: not available (sigma is 0)")
     return "\n".join(lines)

@@ -51,6 +51,12 @@ def denoise_options(command):
                      help="Noise standard deviation in intensity units ('auto': estimated); "
                           "2*sigma^2 is subtracted from patch distances. "
                           "[default: 0 with a numeric --h, else auto]"),
+        click.option("--noise", type=NumberOrWord(("auto", "gaussian"), allow_zero=True),
+                     default="auto", show_default=True,
+                     help="Noise model when sigma is estimated: 'auto' tells white noise from "
+                          "the spatially correlated noise of camera photos and JPEGs; "
+                          "'gaussian' takes it as white (a 3x3 high-pass estimate); a number "
+                          "is the noise level, as --sigma."),
         click.option("--aggregation", type=click.Choice(["pixel", "patch"]), default=None,
                      help="'pixel': each pixel is the weighted mean of its candidates; "
                           "'patch': each pixel averages the estimates of all patches covering "
@@ -74,12 +80,13 @@ def denoise_options(command):
     return command
 
 
-def denoise_kwargs(h, patch_radius, search_radius, sigma, aggregation, centre_weight,
+def denoise_kwargs(h, patch_radius, search_radius, sigma, noise, aggregation, centre_weight,
                    chroma_weight, refine, use_float64):
     """Keyword arguments of nlmeans.denoise from the shared options."""
     import numpy as np
 
     return dict(h=None if h == "auto" else h, patch_radius=patch_radius,
-                search_radius=search_radius, sigma=sigma, aggregation=aggregation,
+                search_radius=search_radius, sigma=sigma,
+                noise=None if noise == "auto" else noise, aggregation=aggregation,
                 centre_weight=centre_weight, chroma_weight=chroma_weight, refine=refine,
                 dtype=np.float64 if use_float64 else np.float32)

@@ -298,8 +298,11 @@ def test_estimate_noise_command(tmp_path):
     result = run("estimate-noise", os.path.join(SAMPLES, "camera_noisy.png"),
                  os.path.join(SAMPLES, "astronaut_noisy.png"))
     assert result.exit_code == 0, result.output
-    values = [float(line.split("\t")[1]) for line in result.stdout.strip().splitlines()]
+    # One line "path<TAB>sigma" per image, the model's figures indented below it.
+    values = [float(line.split("\t")[1]) for line in result.stdout.strip().splitlines()
+              if "\t" in line]
     assert len(values) == 2 and all(abs(v / 20 - 1) < 0.1 for v in values)
+    assert result.stdout.count("white noise, correlation figure") == 2
     result = run("estimate-noise", os.path.join(SAMPLES, "camera_noisy.png"), tmp_path / "no.png")
     assert result.exit_code == 1
     assert "no.png: no such file" in result.stderr

@@ -59,7 +59,8 @@ def test_settings_describe_automatic_mode():
     first, second = settings.passes
     assert (first.aggregation, first.centre_weight, first.guided) == ("patch", "max", False)
     assert first.sigma == settings.sigma and second.sigma == 0.0 and second.guided
-    assert eval(repr(settings), {"Settings": Settings, "Pass": Pass}) == settings
+    names = {"Settings": Settings, "Pass": Pass, "NoiseModel": nlmeans.NoiseModel}
+    assert eval(repr(settings), names) == settings
     fixed = nlmeans.resolve(image, 10)
     assert fixed.passes == (Pass((2, 2), (7, 7), 10.0),) and fixed.data_range is None
 
