@@ -77,6 +77,7 @@ def format_report(details):
     kind = (f"; {model.kind} noise, correlation figure {model.correlation:.2f}"
             if model is not None else "")
     lines = [f"noise sigma: {settings.sigma:.3g} ({how}){kind}"]
+    lines.append(f"device: {details.device}")
     names = ["parameters", "second pass"]
     for index, step in enumerate(settings.passes):
         name = names[index] if index < len(names) else f"pass {index + 1}"

@@ -74,6 +74,11 @@ def denoise_options(command):
                           "volumes, else off]"),
         click.option("--float64", "use_float64", is_flag=True,
                      help="Compute in float64 instead of float32."),
+        click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default="cpu",
+                     show_default=True,
+                     help="Where to compute: the CPU, an NVIDIA GPU (needs numba-cuda: "
+                          "pip install 'nlmeans[cuda]'; 2-D images, float32), or 'auto': the "
+                          "GPU when one is usable, else the CPU."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -81,7 +86,7 @@ def denoise_options(command):
 
 
 def denoise_kwargs(h, patch_radius, search_radius, sigma, noise, aggregation, centre_weight,
-                   chroma_weight, refine, use_float64):
+                   chroma_weight, refine, use_float64, device):
     """Keyword arguments of nlmeans.denoise from the shared options."""
     import numpy as np
 
@@ -89,4 +94,4 @@ def denoise_kwargs(h, patch_radius, search_radius, sigma, noise, aggregation, ce
                 search_radius=search_radius, sigma=sigma,
                 noise=None if noise == "auto" else noise, aggregation=aggregation,
                 centre_weight=centre_weight, chroma_weight=chroma_weight, refine=refine,
-                dtype=np.float64 if use_float64 else np.float32)
+                dtype=np.float64 if use_float64 else np.float32, device=device)

@@ -59,6 +59,7 @@ class Report:
     psnr_range: tuple | None = None
     h_candidates: list = field(default_factory=list)
     error_note: str | None = None
+    device: str = "cpu"
     settings: Settings | None = field(default=None, repr=False)
 
     @classmethod
@@ -79,7 +80,7 @@ class Report:
 
 def denoise(image, h=None, *, patch_radius=None, search_radius=None, sigma=None,
             channel_axis=None, dtype=None, aggregation=None, centre_weight=None,
-            chroma_weight=None, refine=None, noise=None, settings=None):
+            chroma_weight=None, refine=None, noise=None, settings=None, device="cpu"):
     r"""Denoise an image or volume with non-local means.
 
     Each output pixel is a weighted mean of the pixels in the search window
@@ -156,6 +157,11 @@ def denoise(image, h=None, *, patch_radius=None, search_radius=None, sigma=None,
         measures the latter at the scale where it decorrelates; "gaussian"
         takes the noise as white, as a 3x3 high-pass sees it. A number is the
         noise level, as `sigma`.
+    device : {"cpu", "cuda", "auto"}, optional
+        Where the passes run: the CPU (default), an NVIDIA GPU through
+        numba-cuda (``pip install 'nlmeans[cuda]'``; 2-D images in float32,
+        the same results to float32 rounding), or the GPU when one is usable
+        and can run these settings, else the CPU.
     chroma_weight : float, optional
         For RGB images (3 channels): the scale, > 0, of the two chroma axes of
         the opponent colour transform in the patch distances; 1 is the same as
@@ -210,14 +216,14 @@ def denoise(image, h=None, *, patch_radius=None, search_radius=None, sigma=None,
                                     channel_axis=channel_axis, dtype=dtype,
                                     aggregation=aggregation, centre_weight=centre_weight,
                                     chroma_weight=chroma_weight, refine=refine, noise=noise,
-                                    settings=settings, estimate_error=False)
+                                    settings=settings, device=device, estimate_error=False)
     return result
 
 
 def denoise_with_report(image, h=None, *, patch_radius=None, search_radius=None, sigma=None,
                         channel_axis=None, dtype=None, aggregation=None,
                         centre_weight=None, chroma_weight=None, refine=None, noise=None,
-                        settings=None, estimate_error=True):
+                        settings=None, device="cpu", estimate_error=True):
     """:func:`denoise`, also returning a :class:`Report` of what it did.
 
     With `estimate_error` (and sigma > 0) the report holds the SURE estimate of
@@ -239,6 +245,7 @@ def denoise_with_report(image, h=None, *, patch_radius=None, search_radius=None,
         _check_settings_fit(settings, image, options)
     volume, _ = as_channel_first_volume(image, settings.channel_axis)
     report = Report.of(settings)
+    backend, report.device = choose_backend(device, settings)
     if isinstance(h, str) and h == "sure" and settings.mode != "sure":
         _sure_applies(settings, report)
         report.error_note += "; h follows the automatic rules instead"
@@ -258,10 +265,10 @@ def denoise_with_report(image, h=None, *, patch_radius=None, search_radius=None,
         result, terms, report.h_candidates = sure.result, sure.terms, sure.candidates
     elif (estimate_error and settings.sigma > 0 and report.error_note is None
           and _sure_applies(settings, report)):
-        result = run_passes(values, settings, bounds)
-        terms = _sure_terms(values, result, settings, bounds)
+        result = run_passes(values, settings, bounds, backend=backend)
+        terms = _sure_terms(values, result, settings, bounds, backend)
     else:
-        result = run_passes(values, settings, bounds, rounded=integer)
+        result = run_passes(values, settings, bounds, rounded=integer, backend=backend)
     if terms is not None:
         _report_error(report, terms)
         if integer:
@@ -313,12 +320,36 @@ def _sure_applies(settings, report):
     return False
 
 
-def _sure_terms(values, result, settings, bounds):
+def _sure_terms(values, result, settings, bounds, backend=None):
     """SURE's measured terms for `result` = run_passes(values, settings)."""
     from nlmeans.sure import sure_terms
 
     return sure_terms(values, result, lambda v: run_passes(v.astype(settings.work_dtype),
-                                                           settings, bounds), settings.sigma)
+                                                           settings, bounds, backend=backend),
+                      settings.sigma)
+
+
+DEVICES = ("cpu", "cuda", "auto")
+
+
+def choose_backend(device, settings):
+    """(backend function, "cpu" or "cuda") for `device`: "cuda" needs a usable
+    GPU and settings it can run (2-D, float32, equal radii, patch radius <= 5);
+    "auto" takes the GPU when both hold, else the CPU."""
+    if device not in DEVICES:
+        raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
+    if device == "cpu":
+        return None, "cpu"
+    from nlmeans.cuda_backend import cuda_available, cuda_pass, unsupported
+
+    reason = unsupported(settings) or (None if cuda_available() else
+                                       "no usable CUDA GPU (numba-cuda and a driver are needed: "
+                                       "pip install 'nlmeans[cuda]')")
+    if reason is None:
+        return cuda_pass, "cuda"
+    if device == "cuda":
+        raise ValueError(f"device='cuda': {reason}")
+    return None, "cpu"
 
 
 def _report_error(report, terms):
