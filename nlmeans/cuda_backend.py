@@ -148,6 +148,31 @@ def _make_kernels():
     from numba import float32
 
     @cuda.jit(device=True)
+    def box_columns(src, out, rows, cols, radius):
+        """out[i, j] = sum of src[i + k, j], k < 2 * radius + 1, for i < rows, j < cols
+        (the block's threads share the entries)."""
+        index = cuda.threadIdx.y * TILE + cuda.threadIdx.x
+        while index < rows * cols:
+            i, j = index // cols, index % cols
+            total = float32(0.0)
+            for k in range(2 * radius + 1):
+                total += src[i + k, j]
+            out[i, j] = total
+            index += TILE * TILE
+
+    @cuda.jit(device=True)
+    def box_rows(src, out, rows, cols, radius):
+        """out[i, j] = sum of src[i, j + k], k < 2 * radius + 1, for i < rows, j < cols."""
+        index = cuda.threadIdx.y * TILE + cuda.threadIdx.x
+        while index < rows * cols:
+            i, j = index // cols, index % cols
+            total = float32(0.0)
+            for k in range(2 * radius + 1):
+                total += src[i, j + k]
+            out[i, j] = total
+            index += TILE * TILE
+
+    @cuda.jit(device=True)
     def patch_distances(guide, y0, x0, dy, dx, patch, reach, diff, columns, dist):
         """dist[i, j] = patch distance between (y0 + i, x0 + j) and its shift by
         (dy, dx), for i, j < TILE + 2 * reach (padded coordinates of the guide;
@@ -172,25 +197,10 @@ def _make_kernels():
             diff[i, j] = total
             index += TILE * TILE
         cuda.syncthreads()
-        # 2. column sums over the patch height
-        index = ty * TILE + tx
-        while index < side * span:
-            i, j = index // span, index % span
-            total = float32(0.0)
-            for k in range(2 * patch + 1):
-                total += diff[i + k, j]
-            columns[i, j] = total
-            index += TILE * TILE
+        # 2. and 3. column sums over the patch height, then row sums over its width
+        box_columns(diff, columns, side, span, patch)
         cuda.syncthreads()
-        # 3. row sums over the patch width
-        index = ty * TILE + tx
-        while index < side * side:
-            i, j = index // side, index % side
-            total = float32(0.0)
-            for k in range(2 * patch + 1):
-                total += columns[i, j + k]
-            dist[i, j] = total
-            index += TILE * TILE
+        box_rows(columns, dist, side, side, patch)
         cuda.syncthreads()
 
     @cuda.jit(device=True)
@@ -306,14 +316,7 @@ def _make_kernels():
                     index += TILE * TILE
                 cuda.syncthreads()
                 # box-sum over the aggregation patch: columns, then rows
-                index = ty * TILE + tx
-                while index < TILE * side:
-                    i, j = index // side, index % side
-                    total = float32(0.0)
-                    for k in range(2 * aggregation + 1):
-                        total += diff[i + k, j]
-                    columns[i, j] = total
-                    index += TILE * TILE
+                box_columns(diff, columns, TILE, side, aggregation)
                 cuda.syncthreads()
                 if y < height and x < width:
                     total = float32(0.0)
