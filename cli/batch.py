@@ -23,21 +23,26 @@ Examples:
 """
 
 
-def find_inputs(input_dir, patterns, recursive):
-    """Image files under input_dir matching any pattern, as paths relative to it, sorted."""
+def find_inputs(input_dir, patterns, recursive, output_dir=None):
+    """Image files under input_dir matching any pattern (case-insensitively, as
+    file systems that keep `.JPG` and `.jpg` alike suggest), as paths relative to
+    it, sorted. The output folder, where it lies inside the input folder, is
+    skipped: outputs never become inputs."""
     from nlmeans.io import READABLE_EXTENSIONS
 
+    skip = os.path.realpath(output_dir) if output_dir else None
+    patterns = [p.lower() for p in patterns]
     found = []
     for root, dirs, files in os.walk(input_dir):
-        dirs.sort()
-        if not recursive:
-            dirs.clear()
+        dirs[:] = sorted(d for d in dirs
+                         if os.path.realpath(os.path.join(root, d)) != skip) if recursive else []
         for name in sorted(files):
             if name.startswith(".nlmeans-"):
                 continue  # a temporary file of an interrupted write
             rel = os.path.relpath(os.path.join(root, name), input_dir)
             if patterns:
-                if any(fnmatch.fnmatch(name, p) or fnmatch.fnmatch(rel, p) for p in patterns):
+                if any(fnmatch.fnmatchcase(name.lower(), p)
+                       or fnmatch.fnmatchcase(rel.lower(), p) for p in patterns):
                     found.append(rel)
             elif os.path.splitext(name)[1].lower() in READABLE_EXTENSIONS:
                 found.append(rel)
@@ -121,7 +126,11 @@ def batch_command(input_dir, output_dir, patterns, recursive, suffix, fmt, quali
         raise click.UsageError("OUTPUT_DIR is INPUT_DIR: give --suffix or --format so that "
                                "no input is overwritten")
     kwargs = denoise_kwargs(**options)
-    rels = find_inputs(input_dir, patterns, recursive)
+    rels = find_inputs(input_dir, patterns, recursive, output_dir)
+    if not rels:
+        what = f"matching {', '.join(patterns)}" if patterns else "of a readable type"
+        raise click.ClickException(f"{input_dir}: no image files {what}"
+                                   + ("" if recursive else " (subfolders need --recursive)"))
     tasks, outcomes = [], []
     for rel in rels:
         src = os.path.join(input_dir, rel)

@@ -152,3 +152,25 @@ def test_ctrl_c_stops_cleanly(tmp_path):
     assert 2 <= len(written) < 40
     for name in written:  # every file that is there is complete
         assert iio.imread(out / name).shape == big.shape
+
+
+def test_outputs_inside_the_input_folder_never_become_inputs(tree):
+    out = tree / "clean"
+    for _ in range(2):  # a second run (resuming) must not find the first run's outputs
+        result = run("batch", tree, out, "--recursive", "--h", 20, "--jobs", 1,
+                     "--skip-existing", "--json", "-q")
+        assert result.exit_code == 0, result.output
+        inputs = [os.path.relpath(f["input"], tree) for f in json.loads(result.stdout)["files"]]
+        assert sorted(inputs) == ["a.png", "b.png", os.path.join("sub", "c.png")]
+    assert not (out / "clean").exists()
+
+
+def test_patterns_ignore_case_and_matching_nothing_is_an_error(tree, tmp_path):
+    os.rename(tree / "a.png", tree / "A.PNG")
+    result = run("batch", tree, tmp_path / "out", "--pattern", "*.png", "--dry-run", "--json",
+                 "-q")
+    names = sorted(os.path.basename(f["input"]) for f in json.loads(result.stdout)["files"])
+    assert names == ["A.PNG", "b.png"]
+    result = run("batch", tree, tmp_path / "out", "--pattern", "*.jpg")
+    assert result.exit_code == 1 and "no image files matching *.jpg" in result.output
+    assert not (tmp_path / "out").exists()
