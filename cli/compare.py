@@ -1,6 +1,7 @@
 """``nlmeans compare REFERENCE IMAGE...``: quality metrics against a reference."""
 
 import json
+import os
 
 import click
 
@@ -22,6 +23,20 @@ def metrics(reference, image, data_range, channel_axis):
             "max_abs_error": float(np.max(np.abs(ref - img)))}
 
 
+def json_ready(row):
+    """The row with the figures JSON cannot hold (inf, NaN) as null, and why."""
+    out, notes = dict(row), []
+    if row["psnr"] == float("inf"):
+        out["psnr"] = None
+        notes.append("psnr: the images are identical (infinite PSNR)")
+    if row["ssim"] != row["ssim"]:
+        out["ssim"] = None
+        notes.append("ssim: the image is smaller than SSIM's 7x7 window")
+    if notes:
+        out["notes"] = notes
+    return out
+
+
 def data_range_of(dtype, reference):
     if np.issubdtype(dtype, np.integer):
         info = np.iinfo(dtype)
@@ -38,7 +53,8 @@ def data_range_of(dtype, reference):
 @click.option("--montage", type=click.Path(dir_okay=False),
               help="Write a picture: reference | each image | its absolute difference as a "
                    "heat map, each labelled with its name and PSNR.")
-def compare_command(reference, images, as_json, montage):
+@click.option("--overwrite", is_flag=True, help="Replace the --montage file if it exists.")
+def compare_command(reference, images, as_json, montage, overwrite):
     """Compare each IMAGE with REFERENCE: PSNR, SSIM, MSE, max absolute error.
 
     The data range comes from the pixel type (255 for 8-bit, 65535 for 16-bit;
@@ -46,6 +62,8 @@ def compare_command(reference, images, as_json, montage):
     """
     from nlmeans.io import ImageIOError, read_image
 
+    if montage and os.path.exists(montage) and not overwrite:
+        raise click.ClickException(f"{montage}: already exists (use --overwrite)")
     try:
         ref = read_image(reference)
         others = [(path, read_image(path)) for path in images]
@@ -66,7 +84,8 @@ def compare_command(reference, images, as_json, montage):
         row.update(metrics(ref_pixels, pixels, data_range_of(pixels.dtype, ref_pixels), axis))
         rows.append(row)
     if as_json:
-        click.echo(json.dumps({"reference": reference, "results": rows}, indent=2))
+        click.echo(json.dumps({"reference": reference,
+                               "results": [json_ready(r) for r in rows]}, indent=2))
     else:
         width = max(len("image"), *(len(r["image"]) for r in rows))
         click.echo(f"{'image':<{width}}  {'PSNR dB':>8}  {'SSIM':>6}  {'MSE':>10}  {'max err':>8}")

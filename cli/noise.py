@@ -2,11 +2,13 @@
 
 import click
 
+from nlmeans_cli.options import NumberOrWord
+
 
 @click.command("noise")
 @click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=True, readable=False))
 @click.argument("output_path", metavar="OUTPUT", type=click.Path(dir_okay=True, readable=False))
-@click.option("--sigma", type=click.FloatRange(min=0, max=1e12), required=True,
+@click.option("--sigma", type=NumberOrWord((), allow_zero=True), required=True,
               help="Standard deviation of the noise in the image's intensity units.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
 @click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")

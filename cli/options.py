@@ -87,8 +87,13 @@ def denoise_options(command):
 
 def denoise_kwargs(h, patch_radius, search_radius, sigma, noise, aggregation, centre_weight,
                    chroma_weight, refine, use_float64, device):
-    """Keyword arguments of nlmeans.denoise from the shared options."""
+    """Keyword arguments of nlmeans.denoise from the shared options; a usage error
+    for combinations that cannot work on any image."""
     import numpy as np
+
+    if refine and h not in ("auto", "sure") and not sigma and not isinstance(noise, float):
+        raise click.UsageError("--refine needs sigma > 0 (the second pass's h is a multiple "
+                               "of sigma): with a numeric --h give --sigma too")
 
     return dict(h=None if h == "auto" else h, patch_radius=patch_radius,
                 search_radius=search_radius, sigma=sigma,

@@ -34,7 +34,16 @@ def check_output(input_path, output_path, overwrite, fmt=None):
 
     fmt = format_of(output_path, fmt) if output_path != "-" or fmt else "PNG"
     if output_path == "-":
+        if sys.stdout.isatty():
+            raise click.ClickException("OUTPUT is -, but standard output is a terminal: "
+                                       "redirect it to a file or a pipe")
         return fmt
+    from nlmeans.io import FORMATS
+
+    suffix = os.path.splitext(output_path)[1].lower()
+    if FORMATS.get(suffix, fmt) != fmt:
+        raise click.ClickException(f"{output_path}: --format {fmt.lower()} contradicts the "
+                                   f"file name's {suffix}; change one of them")
     if input_path != "-" and same_file(input_path, output_path):
         raise click.ClickException(f"{output_path}: OUTPUT is the INPUT file; "
                                    f"refusing to overwrite the input")

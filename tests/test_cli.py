@@ -281,7 +281,7 @@ def test_refine_option_and_report(tmp_path):
     np.testing.assert_array_equal(iio.imread(tmp_path / "b.png"),
                                   nlmeans.denoise(iio.imread(source), refine=False))
     result = run("denoise", source, tmp_path / "c.png", "--h", 10, "--refine")
-    assert result.exit_code == 1 and "refine needs sigma > 0" in result.output
+    assert result.exit_code == 2 and "refine needs sigma > 0" in result.output  # usage
 
 
 def test_explicit_options_reach_the_api(noisy_png, tmp_path):
@@ -321,3 +321,51 @@ def test_first_run_says_it_compiles(noisy_png, tmp_path, monkeypatch):
     assert "compiling the denoising kernel (first run only" in result.stderr
     result = run("denoise", noisy_png, tmp_path / "o2.png", "--h", 10, "-q")
     assert result.stderr == ""
+
+
+def test_noise_with_a_non_finite_sigma_is_a_usage_error(noisy_png, tmp_path):
+    for value in ("nan", "inf", "-1"):
+        result = run("noise", noisy_png, tmp_path / "n.png", "--sigma", value)
+        assert result.exit_code == 2 and "finite number" in result.output
+        assert not (tmp_path / "n.png").exists()
+
+
+def test_compare_json_is_json_for_identical_images(noisy_png, tmp_path):
+    import json
+
+    result = run("compare", noisy_png, noisy_png, "--json")
+    assert result.exit_code == 0 and "Infinity" not in result.output
+    row = json.loads(result.stdout)["results"][0]
+    assert row["psnr"] is None and "identical" in row["notes"][0] and row["mse"] == 0.0
+
+
+def test_compare_montage_needs_overwrite_to_replace(noisy_png, tmp_path):
+    montage = tmp_path / "m.png"
+    montage.write_bytes(b"keep me")
+    result = run("compare", noisy_png, noisy_png, "--montage", montage)
+    assert result.exit_code == 1 and "already exists" in result.output
+    assert montage.read_bytes() == b"keep me"
+    result = run("compare", noisy_png, noisy_png, "--montage", montage, "--overwrite")
+    assert result.exit_code == 0 and iio.imread(montage).ndim == 3
+
+
+def test_format_that_contradicts_the_output_name_is_refused(noisy_png, tmp_path):
+    result = run("denoise", noisy_png, tmp_path / "out.png", "--format", "tif", "--h", 10)
+    assert result.exit_code == 1 and "contradicts the file name's .png" in result.output
+    assert not (tmp_path / "out.png").exists()
+    result = run("denoise", noisy_png, tmp_path / "out.tiff", "--format", "tif", "--h", 10, "-q")
+    assert result.exit_code == 0
+
+
+def test_image_bytes_are_not_written_to_a_terminal(noisy_png):
+    import pty
+
+    controller, terminal = pty.openpty()
+    try:
+        proc = subprocess.run([sys.executable, "-c", "from nlmeans_cli.main import main; main()",
+                               "denoise", str(noisy_png), "-", "--h", "10"],
+                              stdout=terminal, stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(terminal)
+        os.close(controller)
+    assert proc.returncode == 1 and "standard output is a terminal" in proc.stderr
