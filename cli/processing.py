@@ -101,7 +101,8 @@ def denoise_image(image, options, volume=False, estimate_error=False):
 def process(input_path, output_path, options, *, fmt=None, volume=False, quality=95,
             estimate_error=False):
     """Read, denoise and write one file. Raises ClickException with a one-line reason."""
-    from nlmeans.io import ImageIOError, format_of, read_bytes, read_image, write_image
+    from nlmeans.io import (ImageIOError, check_writable, format_of, read_bytes, read_image,
+                            write_image)
 
     started = time.perf_counter()
     try:
@@ -109,6 +110,8 @@ def process(input_path, output_path, options, *, fmt=None, volume=False, quality
             image = read_bytes(sys.stdin.buffer.read(), "<stdin>")
         else:
             image = read_image(input_path)
+        check_writable(output_path, image, fmt or ("PNG" if output_path == "-"
+                                                   else format_of(output_path)))
         try:
             result, details = denoise_image(image, options, volume, estimate_error)
         except (ValueError, MemoryError) as exc:

@@ -30,7 +30,8 @@ WRITABLE_EXTENSIONS = tuple(FORMATS)
 READABLE_EXTENSIONS = WRITABLE_EXTENSIONS
 _PIXEL_TYPES = {  # what each format stores
     "PNG": (np.uint8, np.uint16), "JPEG": (np.uint8,), "BMP": (np.uint8,), "WebP": (np.uint8,),
-    "TIFF": (np.uint8, np.uint16, np.float32, np.float64),
+    "TIFF": (np.uint8, np.int8, np.uint16, np.int16, np.uint32, np.int32, np.float16,
+             np.float32, np.float64),
 }
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _TIFF_SIGNATURES = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
@@ -217,8 +218,33 @@ def format_of(path, explicit=None):
 def check_pixels_fit(path, array, fmt):
     """Raise ImageIOError if `fmt` cannot hold `array` without losing data."""
     if array.dtype.type not in _PIXEL_TYPES[fmt]:
+        able = [f".{name.lower()}" if name != "TIFF" else ".tif"
+                for name, types in _PIXEL_TYPES.items() if array.dtype.type in types]
         raise ImageIOError(f"{path}: {fmt} cannot store {array.dtype} pixels; use "
-                           + (".tif" if array.dtype.kind == "f" else ".png or .tif"))
+                           + " or ".join(able))
+
+
+def check_writable(path, image, fmt):
+    """Raise ImageIOError, before any work, if `image` denoised could not be written
+    to `path` as `fmt`: its pixel type, alpha or pages do not fit the format, or the
+    folder does not take new files. `path` "-" (standard output) skips the folder."""
+    merged = image.merged()
+    check_pixels_fit(path, merged[:0], fmt)
+    if image.is_volume and fmt != "TIFF":
+        raise ImageIOError(f"{path}: a multi-page volume can only be written as TIFF")
+    if fmt == "JPEG" and image.alpha is not None:
+        raise ImageIOError(f"{path}: JPEG cannot store an alpha channel; use .png or .tif")
+    if path == "-":
+        return
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise ImageIOError(f"{path}: output folder {folder} does not exist")
+    try:  # the only sure test: permissions, read-only mounts and quotas all show here
+        fd, probe = tempfile.mkstemp(prefix=".nlmeans-", dir=folder)
+    except OSError as exc:
+        raise ImageIOError(f"{path}: cannot write in {folder} ({exc.strerror})") from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 def encode(array, fmt, *, quality=95, icc_profile=None, is_volume=False, path="<stdout>"):

@@ -161,3 +161,53 @@ def test_random_inputs_never_crash(data, dtype, ndim, patch, search, h, colour):
         return
     assert result.shape == image.shape and result.dtype == image.dtype
     assert result.min() >= image.min() and result.max() <= image.max()
+
+
+@pytest.mark.parametrize("make, out_name, message", [
+    (lambda: (RNG.random((12, 12)) * 65535).astype(np.uint16), "out.jpg", "cannot store uint16"),
+    (lambda: (RNG.random((12, 12)) * 65535).astype(np.uint16), "out.bmp", "cannot store uint16"),
+    (lambda: RNG.random((12, 12)).astype(np.float32), "out.png", "use .tif"),
+    (lambda: (RNG.random((12, 12, 4)) * 255).astype(np.uint8), "out.jpg", "alpha channel"),
+    (lambda: (RNG.random((5, 12, 12)) * 255).astype(np.uint8), "out.png", "multi-page"),
+])
+def test_unwritable_outputs_are_refused_before_denoising(tmp_path, monkeypatch, make, out_name,
+                                                         message):
+    import nlmeans_cli.processing as processing
+
+    src = tmp_path / "in.tif"
+    pixels = make()
+    tifffile.imwrite(src, pixels, photometric="rgb" if pixels.shape[-1] == 4 else "minisblack")
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("denoised although the output cannot be written")
+
+    monkeypatch.setattr(processing, "denoise_image", must_not_run)
+    assert_clean_failure(run("denoise", src, tmp_path / out_name, "--h", 10), 1, message,
+                         tmp_path, out_name)
+
+
+def test_read_only_output_folder_is_refused_before_denoising(tmp_path, monkeypatch):
+    import nlmeans_cli.processing as processing
+
+    src = tmp_path / "in.png"
+    iio.imwrite(src, (RNG.random((12, 12)) * 255).astype(np.uint8))
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(IO_MODULE.tempfile, "mkstemp", refuse)
+    monkeypatch.setattr(processing, "denoise_image",
+                        lambda *a, **k: (_ for _ in ()).throw(AssertionError("denoised")))
+    assert_clean_failure(run("denoise", src, tmp_path / "out.png", "--h", 10), 1,
+                         "cannot write in", tmp_path, "out.png")
+
+
+@pytest.mark.parametrize("dtype", [np.int16, np.uint32, np.float16, np.int8])
+def test_tiff_keeps_every_pixel_type(tmp_path, dtype):
+    src = tmp_path / "in.tif"
+    image = (RNG.random((16, 16)) * 100).astype(dtype)
+    tifffile.imwrite(src, image)
+    result = run("denoise", src, tmp_path / "out.tif", "--h", 10, "-q")
+    assert result.exit_code == 0, result.output
+    written = tifffile.imread(tmp_path / "out.tif")
+    assert written.dtype == dtype and written.shape == image.shape
