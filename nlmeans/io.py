@@ -104,6 +104,13 @@ def _read_tiff(data):
     import tifffile
 
     with tifffile.TiffFile(io.BytesIO(data)) as tif:
+        if len(tif.series) > 1:
+            # Pages of different sizes or types form several series: refuse rather
+            # than denoise the first and drop the rest.
+            shapes = ", ".join(str(s.shape) for s in tif.series[:4])
+            raise ImageIOError(f"{len(tif.series)} images of different sizes or types in one "
+                               f"TIFF ({shapes}{', ...' if len(tif.series) > 4 else ''}); "
+                               f"split it into files first")
         series = tif.series[0]
         array = series.asarray()
         icc = tif.pages[0].tags.get(34675)
@@ -111,11 +118,31 @@ def _read_tiff(data):
 
 
 def _read_pillow(data):
-    """(array, icc) through Pillow, EXIF orientation applied, palettes expanded."""
+    """(array, icc) through Pillow, EXIF orientation applied, palettes expanded.
+
+    Pillow's decompression-bomb guard refuses photos and scans above 179
+    megapixels; the memory check before denoising is this package's guard, so the
+    limit is lifted while the file is decoded (and restored after).
+    """
+    from PIL import Image as PILImage
+
+    limit = PILImage.MAX_IMAGE_PIXELS
+    PILImage.MAX_IMAGE_PIXELS = None
+    try:
+        return _decode_pillow(data)
+    finally:
+        PILImage.MAX_IMAGE_PIXELS = limit
+
+
+def _decode_pillow(data):
     from PIL import Image as PILImage
     from PIL import ImageOps
 
     with PILImage.open(io.BytesIO(data)) as im:
+        # Animations (camera JPEGs may hold a second, preview picture: not refused).
+        if im.format in ("GIF", "PNG", "WEBP") and getattr(im, "n_frames", 1) > 1:
+            raise ImageIOError(f"{im.n_frames} frames (an animation); nlmeans denoises still "
+                               f"images: extract the frames first")
         im.load()
         icc = im.info.get("icc_profile")
         im = ImageOps.exif_transpose(im)
@@ -149,8 +176,8 @@ def read_bytes(data, name="<stdin>"):
             array, icc = _read_png16(data), None
         else:
             array, icc = _read_pillow(data)
-    except ImageIOError:
-        raise
+    except ImageIOError as exc:  # the readers' own refusals, without the file's name
+        raise ImageIOError(f"{name}: {exc}") from None
     except Exception as exc:  # every decoder error means: not a readable image
         raise ImageIOError(f"{name}: cannot read image ({_reason(exc)})") from None
     axes = "YX" if array.ndim == 2 else "YXS"
@@ -228,8 +255,7 @@ def check_writable(path, image, fmt):
     """Raise ImageIOError, before any work, if `image` denoised could not be written
     to `path` as `fmt`: its pixel type, alpha or pages do not fit the format, or the
     folder does not take new files. `path` "-" (standard output) skips the folder."""
-    merged = image.merged()
-    check_pixels_fit(path, merged[:0], fmt)
+    check_pixels_fit(path, image.pixels[:0], fmt)  # alpha is written in the pixels' type
     if image.is_volume and fmt != "TIFF":
         raise ImageIOError(f"{path}: a multi-page volume can only be written as TIFF")
     if fmt == "JPEG" and image.alpha is not None:

@@ -200,3 +200,44 @@ def test_outputs_get_the_usual_permissions(tmp_path):
         assert read_image(str(existing)).pixels.shape == (8, 9)
     finally:
         os.umask(old_umask)
+
+
+@pytest.mark.parametrize("compression", ["lzw", "jpeg", "zlib"])
+def test_compressed_tiffs_are_read(tmp_path, compression):
+    """What scanners write: needs imagecodecs, a dependency."""
+    import tifffile
+
+    image = (np.random.default_rng(3).random((32, 40, 3)) * 255).astype(np.uint8)
+    tifffile.imwrite(tmp_path / "scan.tif", image, photometric="rgb", compression=compression)
+    read = read_image(str(tmp_path / "scan.tif"))
+    assert read.pixels.shape == image.shape
+    if compression != "jpeg":  # lossy
+        np.testing.assert_array_equal(read.pixels, image)
+
+
+def test_tiff_pages_of_different_sizes_are_refused(tmp_path):
+    import tifffile
+
+    path = tmp_path / "mixed.tif"
+    with tifffile.TiffWriter(path) as tif:
+        tif.write(np.zeros((20, 30), np.uint8))
+        tif.write(np.zeros((10, 12), np.uint8))
+    with pytest.raises(ImageIOError, match="2 images of different sizes"):
+        read_image(str(path))
+
+
+def test_animations_are_refused(tmp_path):
+    from PIL import Image as PILImage
+
+    frames = [PILImage.fromarray(np.full((16, 16), v, np.uint8)) for v in (10, 200)]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
+    with pytest.raises(ImageIOError, match="anim.gif: 2 frames"):
+        read_image(str(tmp_path / "anim.gif"))
+
+
+def test_large_images_pass_the_decompression_bomb_guard(tmp_path, monkeypatch):
+    from PIL import Image as PILImage
+
+    PILImage.fromarray(np.zeros((64, 64), np.uint8)).save(tmp_path / "big.png")
+    monkeypatch.setattr(PILImage, "MAX_IMAGE_PIXELS", 100)  # as if the image were huge
+    assert read_image(str(tmp_path / "big.png")).pixels.shape == (64, 64)
