@@ -61,8 +61,10 @@ _WORKER = {}
 
 
 def _init_worker(threads, options, volume, quality, fmt):
-    # Ctrl-C is the parent's to handle: it stops handing out work and waits.
+    # Ctrl-C and SIGTERM are the parent's to handle: it stops handing out work and
+    # waits for the files in flight.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     import numba
 
     numba.set_num_threads(threads)
@@ -166,23 +168,36 @@ def batch_command(input_dir, output_dir, patterns, recursive, suffix, fmt, quali
         if jobs > 1:
             announce_compilation(quiet)
             warm_up(kwargs)
+        # SIGTERM (a service manager, `kill`) stops the batch as Ctrl-C does.
+        previous = signal.signal(signal.SIGTERM, _terminate)
         try:
             outcomes += _run(tasks, jobs, max(1, cores // jobs), kwargs, volume, quality, fmt,
                              show_bar)
         except _Interrupted as stop:
             outcomes += stop.outcomes
-            interrupted = True
-    _finish(outcomes, time.perf_counter() - started, as_json, quiet, interrupted=interrupted,
-            jobs=jobs)
+            interrupted = 143 if stop.terminated else 130
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+    _finish(outcomes, time.perf_counter() - started, as_json, quiet,
+            interrupted=bool(interrupted), jobs=jobs)
     if interrupted:
-        raise SystemExit(130)
+        raise SystemExit(interrupted)  # 128 + the signal's number
     if any(o.status == "failed" for o in outcomes):
         raise SystemExit(1)
 
 
 class _Interrupted(Exception):
-    def __init__(self, outcomes):
+    def __init__(self, outcomes, terminated=False):
         self.outcomes = outcomes
+        self.terminated = terminated
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C's KeyboardInterrupt would be."""
+
+
+def _terminate(signum, frame):
+    raise _Terminated()
 
 
 def _run(tasks, jobs, threads, options, volume, quality, fmt, show_bar):
@@ -199,8 +214,10 @@ def _run(tasks, jobs, threads, options, volume, quality, fmt, show_bar):
         try:
             if jobs == 1:
                 _init_worker(*init)
-                # In-process: Ctrl-C must reach this loop (the worker setup ignores it).
+                # In-process: Ctrl-C and SIGTERM must reach this loop (the worker setup
+                # ignores them).
                 signal.signal(signal.SIGINT, signal.default_int_handler)
+                signal.signal(signal.SIGTERM, _terminate)
                 for task in tasks:
                     done.append(_work(task))
                     if bar is not None:
@@ -210,25 +227,28 @@ def _run(tasks, jobs, threads, options, volume, quality, fmt, show_bar):
             context = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker,
                                      initargs=init) as pool:
-                pending = {pool.submit(_work, task): task for task in tasks}
+                queue, pending = list(reversed(tasks)), set()
                 try:
-                    while pending:
-                        finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    # One file per worker at a time: an interruption then stops at once,
+                    # with no file queued behind the ones being denoised.
+                    while queue or pending:
+                        while queue and len(pending) < jobs:
+                            pending.add(pool.submit(_work, queue.pop()))
+                        finished, pending = wait(pending, return_when=FIRST_COMPLETED)
                         for future in finished:
-                            pending.pop(future)
                             done.append(future.result())
                             if bar is not None:
                                 bar.update(1, done[-1])
-                except KeyboardInterrupt:
-                    # Stop handing out work; files being written finish (workers ignore
-                    # SIGINT), so nothing is left half-written.
+                except KeyboardInterrupt as stop:
+                    # Files being written finish (workers ignore SIGINT and SIGTERM), so
+                    # nothing is left half-written, and the pool's processes all end.
                     pool.shutdown(wait=True, cancel_futures=True)
                     done += [future.result() for future in pending
                              if future.done() and not future.cancelled()]
-                    raise _Interrupted(done) from None
+                    raise _Interrupted(done, isinstance(stop, _Terminated)) from None
             return done
-        except KeyboardInterrupt:
-            raise _Interrupted(done) from None
+        except KeyboardInterrupt as stop:
+            raise _Interrupted(done, isinstance(stop, _Terminated)) from None
 
 
 def _finish(outcomes, seconds, as_json, quiet, dry_run=False, interrupted=False, jobs=1):

@@ -28,18 +28,24 @@ class Outcome:
     details: object = field(default=None, repr=False)
 
 
-def check_output(input_path, output_path, overwrite, fmt=None):
-    """Refuse outputs that would lose data, before any work is done."""
+def output_format(output_path, fmt=None):
+    """The output's format name ('PNG', 'TIFF', ...): --format, else OUTPUT's suffix;
+    PNG for standard output."""
     from nlmeans.io import format_of
 
-    fmt = format_of(output_path, fmt) if output_path != "-" or fmt else "PNG"
+    return format_of(output_path, fmt) if output_path != "-" or fmt else "PNG"
+
+
+def check_output(input_path, output_path, overwrite, fmt=None):
+    """Refuse outputs that would lose data, before any work is done."""
+    from nlmeans.io import FORMATS
+
+    fmt = output_format(output_path, fmt)
     if output_path == "-":
         if sys.stdout.isatty():
             raise click.ClickException("OUTPUT is -, but standard output is a terminal: "
                                        "redirect it to a file or a pipe")
         return fmt
-    from nlmeans.io import FORMATS
-
     suffix = os.path.splitext(output_path)[1].lower()
     if FORMATS.get(suffix, fmt) != fmt:
         raise click.ClickException(f"{output_path}: --format {fmt.lower()} contradicts the "
@@ -101,8 +107,7 @@ def denoise_image(image, options, volume=False, estimate_error=False):
 def process(input_path, output_path, options, *, fmt=None, volume=False, quality=95,
             estimate_error=False):
     """Read, denoise and write one file. Raises ClickException with a one-line reason."""
-    from nlmeans.io import (ImageIOError, check_writable, format_of, read_bytes, read_image,
-                            write_image)
+    from nlmeans.io import ImageIOError, check_writable, read_bytes, read_image, write_image
 
     started = time.perf_counter()
     try:
@@ -110,8 +115,8 @@ def process(input_path, output_path, options, *, fmt=None, volume=False, quality
             image = read_bytes(sys.stdin.buffer.read(), "<stdin>")
         else:
             image = read_image(input_path)
-        check_writable(output_path, image, fmt or ("PNG" if output_path == "-"
-                                                   else format_of(output_path)))
+        out_format = output_format(output_path, fmt)
+        check_writable(output_path, image, out_format)
         try:
             result, details = denoise_image(image, options, volume, estimate_error)
         except (ValueError, MemoryError) as exc:
@@ -120,13 +125,13 @@ def process(input_path, output_path, options, *, fmt=None, volume=False, quality
         if output_path == "-":
             from nlmeans.io import encode
 
-            data = encode(merged, fmt or "PNG", quality=quality, icc_profile=image.icc_profile,
+            data = encode(merged, out_format, quality=quality, icc_profile=image.icc_profile,
                           is_volume=image.is_volume)
             stream = sys.stdout.buffer
             stream.write(data)
             stream.flush()
         else:
-            write_image(output_path, merged, fmt=format_of(output_path, fmt), quality=quality,
+            write_image(output_path, merged, fmt=out_format, quality=quality,
                         icc_profile=image.icc_profile, is_volume=image.is_volume)
     except ImageIOError as exc:
         raise click.ClickException(str(exc)) from None

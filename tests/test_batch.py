@@ -174,3 +174,45 @@ def test_patterns_ignore_case_and_matching_nothing_is_an_error(tree, tmp_path):
     result = run("batch", tree, tmp_path / "out", "--pattern", "*.jpg")
     assert result.exit_code == 1 and "no image files matching *.jpg" in result.output
     assert not (tmp_path / "out").exists()
+
+
+def _processes_with(marker):
+    """PIDs of live processes whose environment holds `marker` (Linux)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                if marker.encode() in f.read():
+                    found.append(int(pid))
+        except OSError:
+            continue
+    return found
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc to find stray processes")
+def test_sigterm_stops_cleanly_and_leaves_no_process(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    big = iio.imread(os.path.join(SAMPLES, "camera_noisy.png"))
+    for i in range(30):
+        iio.imwrite(src / f"img{i:02d}.png", np.roll(big, i, axis=1))
+    out = tmp_path / "out"
+    marker = f"NLMEANS_TEST_MARK={os.getpid()}-{time.time()}"
+    env = dict(os.environ, NLMEANS_TEST_MARK=marker.split("=", 1)[1])
+    proc = subprocess.Popen([sys.executable, "-m", "nlmeans_cli.main", "batch", str(src),
+                             str(out), "--jobs", "2", "--Ds", "10", "--ds", "3"],
+                            stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (out.exists() and len(os.listdir(out)) >= 2):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert "interrupted: " in err and "Traceback" not in err
+    written = os.listdir(out)
+    assert [n for n in written if n.startswith(".nlmeans-")] == []
+    assert 2 <= len(written) <= 2 + 2 + 2  # those done, plus at most the two in flight
+    for name in written:
+        assert iio.imread(out / name).shape == big.shape
+    time.sleep(1)  # the workers' exit is not instantaneous
+    assert _processes_with(marker) == []
