@@ -32,6 +32,6 @@ def noise_command(input_path, output_path, sigma, seed, overwrite):
             info = np.iinfo(pixels.dtype)
             noisy = np.clip(np.rint(noisy), info.min, info.max)
         write_image(output_path, image.merged(noisy.astype(pixels.dtype)),
-                    icc_profile=image.icc_profile, is_volume=image.is_volume)
+                    icc_profile=image.icc_profile, is_volume=image.is_volume, exif=image.exif)
     except ImageIOError as exc:
         raise click.ClickException(str(exc)) from None

@@ -126,13 +126,14 @@ def process(input_path, output_path, options, *, fmt=None, volume=False, quality
             from nlmeans.io import encode
 
             data = encode(merged, out_format, quality=quality, icc_profile=image.icc_profile,
-                          is_volume=image.is_volume)
+                          is_volume=image.is_volume, exif=image.exif)
             stream = sys.stdout.buffer
             stream.write(data)
             stream.flush()
         else:
             write_image(output_path, merged, fmt=out_format, quality=quality,
-                        icc_profile=image.icc_profile, is_volume=image.is_volume)
+                        icc_profile=image.icc_profile, is_volume=image.is_volume,
+                        exif=image.exif)
     except ImageIOError as exc:
         raise click.ClickException(str(exc)) from None
     return Outcome(input_path, output_path, seconds=time.perf_counter() - started,

@@ -54,6 +54,7 @@ class Image:
     alpha: np.ndarray | None = None
     icc_profile: bytes | None = None
     is_volume: bool = False
+    exif: bytes | None = None
 
     @property
     def is_colour(self):
@@ -134,6 +135,17 @@ def _read_pillow(data):
         PILImage.MAX_IMAGE_PIXELS = limit
 
 
+def _exif_upright(im):
+    """The image's EXIF block with the orientation set to 1 (the pixels are turned
+    upright when read), or None: camera, date and exposure fields are kept."""
+    exif = im.getexif()
+    if not len(exif):
+        return None
+    if 0x0112 in exif:
+        exif[0x0112] = 1
+    return exif.tobytes()
+
+
 def _decode_pillow(data):
     from PIL import Image as PILImage
     from PIL import ImageOps
@@ -145,7 +157,9 @@ def _decode_pillow(data):
                                f"images: extract the frames first")
         im.load()
         icc = im.info.get("icc_profile")
-        im = ImageOps.exif_transpose(im)
+        upright = ImageOps.exif_transpose(im)
+        exif = _exif_upright(im)  # after the turn, which reads the orientation
+        im = upright
         if im.mode in ("P", "PA"):
             im = im.convert("RGBA" if "transparency" in im.info or im.mode == "PA" else "RGB")
         elif im.mode == "1":
@@ -159,7 +173,7 @@ def _decode_pillow(data):
             array = array.astype(np.uint16)
         elif im.mode == "I" and array.size and 0 <= array.min() and array.max() <= 65535:
             array = array.astype(np.uint16)
-        return array, icc
+        return array, icc, exif
 
 
 def read_bytes(data, name="<stdin>"):
@@ -173,18 +187,18 @@ def read_bytes(data, name="<stdin>"):
         if (data.startswith(_PNG_SIGNATURE) and len(data) >= 26 and data[24] == 16
                 and data[25] in (2, 4, 6)):
             # 16-bit colour or grey+alpha PNG: Pillow would drop to 8 bits.
-            array, icc = _read_png16(data), None
+            array, icc, exif = _read_png16(data), None, None
         else:
-            array, icc = _read_pillow(data)
+            array, icc, exif = _read_pillow(data)
     except ImageIOError as exc:  # the readers' own refusals, without the file's name
         raise ImageIOError(f"{name}: {exc}") from None
     except Exception as exc:  # every decoder error means: not a readable image
         raise ImageIOError(f"{name}: cannot read image ({_reason(exc)})") from None
     axes = "YX" if array.ndim == 2 else "YXS"
-    return _split(array, axes, icc, name)
+    return _split(array, axes, icc, name, exif)
 
 
-def _split(array, axes, icc, name):
+def _split(array, axes, icc, name, exif=None):
     """Image from a decoded array whose axes tifffile-style letters describe."""
     array = np.asarray(array)
     if "S" in axes and not axes.endswith("S"):  # colour stored as separate planes
@@ -210,7 +224,7 @@ def _split(array, axes, icc, name):
         pixels, alpha = array, None
     if colour and pixels.shape[-1] == 1:
         pixels = pixels[..., 0]
-    return Image(np.ascontiguousarray(pixels), alpha, icc, is_volume)
+    return Image(np.ascontiguousarray(pixels), alpha, icc, is_volume, exif)
 
 
 def read_image(path):
@@ -273,8 +287,10 @@ def check_writable(path, image, fmt):
     os.unlink(probe)
 
 
-def encode(array, fmt, *, quality=95, icc_profile=None, is_volume=False, path="<stdout>"):
-    """The bytes of `array` as an image file of format `fmt`."""
+def encode(array, fmt, *, quality=95, icc_profile=None, is_volume=False, path="<stdout>",
+           exif=None):
+    """The bytes of `array` as an image file of format `fmt`; `exif` (bytes) is
+    written where the format and its writer take it (PNG, JPEG, WebP)."""
     check_pixels_fit(path, array, fmt)
     if is_volume and fmt != "TIFF":
         raise ImageIOError(f"{path}: a multi-page volume can only be written as TIFF")
@@ -304,6 +320,8 @@ def encode(array, fmt, *, quality=95, icc_profile=None, is_volume=False, path="<
         options["icc_profile"] = icc_profile
     if fmt in ("JPEG", "WebP"):
         options["quality"] = quality
+    if exif and fmt in ("PNG", "JPEG", "WebP"):
+        options["exif"] = exif
     if fmt == "JPEG" and im.mode in ("LA", "RGBA"):
         raise ImageIOError(f"{path}: JPEG cannot store an alpha channel; use .png or .tif")
     im.save(buffer, format=fmt, **options)
@@ -320,7 +338,8 @@ def _output_mode(path):
         return 0o666 & ~umask
 
 
-def write_image(path, array, *, fmt=None, quality=95, icc_profile=None, is_volume=False):
+def write_image(path, array, *, fmt=None, quality=95, icc_profile=None, is_volume=False,
+                exif=None):
     """Write `array` to `path` atomically: a temp file in the same folder, then a rename.
 
     A crash or Ctrl-C never leaves a truncated image at `path`. The pixel type is
@@ -329,7 +348,7 @@ def write_image(path, array, *, fmt=None, quality=95, icc_profile=None, is_volum
     """
     fmt = fmt or format_of(path)
     data = encode(array, fmt, quality=quality, icc_profile=icc_profile, is_volume=is_volume,
-                  path=path)
+                  path=path, exif=exif)
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise ImageIOError(f"{path}: output folder {folder} does not exist")

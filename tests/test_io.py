@@ -241,3 +241,24 @@ def test_large_images_pass_the_decompression_bomb_guard(tmp_path, monkeypatch):
     PILImage.fromarray(np.zeros((64, 64), np.uint8)).save(tmp_path / "big.png")
     monkeypatch.setattr(PILImage, "MAX_IMAGE_PIXELS", 100)  # as if the image were huge
     assert read_image(str(tmp_path / "big.png")).pixels.shape == (64, 64)
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".png", ".webp"])
+def test_exif_is_kept_with_the_orientation_reset(tmp_path, suffix):
+    """Camera, date and exposure survive denoising; the pixels are turned upright, so
+    the orientation becomes 1 (else viewers would turn them again)."""
+    image = np.zeros((20, 30, 3), np.uint8)
+    image[:5] = 200  # top band, to see the turn
+    exif = PILImage.Exif()
+    exif[0x010F], exif[0x0110], exif[0x0132] = "Canon", "EOS 5D Mark II", "2026:11:28 10:00:00"
+    exif[0x0112] = 6  # rotate 90° clockwise to display
+    PILImage.fromarray(image).save(tmp_path / "in.jpg", exif=exif.tobytes(), quality=95)
+    result = CliRunner().invoke(cli, ["denoise", str(tmp_path / "in.jpg"),
+                                      str(tmp_path / f"out{suffix}"), "--h", "5", "-q"])
+    assert result.exit_code == 0, result.output
+    with PILImage.open(tmp_path / f"out{suffix}") as out:
+        kept = out.getexif()
+        assert out.size == (20, 30)  # upright: width and height swapped
+    assert (kept[0x010F], kept[0x0110], kept[0x0132]) == ("Canon", "EOS 5D Mark II",
+                                                          "2026:11:28 10:00:00")
+    assert kept.get(0x0112, 1) == 1
