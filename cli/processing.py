@@ -68,7 +68,7 @@ def announce_compilation(quiet):
     from nlmeans.denoise import kernel_is_cached
 
     if not quiet and not kernel_is_cached():
-        click.echo("compiling the denoising kernel (first run only, about 40 s)...", err=True)
+        click.echo("compiling the denoising kernel (first run only, about a minute)...", err=True)
 
 
 def warm_up(options):

@@ -372,7 +372,7 @@ def _report_error(report, terms):
 
 def kernel_is_cached():
     """Whether Numba has a cache of the compiled kernel on disk (else the first call
-    compiles it, which takes about 40 seconds)."""
+    compiles it, which takes about a minute)."""
     import glob
     import os
 
