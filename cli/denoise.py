@@ -56,7 +56,8 @@ def denoise_command(input_path, output_path, volume, fmt, quality, overwrite, re
         raise click.ClickException(str(exc)) from None
     announce_compilation(quiet)
     outcome = process(input_path, output_path, denoise_kwargs(**options), fmt=fmt,
-                      volume=volume, quality=quality, estimate_error=report)
+                      volume=volume, quality=quality, estimate_error=report,
+                      interactive=not quiet)
     details = outcome.details
     # Never mix text into an image written to standard output.
     to_stderr = output_path == "-"

@@ -1,5 +1,6 @@
 """Denoising one file, shared by `nlmeans denoise` and `nlmeans batch`."""
 
+import contextlib
 import os
 import sys
 import time
@@ -81,31 +82,93 @@ def warm_up(options):
     denoise(np.random.default_rng(0).random((16, 16)) * 255, **options)
 
 
-def denoise_image(image, options, volume=False, estimate_error=False):
+# Jobs estimated above this many seconds run in strips: a note, a progress bar on a
+# terminal, and Ctrl-C answered between strips.
+LARGE_JOB_SECONDS = 10.0
+
+
+def denoise_image(image, options, volume=False, estimate_error=False, interactive=False):
     """Denoise an io.Image's pixels: a volume in 3-D with --volume, else page by page.
 
     Returns (pixels, report of the first page or of the volume).
     """
     import numpy as np
 
-    from nlmeans import denoise_with_report
-
     axis = image.channel_axis
     if not image.is_volume or volume:
-        return denoise_with_report(image.pixels, channel_axis=axis,
-                                   estimate_error=estimate_error, **options)
+        return _denoise_array(image.pixels, axis, options, estimate_error, interactive)
     pages, first = [], None
     for page in image.pixels:
-        result, report = denoise_with_report(page, channel_axis=axis,
-                                             estimate_error=estimate_error and first is None,
-                                             **options)
+        result, report = _denoise_array(page, axis, options, estimate_error and first is None,
+                                        interactive)
         pages.append(result)
         first = first or report
     return np.stack(pages), first
 
 
+def _denoise_array(pixels, axis, options, estimate_error, interactive):
+    """(result, report) of one array; large CPU jobs go strip by strip."""
+    from nlmeans import denoise_with_report, resolve
+
+    spatial = [n for i, n in enumerate(pixels.shape)
+               if axis is None or i != axis % pixels.ndim]
+    options = _clamped_radii(options, spatial, interactive)
+    if estimate_error or options.get("h") == "sure" or options.get("device", "cpu") != "cpu":
+        # SURE needs whole-image runs; h="sure" has run them while resolving.
+        return denoise_with_report(pixels, channel_axis=axis, estimate_error=estimate_error,
+                                   **options)
+    from numba import get_num_threads
+
+    from nlmeans.strips import estimated_seconds
+
+    settings = resolve(pixels, channel_axis=axis,
+                       **{k: v for k, v in options.items() if k != "device"})
+    seconds = estimated_seconds(settings, spatial, get_num_threads())
+    if seconds <= LARGE_JOB_SECONDS:
+        return denoise_with_report(pixels, settings=settings, estimate_error=False)
+    return _in_strips(pixels, settings, spatial, seconds, interactive)
+
+
+def _clamped_radii(options, spatial, interactive):
+    """The options with --ds/--Ds cut, per axis, to the image's size less one: a
+    larger radius reaches only mirrored copies of pixels the window already holds,
+    at a cost that grows with the window's area."""
+    options = dict(options)
+    for name, flag in (("patch_radius", "--ds"), ("search_radius", "--Ds")):
+        value = options.get(name)
+        if not isinstance(value, int):
+            continue
+        radii = tuple(min(value, n - 1) for n in spatial)
+        if radii != (value,) * len(spatial):
+            if interactive:
+                click.echo(f"{flag} {value} reaches beyond the image "
+                           f"({'x'.join(map(str, spatial))}): using "
+                           f"{'x'.join(map(str, radii))}", err=True)
+            options[name] = radii
+    return options
+
+
+def _in_strips(pixels, settings, spatial, seconds, interactive):
+    from nlmeans import Report
+    from nlmeans.strips import denoise_in_strips
+
+    length, halo = spatial[0], settings.halo[0]
+    rows = max(-(-length // 40), 4 * halo, 32)
+    if interactive:
+        window = "x".join(str(2 * r + 1) for r in settings.passes[0].search_radius)
+        click.echo(f"a long job: about {seconds:.0f} s on this machine (search window "
+                   f"{window} for {'x'.join(map(str, spatial))} pixels)"
+                   + ("; Ctrl-C stops it between strips" if rows < length else ""), err=True)
+    bar = click.progressbar(length=length, label="denoising", file=sys.stderr,
+                            show_eta=True) if interactive and sys.stderr.isatty() else None
+    with bar if bar is not None else contextlib.nullcontext():
+        result = denoise_in_strips(pixels, settings, rows, progress=(
+            (lambda done, total: bar.update(done - bar.pos)) if bar is not None else None))
+    return result, Report.of(settings)
+
+
 def process(input_path, output_path, options, *, fmt=None, volume=False, quality=95,
-            estimate_error=False):
+            estimate_error=False, interactive=False):
     """Read, denoise and write one file. Raises ClickException with a one-line reason."""
     from nlmeans.io import ImageIOError, check_writable, read_bytes, read_image, write_image
 
@@ -118,7 +181,7 @@ def process(input_path, output_path, options, *, fmt=None, volume=False, quality
         out_format = output_format(output_path, fmt)
         check_writable(output_path, image, out_format)
         try:
-            result, details = denoise_image(image, options, volume, estimate_error)
+            result, details = denoise_image(image, options, volume, estimate_error, interactive)
         except (ValueError, MemoryError) as exc:
             raise click.ClickException(f"{input_path}: {exc}") from None
         merged = image.merged(result)

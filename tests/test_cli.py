@@ -369,3 +369,28 @@ def test_image_bytes_are_not_written_to_a_terminal(noisy_png):
         os.close(terminal)
         os.close(controller)
     assert proc.returncode == 1 and "standard output is a terminal" in proc.stderr
+
+
+def test_long_jobs_run_in_strips_with_a_note(noisy_png, tmp_path, monkeypatch):
+    import nlmeans_cli.processing as processing
+
+    monkeypatch.setattr(processing, "LARGE_JOB_SECONDS", 0.0)  # every job is "long"
+    out = tmp_path / "o.png"
+    result = run("denoise", noisy_png, out, "--h", 20)
+    assert result.exit_code == 0, result.output
+    assert "a long job: about" in result.stderr
+    expected = nlmeans.denoise(iio.imread(noisy_png), 20).astype(int)
+    assert np.abs(iio.imread(out).astype(int) - expected).max() <= 1
+    quiet = run("denoise", noisy_png, tmp_path / "q.png", "--h", 20, "-q")
+    assert quiet.exit_code == 0 and quiet.stderr == ""
+
+
+def test_radii_beyond_the_image_are_cut_to_it(noisy_png, tmp_path):
+    """--Ds 500 on a 40x50 image: radii of at most 39 and 49, said once."""
+    result = run("denoise", noisy_png, tmp_path / "o.png", "--h", 20, "--Ds", 500, "--ds", 45)
+    assert result.exit_code == 0, result.output
+    assert "--Ds 500 reaches beyond the image (40x50): using 39x49" in result.stderr
+    assert "--ds 45 reaches beyond the image (40x50): using 39x45" in result.stderr
+    expected = nlmeans.denoise(iio.imread(noisy_png), 20, search_radius=(39, 49),
+                               patch_radius=(39, 45))
+    np.testing.assert_array_equal(iio.imread(tmp_path / "o.png"), expected)

@@ -187,3 +187,32 @@ def test_passes_on_the_reference_backend_match_the_kernel(shape, channel_axis, o
     slow = run_passes(volume, settings, bounds, backend=reference_backend)
     np.testing.assert_allclose(fast, slow, rtol=1e-9, atol=1e-9)
     assert len(settings.passes) == (2 if options.get("refine") else 1)
+
+
+@pytest.mark.parametrize("shape, options", [((150, 60), {}), ((70, 50, 3), dict(channel_axis=-1)),
+                                            ((64, 40, 3), dict(channel_axis=0, h=12.0))])
+def test_strips_give_the_whole_images_result(shape, options):
+    from nlmeans.strips import denoise_in_strips
+
+    image = noisy_scene(shape, seed=8).astype(np.uint8)
+    if options.get("channel_axis") == 0:
+        image = np.ascontiguousarray(np.moveaxis(image, -1, 0))
+    settings = nlmeans.resolve(image, **options)
+    whole = nlmeans.denoise(image, settings=settings).astype(int)
+    calls = []
+    parts = denoise_in_strips(image, settings, 17, progress=lambda done, total:
+                              calls.append((done, total)))
+    assert parts.dtype == image.dtype
+    assert np.abs(parts.astype(int) - whole).max() <= 1  # float rounding before rounding
+    assert np.mean(parts != whole) < 0.01
+    length = shape[0]
+    assert calls[-1] == (length, length) and len(calls) == -(-length // 17)
+
+
+def test_estimated_seconds_grow_with_the_window():
+    from nlmeans.strips import estimated_seconds
+
+    small = nlmeans.resolve(np.zeros((8, 8)), 10.0, search_radius=7)
+    huge = nlmeans.resolve(np.zeros((8, 8)), 10.0, search_radius=500)
+    assert estimated_seconds(huge, (512, 512), 2) > 100 * estimated_seconds(small, (512, 512), 2)
+    assert estimated_seconds(huge, (512, 512), 2) > 60  # the 7 minutes a user met
