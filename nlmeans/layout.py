@@ -29,7 +29,8 @@ def normalised_channel_axis(channel_axis, ndim):
             raise ValueError(f"image must be 2-D (Y, X) or 3-D (Z, Y, X) without channel_axis, "
                              f"got {ndim}-D; pass channel_axis for colour images")
         return None
-    if isinstance(channel_axis, (bool, np.bool_)) or not isinstance(channel_axis, numbers.Integral):
+    if (isinstance(channel_axis, (bool, np.bool_))
+            or not isinstance(channel_axis, numbers.Integral)):
         raise ValueError(f"channel_axis must be an int or None, got {channel_axis!r}")
     if ndim not in (3, 4):
         raise ValueError(f"image with channel_axis must be 3-D (Y, X, C) or 4-D (Z, Y, X, C), "

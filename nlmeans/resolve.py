@@ -155,7 +155,8 @@ def _check_options(options, n_spatial, channels):
         if options[name] is not None:
             _check_radius(options[name], name, n_spatial)
     return dict(mode=mode, h=h, sigma=sigma, noise=noise, dtype=dtype.name,
-                aggregation=aggregation, centre_weight=centre_weight, chroma_weight=chroma_weight, refine=bool(refine),
+                aggregation=aggregation, centre_weight=centre_weight,
+                chroma_weight=chroma_weight, refine=bool(refine),
                 patch_radius=options["patch_radius"], search_radius=options["search_radius"])
 
 

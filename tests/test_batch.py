@@ -129,29 +129,37 @@ def test_unwritable_output_folder(tree, tmp_path):
     assert "cannot create output folder" in result.output
 
 
-def test_ctrl_c_stops_cleanly(tmp_path):
-    """SIGINT during a batch: finished files stay, none is half-written, summary printed."""
+def interrupted_batch(tmp_path, count, jobs, signum, wait, env=None):
+    """Run a batch of `count` copies of the camera sample in a subprocess, send
+    `signum` once two outputs exist, and return (exit code, stderr, output folder,
+    the sample's shape)."""
     src = tmp_path / "in"
     src.mkdir()
     big = iio.imread(os.path.join(SAMPLES, "camera_noisy.png"))
-    for i in range(40):
+    for i in range(count):
         iio.imwrite(src / f"img{i:02d}.png", np.roll(big, i, axis=1))
     out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, "-m", "nlmeans_cli.main", "batch", str(src),
-                             str(out), "--jobs", "1", "--Ds", "10", "--ds", "3"],
-                            stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    deadline = time.time() + 60
+                             str(out), "--jobs", str(jobs), "--Ds", "10", "--ds", "3"],
+                            stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+    deadline = time.time() + wait
     while time.time() < deadline and not (out.exists() and len(os.listdir(out)) >= 2):
         time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
+    return proc.returncode, err, out, big.shape
+
+
+def test_ctrl_c_stops_cleanly(tmp_path):
+    """SIGINT during a batch: finished files stay, none is half-written, summary printed."""
+    code, err, out, shape = interrupted_batch(tmp_path, 40, 1, signal.SIGINT, 60)
+    assert code == 130, err
     assert "interrupted: " in err and "Traceback" not in err
     written = os.listdir(out)
     assert [n for n in written if n.startswith(".nlmeans-")] == []
     assert 2 <= len(written) < 40
     for name in written:  # every file that is there is complete
-        assert iio.imread(out / name).shape == big.shape
+        assert iio.imread(out / name).shape == shape
 
 
 def test_outputs_inside_the_input_folder_never_become_inputs(tree):
@@ -191,28 +199,15 @@ def _processes_with(marker):
 
 @pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc to find stray processes")
 def test_sigterm_stops_cleanly_and_leaves_no_process(tmp_path):
-    src = tmp_path / "in"
-    src.mkdir()
-    big = iio.imread(os.path.join(SAMPLES, "camera_noisy.png"))
-    for i in range(30):
-        iio.imwrite(src / f"img{i:02d}.png", np.roll(big, i, axis=1))
-    out = tmp_path / "out"
     marker = f"NLMEANS_TEST_MARK={os.getpid()}-{time.time()}"
     env = dict(os.environ, NLMEANS_TEST_MARK=marker.split("=", 1)[1])
-    proc = subprocess.Popen([sys.executable, "-m", "nlmeans_cli.main", "batch", str(src),
-                             str(out), "--jobs", "2", "--Ds", "10", "--ds", "3"],
-                            stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
-    deadline = time.time() + 120
-    while time.time() < deadline and not (out.exists() and len(os.listdir(out)) >= 2):
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 143, err
+    code, err, out, shape = interrupted_batch(tmp_path, 30, 2, signal.SIGTERM, 120, env)
+    assert code == 143, err
     assert "interrupted: " in err and "Traceback" not in err
     written = os.listdir(out)
     assert [n for n in written if n.startswith(".nlmeans-")] == []
     assert 2 <= len(written) <= 2 + 2 + 2  # those done, plus at most the two in flight
     for name in written:
-        assert iio.imread(out / name).shape == big.shape
+        assert iio.imread(out / name).shape == shape
     time.sleep(1)  # the workers' exit is not instantaneous
     assert _processes_with(marker) == []
