@@ -65,7 +65,7 @@ _LAPLACIAN_DIFFERENCE = np.array([[1.0, -2.0, 1.0], [-2.0, 4.0, -2.0], [1.0, -2.
 _MAD_TO_SIGMA = 1.0 / 0.6744897501960817
 
 
-def data_range(image, sigma=0.0):
+def data_range(image, sigma=0.0, maximum=None):
     """Intensity span that the 8-bit rules are scaled to.
 
     The dtype's maximum for unsigned integers (4095 for 16-bit data that never
@@ -73,12 +73,14 @@ def data_range(image, sigma=0.0):
     scale the values fit, 1, 255 or 65535 (they may overshoot it by half of it
     plus four times the noise `sigma`: the 0.1 and 99.9 percentiles of
     unclipped noise lie 3.1 sigma beyond the image's black and white), else the
-    robust span of the values (0.1 to 99.9 percentile).
+    robust span of the values (0.1 to 99.9 percentile). `image` may be a sample
+    of the image (:mod:`nlmeans.sample`) and `maximum` then the whole image's.
     """
     image = np.asarray(image)
     if image.dtype.kind == "u":
         top = float(np.iinfo(image.dtype).max)
-        return 4095.0 if image.dtype.itemsize == 2 and image.max() <= 4095 else top
+        maximum = image.max() if maximum is None else maximum
+        return 4095.0 if image.dtype.itemsize == 2 and maximum <= 4095 else top
     low, high = np.percentile(image, [0.1, 99.9])
     for scale in (1.0, 255.0, 65535.0):
         overshoot = 0.5 * scale + 4.0 * sigma

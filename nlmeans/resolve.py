@@ -57,29 +57,43 @@ def resolve(image, h=None, *, patch_radius=None, search_radius=None, sigma=None,
     return settings
 
 
-def resolve_checked(image, bounds, options):
+def resolve_checked(image, bounds, options, sample=None, in_memory=True):
     """:func:`resolve` for a checked image and its (min, max); also returns the
     :class:`SureChoice` of ``h="sure"`` (else None), which holds the chosen
-    run's result so that it need not be computed again."""
+    run's result so that it need not be computed again.
+
+    The noise and the data range are measured on `sample`, (array, channel
+    axis), by default :func:`nlmeans.sample.take_sample` of the image. For an
+    image that is not in memory (a dask array, a file read in strips), `image`
+    is a stand-in of its shape and dtype, `sample` must be given, the memory
+    check is left out (`in_memory` False: the image runs in pieces) and
+    ``h="sure"`` is refused (it runs the whole image several times).
+    """
     from nlmeans.denoise import _check_memory
     from nlmeans.noise import estimate_noise_model
     from nlmeans.parameters import data_range
+    from nlmeans.sample import take_sample
 
     volume, n_spatial = as_channel_first_volume(image, options["channel_axis"])
     choice = _check_options(options, n_spatial, volume.shape[0])
-    _check_memory(volume.shape, options["patch_radius"], options["search_radius"], n_spatial,
-                  np.dtype(choice["dtype"]), choice["refine"])
+    if in_memory:
+        _check_memory(volume.shape, options["patch_radius"], options["search_radius"],
+                      n_spatial, np.dtype(choice["dtype"]), choice["refine"])
+    elif choice["mode"] == "sure":
+        raise ValueError("h='sure' needs the whole image in memory (it denoises it several "
+                         "times); use h='auto' or a number for images run in pieces")
+    if sample is None and (choice["sigma"] is None or choice["mode"] != "fixed"):
+        sample = take_sample(image, options["channel_axis"])
     sigma, model = choice["sigma"], None
     if sigma is None:
-        model = estimate_noise_model(image, options["channel_axis"], choice["noise"],
-                                     levels=False)
+        model = estimate_noise_model(*sample, choice["noise"], levels=False)
         sigma = model.sigma
     mode = choice["mode"]
     if mode == "sure" and model is not None and model.kind != "white":
         mode = "auto"  # SURE holds for white noise only: the automatic h instead
     # The data range scales the automatic rules; a fixed h does not need it (and
     # its percentile costs a few per cent of a small image's time).
-    scale = data_range(image, sigma) if mode != "fixed" else None
+    scale = data_range(sample[0], sigma, maximum=bounds[1]) if mode != "fixed" else None
     settings = Settings(
         passes=_passes(choice, sigma, scale, n_spatial, colour=volume.shape[0] > 1 and
                        options["channel_axis"] is not None),
