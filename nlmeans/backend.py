@@ -47,11 +47,13 @@ def _tile_shape(n_spatial, channels, pixel_wise, spatial_shape, threads):
     return (1, rows, width)
 
 
-def numba_pass(values, guide, step, dtype, bounds, rounded):
+def numba_pass(values, guide, step, dtype, bounds, rounded, image_shape=None):
     """Pad the (C, Z, Y, X) float volume and run the compiled kernel for `step`;
     the result is clipped to `bounds` and, if `rounded`, rounded to integers. The
     weights compare patches of `guide` (same shape) if given, else of the volume
-    itself."""
+    itself. When the volume is a piece of a larger image, `image_shape` (its
+    spatial shape) makes the tiles the whole image's, so that a piece aligned
+    to them computes the same sums in the same order."""
     from numba import get_num_threads  # deferred, like the kernels: importing Numba costs ~0.3 s
 
     from nlmeans import _kernels
@@ -67,7 +69,7 @@ def numba_pass(values, guide, step, dtype, bounds, rounded):
     threshold, inv_scale = _kernel_scales(step.h, step.sigma, terms, work_dtype)
     tile = _tile_shape(len(step.patch_radius), values.shape[0],
                        aggregation_radius == (0, 0, 0) and step.centre_weight != "max",
-                       values.shape[1:], get_num_threads())
+                       image_shape or values.shape[1:], get_num_threads())
     low, high = (work_dtype.type(b) for b in bounds)
     result = _kernels.nlmeans_kernel(padded, padded_guide, patch, search, aggregation_radius,
                                      step.centre_weight == "max", threshold, inv_scale, tile, low,

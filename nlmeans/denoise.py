@@ -12,6 +12,7 @@ import numpy as np
 
 # The tile rule lives with the backend; tests and older code import it from here.
 from nlmeans.backend import _TILE_2D_PATCH, _TILE_2D_PIXEL, _TILE_3D, _tile_shape  # noqa: F401
+from nlmeans.chunked import is_dask_array
 from nlmeans.layout import (as_channel_first_volume, check_image, from_channel_first_volume,
                             normalised_channel_axis)
 from nlmeans.passes import run_passes
@@ -233,11 +234,13 @@ def denoise_with_report(image, h=None, *, patch_radius=None, search_radius=None,
     where the noise model found correlated noise, or SURE comes out at or below
     zero, there is no estimate and `error_note` says why.
     """
-    image, bounds = check_image(image)
     options = dict(h=h, patch_radius=patch_radius, search_radius=search_radius, sigma=sigma,
                    channel_axis=channel_axis, dtype=dtype, aggregation=aggregation,
                    centre_weight=centre_weight, chroma_weight=chroma_weight, refine=refine,
                    noise=noise)
+    if is_dask_array(image):
+        return _denoise_lazy(image, options, settings, device, estimate_error)
+    image, bounds = check_image(image)
     sure = None
     if settings is None:
         settings, sure = resolve_checked(image, bounds, options)
@@ -274,16 +277,60 @@ def denoise_with_report(image, h=None, *, patch_radius=None, search_radius=None,
         if integer:
             result = np.rint(result)
 
+    return _in_callers_layout(result, settings, image.dtype, bounds), report
+
+
+def denoise_block(block, settings, bounds, backend=None):
+    """`settings` run on `block`, a piece of a larger image in the image's own
+    layout, its result clipped to `bounds`, the whole image's (min, max).
+
+    The pieces of strip-wise, chunk-wise and out-of-core runs go through here;
+    a piece grown by ``settings.halo`` gives the whole image's result inside.
+    """
+    block = np.asarray(block)
+    if not settings.passes:
+        return block.copy()
+    volume, _ = as_channel_first_volume(block, settings.channel_axis)
+    result = run_passes(volume.astype(settings.work_dtype, copy=False), settings, bounds,
+                        rounded=block.dtype.kind != "f", backend=backend)
+    return _in_callers_layout(result, settings, block.dtype, bounds)
+
+
+def _in_callers_layout(result, settings, dtype, bounds):
+    """The (C, Z, Y, X) float result in the caller's layout and dtype."""
     result = _to_dtype(from_channel_first_volume(result, settings.channel_axis,
-                                                 settings.n_spatial), image.dtype)
-    if image.dtype.kind == "f" and image.dtype.itemsize > settings.work_dtype.itemsize:
+                                                 settings.n_spatial), dtype)
+    if dtype.kind == "f" and dtype.itemsize > settings.work_dtype.itemsize:
         # float64 data computed in float32: the kernel's clip to the input's range
         # was in float32, which may round just outside it; clip again in float64.
         result = np.clip(result, *bounds, out=result)
-    return result, report
+    return result
 
 
-def _check_settings_fit(settings, image, options):
+def _denoise_lazy(array, options, settings, device, estimate_error):
+    """(lazy result, report) for a dask array (:mod:`nlmeans.chunked`)."""
+    from nlmeans.chunked import denoise_dask, measure, stand_in
+
+    if estimate_error:
+        raise ValueError("the SURE error estimate needs the whole image in memory: pass "
+                         "estimate_error=False (or call denoise) for a dask array")
+    layout = stand_in(array.shape, array.dtype)
+    if settings is None:
+        if options["channel_axis"] is not None:  # checked before anything is computed
+            normalised_channel_axis(options["channel_axis"], array.ndim)
+        bounds, sample = measure(array, options["channel_axis"])
+        settings, _ = resolve_checked(layout, bounds, options, sample=sample, in_memory=False)
+    else:
+        _check_settings_fit(settings, layout, options, in_memory=False)
+        bounds, _ = measure(array, settings.channel_axis, sample=False)
+    report = Report.of(settings)
+    backend, report.device = choose_backend(device, settings)
+    if not settings.passes:
+        return array.copy(), report
+    return denoise_dask(array, settings, bounds, backend), report
+
+
+def _check_settings_fit(settings, image, options, in_memory=True):
     """ValueError unless `settings` can run on `image` with no option contradicting it."""
     if not isinstance(settings, Settings):
         raise ValueError(f"settings must be an nlmeans.Settings, got {type(settings).__name__}")
@@ -305,7 +352,7 @@ def _check_settings_fit(settings, image, options):
         raise ValueError(f"the settings are for {settings.n_spatial}-D images with "
                          f"{settings.channels} channel(s), got a {n_spatial}-D image with "
                          f"{volume.shape[0]}")
-    if settings.passes:
+    if settings.passes and in_memory:
         first = settings.passes[0]
         _check_memory(volume.shape, first.patch_radius, first.search_radius, n_spatial,
                       settings.work_dtype, len(settings.passes) > 1)
