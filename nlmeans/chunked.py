@@ -1,0 +1,118 @@
+"""Dask arrays: the settings decided once, then every chunk denoised with its halo.
+
+``denoise(dask_array)`` returns a lazy dask array. The settings are resolved
+once for the whole array: its minimum and maximum and an even sample of it
+(:mod:`nlmeans.sample`, the same sample a NumPy array of the same pixels is
+measured on) are computed first, in one pass of the scheduler. Then
+``map_overlap`` grows every chunk by the settings' halo from its neighbours,
+with ``boundary="none"``: at the array's true borders nothing is added and the
+in-memory denoiser mirrors the image there, as it does for a NumPy array. Inside
+the array a chunk sees its real neighbours, so chunk seams do not show: the
+result equals the NumPy one to float32 rounding (the kernel's running sums start
+at other places).
+
+Each chunk task runs the compiled kernel with ``cores / concurrent tasks``
+Numba threads: one on the threaded scheduler's worker threads (it runs a task
+per core), a share of the cores on a distributed worker with several threads,
+all of them when tasks run one at a time (the synchronous scheduler).
+"""
+
+import contextlib
+import os
+import threading
+
+import numpy as np
+
+_WORKQUEUE_LOCK = threading.Lock()
+
+
+def is_dask_array(image):
+    """Whether `image` is a dask array (without importing dask)."""
+    return type(image).__module__.split(".")[0] == "dask" and hasattr(image, "map_overlap")
+
+
+def measure(array, channel_axis, sample=True):
+    """((min, max), (sample, sample's channel axis) or None without `sample`)
+    of a dask array, computed together; ValueError for a dtype that cannot be
+    denoised, an empty array or non-finite values."""
+    import dask
+
+    from nlmeans.sample import assemble, sample_regions
+
+    if array.dtype.kind not in "uif":
+        raise ValueError(f"image must have an integer or floating-point dtype, got {array.dtype}")
+    if array.size == 0:
+        raise ValueError(f"image must not be empty, got shape {array.shape}")
+    regions = sample_regions(array.shape, channel_axis) if sample else None
+    pieces = ([array[r] for r in regions] if regions else [array]) if sample else []
+    low, high, *pieces = dask.compute(array.min(), array.max(), *pieces)
+    if array.dtype.kind == "f" and not np.isfinite([low, high]).all():
+        raise ValueError("image must not contain NaN or inf values")
+    if sample:
+        sample = (assemble(pieces, array.shape, channel_axis) if regions
+                  else (pieces[0], channel_axis))
+    return (low, high), sample
+
+
+def stand_in(shape, dtype):
+    """A read-only array of this shape and dtype holding no pixels (one value,
+    broadcast), for the checks and decisions that need only the layout."""
+    return np.broadcast_to(np.zeros((), dtype=dtype), shape)
+
+
+def denoise_dask(array, settings, bounds, backend=None):
+    """The lazy result of `settings` on the dask `array` (see the module)."""
+    axis = settings.channel_axis
+    if axis is not None and len(array.chunks[axis]) > 1:
+        array = array.rechunk({axis: -1})  # a chunk needs all its channels
+    spatial = [i for i in range(array.ndim) if i != axis]
+    depth = {i: 0 for i in range(array.ndim)}
+    for i, halo in zip(spatial, settings.halo):
+        depth[i] = halo
+    return array.map_overlap(_denoise_chunk, depth=depth, boundary="none", dtype=array.dtype,
+                             meta=np.empty((0,) * array.ndim, dtype=array.dtype),
+                             settings=settings, bounds=bounds, backend=backend)
+
+
+def _denoise_chunk(block, settings, bounds, backend):
+    import numba
+
+    from nlmeans.denoise import denoise_block
+
+    threads = task_threads()
+    if threads is not None:
+        numba.set_num_threads(threads)  # per thread: this task only
+    with _kernel_guard():
+        return denoise_block(block, settings, bounds, backend)
+
+
+def task_threads():
+    """Numba threads for a task on the current thread, or None (leave as set):
+    the cores shared among the tasks that run at once."""
+    import numba
+
+    cores = numba.config.NUMBA_NUM_THREADS
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+    except (ImportError, ValueError):
+        worker = None
+    if worker is not None:
+        return max(1, cores // max(1, worker.state.nthreads))
+    if threading.current_thread() is threading.main_thread():
+        return None  # the synchronous scheduler: one task at a time
+    return max(1, cores // (os.cpu_count() or 1))
+
+
+def _kernel_guard():
+    """Numba's "workqueue" threading layer (used where neither OpenMP nor TBB
+    is installed) must not be entered by two threads at once: serialise the
+    kernel there; other layers run concurrent tasks side by side."""
+    import numba
+
+    try:
+        layer = numba.threading_layer()
+    except ValueError:  # no parallel kernel has run yet in this process
+        return _WORKQUEUE_LOCK
+    return _WORKQUEUE_LOCK if layer == "workqueue" else contextlib.nullcontext()
