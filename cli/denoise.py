@@ -4,7 +4,7 @@ import time
 
 import click
 
-from nlmeans_cli.options import denoise_kwargs, denoise_options
+from nlmeans_cli.options import denoise_kwargs, denoise_options, max_memory_option
 
 EXAMPLE = """
 Examples:
@@ -31,12 +31,13 @@ h=10 means; a 16-bit image needs 256 times more.
 @click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True,
               help="JPEG/WebP output quality.")
 @click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
+@max_memory_option
 @click.option("--report", is_flag=True,
               help="Print the noise level, the parameters used and the SURE estimate of the "
                    "result's PSNR (costs one more run).")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing on success.")
-def denoise_command(input_path, output_path, volume, fmt, quality, overwrite, report, quiet,
-                    **options):
+def denoise_command(input_path, output_path, volume, fmt, quality, overwrite, max_memory, report,
+                    quiet, **options):
     """Denoise the image INPUT with NL-means and write it to OUTPUT.
 
     The output keeps the input's pixel type (8-bit, 16-bit, float32), colour and
@@ -57,7 +58,7 @@ def denoise_command(input_path, output_path, volume, fmt, quality, overwrite, re
     announce_compilation(quiet)
     outcome = process(input_path, output_path, denoise_kwargs(**options), fmt=fmt,
                       volume=volume, quality=quality, estimate_error=report,
-                      interactive=not quiet)
+                      interactive=not quiet, max_memory=max_memory)
     details = outcome.details
     # Never mix text into an image written to standard output.
     to_stderr = output_path == "-"

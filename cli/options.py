@@ -100,3 +100,26 @@ def denoise_kwargs(h, patch_radius, search_radius, sigma, noise, aggregation, ce
                 noise=None if noise == "auto" else noise, aggregation=aggregation,
                 centre_weight=centre_weight, chroma_weight=chroma_weight, refine=refine,
                 dtype=np.float64 if use_float64 else np.float32, device=device)
+
+
+class MemorySize(click.ParamType):
+    """A memory size such as 300M or 2G, in bytes."""
+
+    name = "SIZE"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int):
+            return value
+        from nlmeans.outofcore import parse_size
+
+        try:
+            return parse_size(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+max_memory_option = click.option(
+    "--max-memory", type=MemorySize(), default=None,
+    help="Memory budget, e.g. 300M or 2G. A TIFF that would need more in one piece is "
+         "streamed: read, denoised and written in strips, with the same result. "
+         "[default: half the available memory]")

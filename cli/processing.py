@@ -168,11 +168,19 @@ def _in_strips(pixels, settings, spatial, seconds, interactive):
 
 
 def process(input_path, output_path, options, *, fmt=None, volume=False, quality=95,
-            estimate_error=False, interactive=False):
-    """Read, denoise and write one file. Raises ClickException with a one-line reason."""
+            estimate_error=False, interactive=False, max_memory=None):
+    """Read, denoise and write one file. Raises ClickException with a one-line reason.
+
+    A TIFF whose run would need more than `max_memory` bytes (default: half the
+    available memory) is streamed in strips (:mod:`nlmeans.outofcore`)."""
     from nlmeans.io import ImageIOError, check_writable, read_bytes, read_image, write_image
 
     started = time.perf_counter()
+    if input_path != "-" and output_path != "-":
+        streamed = _stream_if_large(input_path, output_path, options, fmt, max_memory,
+                                    estimate_error, interactive)
+        if streamed is not None:
+            return streamed
     try:
         if input_path == "-":
             image = read_bytes(sys.stdin.buffer.read(), "<stdin>")
@@ -204,3 +212,94 @@ def process(input_path, output_path, options, *, fmt=None, volume=False, quality
                                                     if image.is_colour else 1)),
                    details=details)
 
+
+
+def _stream_if_large(input_path, output_path, options, fmt, max_memory, estimate_error,
+                     interactive):
+    """The Outcome of streaming a TIFF too large for the memory budget in strips,
+    or None when the file is read into memory as usual."""
+    from nlmeans.io import ImageIOError
+    from nlmeans import outofcore
+
+    try:
+        source = outofcore.open_tiff(input_path)
+    except ImportError as exc:
+        source = None
+        if _too_large_for(input_path, max_memory):
+            raise click.ClickException(f"{input_path}: {exc}") from None
+    if source is None:
+        return None
+    try:
+        channels = 3 if source.channel_axis is not None else 1
+        budget = max_memory or outofcore.default_budget()
+        need = outofcore.in_memory_bytes(source.shape, channels, source.dtype.itemsize)
+        if need <= budget:
+            return None
+        return _stream(source, output_path, options, fmt, budget, need, estimate_error,
+                       interactive)
+    except ImageIOError as exc:
+        raise click.ClickException(str(exc)) from None
+    except (ValueError, MemoryError) as exc:
+        raise click.ClickException(f"{input_path}: {exc}") from None
+    finally:
+        source.close()
+
+
+def _too_large_for(path, max_memory):
+    """Whether a file is larger than the memory budget itself (it is then surely
+    too large to denoise in memory)."""
+    from nlmeans.outofcore import default_budget
+
+    return os.path.getsize(path) > (max_memory or default_budget()) / 4
+
+
+def _stream(source, output_path, options, fmt, budget, need, estimate_error, interactive):
+    """Denoise the TIFF `source` in strips into `output_path` (see process)."""
+    import numpy as np
+
+    from nlmeans import Report
+    from nlmeans.chunked import stand_in
+    from nlmeans.io import Image, check_writable
+    from nlmeans.outofcore import TILE, denoise_tiff, measure, strip_rows
+    from nlmeans.resolve import resolve_checked
+
+    started = time.perf_counter()
+    path, shape = source.path, source.shape
+    if output_format(output_path, fmt) != "TIFF":
+        raise click.ClickException(f"{path}: denoising it in one piece would need about "
+                                   f"{_mib(need)}, more than the memory budget of "
+                                   f"{_mib(budget)}: write a .tif output to stream it in "
+                                   f"strips, or raise --max-memory")
+    if options.get("h") == "sure" or options.get("device", "cpu") != "cpu":
+        raise click.ClickException(f"{path}: denoising it in one piece would need about "
+                                   f"{_mib(need)}, more than the memory budget of "
+                                   f"{_mib(budget)}; it is streamed in strips on the CPU, where "
+                                   f"--h sure and --device do not apply: leave them out or "
+                                   f"raise --max-memory")
+    check_writable(output_path, Image(np.empty((0, 0, 3)[:len(shape)], source.dtype)), "TIFF")
+    options = _clamped_radii(options, shape[:2], interactive)
+    options = {k: v for k, v in options.items() if k != "device"}
+    rows = max(TILE, (budget // 4) // (int(np.prod(shape[1:])) * source.dtype.itemsize))
+    bounds, sample = measure(source.pixels, shape, source.dtype, source.channel_axis, rows)
+    settings, _ = resolve_checked(stand_in(shape, source.dtype), bounds,
+                                  dict(options, channel_axis=source.channel_axis),
+                                  sample=sample, in_memory=False)
+    rows = strip_rows(settings, shape, source.dtype.itemsize, budget)
+    if interactive:
+        click.echo(f"{path}: denoising it in one piece would need about {_mib(need)}, more "
+                   f"than the memory budget of {_mib(budget)}: streaming it in strips of "
+                   f"{rows} rows", err=True)
+    bar = click.progressbar(length=shape[0], label="denoising", file=sys.stderr,
+                            show_eta=True) if interactive and sys.stderr.isatty() else None
+    with bar if bar is not None else contextlib.nullcontext():
+        denoise_tiff(source, output_path, settings, bounds, rows, progress=(
+            (lambda done, total: bar.update(done - bar.pos)) if bar is not None else None))
+    report = Report.of(settings)
+    if estimate_error:
+        report.error_note = "not available for an image streamed in strips (SURE needs it whole)"
+    return Outcome(path, output_path, seconds=time.perf_counter() - started,
+                   pixels=int(shape[0] * shape[1]), details=report)
+
+
+def _mib(count):
+    return f"{count / 2**30:.1f} GiB" if count >= 2**30 else f"{count / 2**20:.0f} MiB"
