@@ -72,12 +72,17 @@ def _init_worker(threads, options, volume, quality, fmt):
 
 
 def _work(task):
+    return _process_task(task, **_WORKER)
+
+
+def _process_task(task, options, volume, quality, fmt):
+    """The Outcome of one (input, output) task; never raises for a bad file."""
     from nlmeans_cli.processing import Outcome, process
 
     input_path, output_path = task
     try:
-        outcome = process(input_path, output_path, _WORKER["options"], fmt=_WORKER["fmt"],
-                          volume=_WORKER["volume"], quality=_WORKER["quality"])
+        outcome = process(input_path, output_path, options, fmt=fmt, volume=volume,
+                          quality=quality)
         outcome.details = None  # keep the reply small
         return outcome
     except click.ClickException as exc:
@@ -110,10 +115,14 @@ def _work(task):
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
               help="Files processed at once (default: all cores). The kernel's threads are "
                    "divided among them so the machine is not oversubscribed.")
+@click.option("--scheduler", metavar="ADDRESS|local:N", default=None,
+              help="Send one task per file to a dask.distributed scheduler (tcp://host:8786; "
+                   "workers need nlmeans and the same paths) or to a local cluster of N "
+                   "worker processes (local:N). Needs pip install 'nlmeans[dask]'.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable report on stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
 def batch_command(input_dir, output_dir, patterns, recursive, suffix, fmt, quality, volume,
-                  skip_existing, overwrite, dry_run, jobs, as_json, quiet, **options):
+                  skip_existing, overwrite, dry_run, jobs, scheduler, as_json, quiet, **options):
     """Denoise every image in INPUT_DIR into OUTPUT_DIR (created if missing).
 
     One bad file never stops the batch: it is reported with its reason and the
@@ -124,6 +133,13 @@ def batch_command(input_dir, output_dir, patterns, recursive, suffix, fmt, quali
 
     if skip_existing and overwrite:
         raise click.UsageError("--skip-existing and --overwrite exclude each other")
+    if scheduler is not None:
+        from nlmeans_cli.cluster import check_scheduler
+
+        if jobs is not None:
+            raise click.UsageError("--jobs and --scheduler exclude each other: the cluster's "
+                                   "workers decide how many files run at once")
+        check_scheduler(scheduler)
     if os.path.exists(output_dir) and same_file(input_dir, output_dir) and not (suffix or fmt):
         raise click.UsageError("OUTPUT_DIR is INPUT_DIR: give --suffix or --format so that "
                                "no input is overwritten")
@@ -165,14 +181,22 @@ def batch_command(input_dir, output_dir, patterns, recursive, suffix, fmt, quali
                 raise click.ClickException(f"{folder}: cannot create output folder "
                                            f"({exc.strerror})") from None
         show_bar = not quiet and sys.stderr.isatty()
-        if jobs > 1:
+        if scheduler is not None:
+            jobs = None
+        elif jobs > 1:
             announce_compilation(quiet)
             warm_up(kwargs)
         # SIGTERM (a service manager, `kill`) stops the batch as Ctrl-C does.
         previous = signal.signal(signal.SIGTERM, _terminate)
         try:
-            outcomes += _run(tasks, jobs, max(1, cores // jobs), kwargs, volume, quality, fmt,
-                             show_bar)
+            if scheduler is not None:
+                from nlmeans_cli.cluster import run_on_cluster
+
+                outcomes += run_on_cluster(tasks, scheduler, dict(
+                    options=kwargs, volume=volume, quality=quality, fmt=fmt), show_bar, quiet)
+            else:
+                outcomes += _run(tasks, jobs, max(1, cores // jobs), kwargs, volume, quality,
+                                 fmt, show_bar)
         except _Interrupted as stop:
             outcomes += stop.outcomes
             interrupted = 143 if stop.terminated else 130

@@ -5,12 +5,12 @@ uncompressed in one block, else through its zarr store, which decodes only the
 TIFF strips or tiles a read touches. The settings are decided once, before any
 strip, as for an image in memory: the minimum and maximum of the whole image
 (one streaming pass) and the noise and data range of its even sample
-(:mod:`nlmeans.sample`). Then strips of rows, each grown by what its result
-reads (:func:`nlmeans.strips.strip_reach`), are denoised and their tiles written
-in order to a tiled TIFF (BigTIFF from 2 GiB), in a temporary file renamed when
-complete. The result is bit for bit the one an in-memory run gives, and only
-one strip is in memory at a time: the strip height follows from the memory
-budget.
+(:mod:`nlmeans.sample`). Then strips of rows, each grown by the settings' halo,
+are denoised and their tiles written in order to a tiled TIFF (BigTIFF from
+2 GiB), in a temporary file renamed when complete. Only one strip (and less
+than a row of tiles of output) is in memory at a time: the strip height follows
+from the memory budget. The result is the in-memory run's to float rounding
+(:func:`nlmeans.strips.iter_strips`).
 """
 
 import contextlib
@@ -22,16 +22,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-#: Side of the output's square tiles; strips are a multiple of it.
+#: Side of the output's square tiles.
 TILE = 256
+#: Strips are a multiple of this many rows.
+STRIP_STEP = 16
 #: Memory of a strip's work per pixel and channel, in bytes, besides the input
 #: and output pixels: float32 values, the padded copy, the first pass's result
 #: and its padded copy for the guided pass, the result and the conversions.
-#: Measured peak over a 12000-wide 8-bit strip: 31 to 34 bytes (grey, two passes).
-WORK_BYTES_PER_PIXEL = 40
-#: Memory the process itself holds (Python, NumPy, Numba and the compiled
-#: kernel), measured at about 160 MB; the strip gets the budget less this.
-BASE_BYTES = 180 * 2**20
+#: Measured peak over 12000-wide 8-bit pieces of 300 and 600 rows: 20.5 to 21
+#: bytes (grey, two passes), 16.7 per channel (RGB, one pass).
+WORK_BYTES_PER_PIXEL = 24
+#: Memory the process itself holds before a strip (Python, NumPy, Numba's
+#: compiler and the loaded kernel): measured 165 MB.
+BASE_BYTES = 170 * 2**20
 #: The default budget: this share of the memory available when the run starts.
 DEFAULT_SHARE = 0.5
 
@@ -132,21 +135,19 @@ def measure(pixels, shape, dtype, channel_axis, rows):
 
 
 def strip_rows(settings, shape, itemsize, budget):
-    """Rows per strip (a multiple of TILE) whose work, halo included, fits in
-    `budget` bytes; ValueError when not even one tile row fits."""
-    from nlmeans.strips import strip_reach, tile_rows
-
+    """Rows per strip (a multiple of STRIP_STEP) whose work, halo included, fits
+    in `budget` bytes; ValueError when not even STRIP_STEP rows fit."""
     width, channels = shape[1], settings.channels
-    per_row = width * channels * (WORK_BYTES_PER_PIXEL + itemsize) + width * channels * itemsize
-    align = tile_rows(settings, shape[:2])
-    low, high = strip_reach(settings, 10**9, 10**9 + TILE, 2 * 10**9, align)
-    reach = high - low - TILE  # the rows a strip reads beyond its own
-    rows = ((budget - BASE_BYTES) // per_row - reach) // TILE * TILE
-    if rows < TILE:
-        need = BASE_BYTES + (TILE + reach) * per_row
+    # The piece's input and work, the strip's output, and the output tiles held.
+    per_row = width * channels * (WORK_BYTES_PER_PIXEL + 2 * itemsize)
+    reach = 2 * settings.halo[0]
+    rows = ((budget - BASE_BYTES - TILE * width * channels * itemsize) // per_row - reach)
+    rows = rows // STRIP_STEP * STRIP_STEP
+    if rows < STRIP_STEP:
+        need = BASE_BYTES + (STRIP_STEP + reach + TILE) * per_row
         raise ValueError(f"a memory budget of {_size(budget)} is too small for strips of this "
                          f"image ({width} pixels wide): give at least {_size(need)}")
-    return min(rows, -(-shape[0] // TILE) * TILE)
+    return min(rows, -(-shape[0] // STRIP_STEP) * STRIP_STEP)
 
 
 def _size(count):
@@ -175,19 +176,30 @@ def denoise_tiff(source, output_path, settings, bounds, rows, progress=None):
 
 def _tiles(strips, shape, progress):
     """The tiles of the strips' results, row of tiles by row of tiles, padded
-    to TILE x TILE at the right and bottom edges."""
+    to TILE x TILE at the right and bottom edges; rows wait in a buffer until
+    they fill a row of tiles."""
+    waiting = []
     for start, stop, result in strips:
-        for top in range(0, stop - start, TILE):
-            band = result[top:top + TILE]
-            for left in range(0, shape[1], TILE):
-                piece = band[:, left:left + TILE]
-                if piece.shape[:2] != (TILE, TILE):
-                    tile = np.zeros((TILE, TILE) + piece.shape[2:], dtype=piece.dtype)
-                    tile[:piece.shape[0], :piece.shape[1]] = piece
-                    piece = tile
-                yield np.ascontiguousarray(piece)
+        waiting.append(result)
+        held = sum(len(r) for r in waiting)
+        if held >= TILE or stop == shape[0]:
+            rows = np.concatenate(waiting) if len(waiting) > 1 else waiting[0]
+            full = len(rows) if stop == shape[0] else len(rows) // TILE * TILE
+            for top in range(0, full, TILE):
+                yield from _row_of_tiles(rows[top:top + TILE], shape[1])
+            waiting = [rows[full:]] if full < len(rows) else []
         if progress is not None:
             progress(stop, shape[0])
+
+
+def _row_of_tiles(band, width):
+    for left in range(0, width, TILE):
+        piece = band[:, left:left + TILE]
+        if piece.shape[:2] != (TILE, TILE):
+            tile = np.zeros((TILE, TILE) + piece.shape[2:], dtype=piece.dtype)
+            tile[:piece.shape[0], :piece.shape[1]] = piece
+            piece = tile
+        yield np.ascontiguousarray(piece)
 
 
 def _write_tiles(path, source, tiles):

@@ -37,47 +37,25 @@ def strip_axis(settings):
     return 1 if settings.channel_axis == 0 else 0
 
 
-def tile_rows(settings, spatial_shape):
-    """Rows (or planes, in 3-D) of the CPU kernel's tiles along the strip axis on
-    an image of `spatial_shape`: a common multiple over the passes."""
-    from numba import get_num_threads
-
-    from nlmeans.backend import _tile_shape
-
-    rows = 1
-    for step in settings.passes:
-        pixel_wise = step.aggregation == "pixel" and step.centre_weight == "one"
-        tile = _tile_shape(settings.n_spatial, settings.channels, pixel_wise, spatial_shape,
-                           get_num_threads())
-        rows = math.lcm(rows, tile[0] if settings.n_spatial == 3 else tile[1])
-    return rows
-
-
-def strip_reach(settings, start, stop, length, align):
-    """(low, high): what a strip [start, stop) must read for its result to be
-    bit for bit the whole image's, not only equal to float rounding.
-
-    The kernel's running sums start afresh at every tile, so a tile's result is
-    exact only if every row it reads is: the image's own rows for the first
-    pass, exact results of the previous pass for a guided one. A piece that
-    starts on the whole image's tile grid (a multiple of `align`) has the same
-    tiles; going back pass by pass from the strip's tiles to the tiles they
-    read gives the rows needed.
-    """
-    low, high = start, stop
-    for step in reversed(settings.passes):
-        low = (low // align) * align - step.halo[0]
-        high = -(-high // align) * align + step.halo[0]
-    return max((low // align) * align, 0), min(high, length)
+def strip_reach(settings, start, stop, length):
+    """(low, high): the rows a strip [start, stop) reads, its halo included."""
+    halo = settings.halo[0]
+    return max(start - halo, 0), min(stop + halo, length)
 
 
 def iter_strips(image, settings, rows, bounds, backend=None):
     """Yield (start, stop, result) for consecutive strips of `rows` along the
     first spatial axis: each strip is read from `image` (anything that slices
-    like an array: a NumPy array or memory map, a zarr array) grown by what its
-    result reads (:func:`strip_reach`), denoised with
-    :func:`nlmeans.denoise.denoise_block` and cut back, so only one strip and
-    its halo are in memory at a time."""
+    like an array: a NumPy array or memory map, a zarr array) grown by the
+    settings' halo, denoised with :func:`nlmeans.denoise.denoise_block` and cut
+    back, so only one strip and its halo are in memory at a time.
+
+    Each piece runs with the whole image's tiles. The result still differs from
+    the whole image's by float rounding: the kernel's running sums start at
+    every tile, and a piece's tiles start at other rows. Aligning the pieces to
+    the whole image's tile grid would make them equal bit for bit, but costs
+    about a tile's rows per pass on each side (some 300 rows instead of 50),
+    which strips sized to a small memory budget cannot afford."""
     from functools import partial
 
     from nlmeans.backend import numba_pass
@@ -85,13 +63,13 @@ def iter_strips(image, settings, rows, bounds, backend=None):
 
     axis = strip_axis(settings)
     spatial = tuple(n for i, n in enumerate(image.shape) if i != settings.channel_axis)
-    length, align = image.shape[axis], tile_rows(settings, spatial)
+    length = image.shape[axis]
     if backend is None:  # the whole image's tiles: the same sums as one run
         backend = partial(numba_pass, image_shape=((1,) + spatial)[-3:])
     rows = max(int(rows), 1)
     for start in range(0, length, rows):
         stop = min(start + rows, length)
-        low, high = strip_reach(settings, start, stop, length, align)
+        low, high = strip_reach(settings, start, stop, length)
         index = [slice(None)] * len(image.shape)
         index[axis] = slice(low, high)
         result = denoise_block(np.asarray(image[tuple(index)]), settings, bounds, backend)
@@ -105,7 +83,8 @@ def denoise_in_strips(image, settings, rows, progress=None, device="cpu", bounds
     `bounds` is the image's (min, max) (measured when not given).
 
     The result equals the whole-image run to float rounding (integer outputs
-    may differ by 1 where a value lies within rounding of .5).
+    may differ by 1 where a value lies within rounding of .5; see
+    :func:`iter_strips`).
     """
     from nlmeans.denoise import choose_backend
 

@@ -1,0 +1,136 @@
+"""``nlmeans batch --scheduler``: one task per file on a dask.distributed cluster.
+
+The tasks are the local batch's (read, denoise, write atomically, a bad file
+reported rather than raised), so outputs, summary, JSON and --skip-existing are
+the same. Workers must have nlmeans installed and see the files at the same
+paths (shared storage). A worker that dies takes only its file with it: the
+scheduler hands the file to another worker once, and if that one dies too the
+file is reported as failed. ``local:N`` starts a LocalCluster of N worker
+processes with one thread each, on this machine.
+"""
+
+import contextlib
+import os
+import sys
+
+import click
+
+INSTALL = "pip install 'nlmeans[dask]'"
+# A file whose worker died is given to one more worker, then reported failed.
+_ALLOWED_FAILURES = 1
+
+
+def check_scheduler(scheduler):
+    """UsageError for a malformed --scheduler; ClickException (exit 1) when
+    dask.distributed is not installed."""
+    if scheduler.startswith("local:"):
+        count = scheduler[len("local:"):]
+        if not count.isdigit() or int(count) < 1:
+            raise click.UsageError(f"--scheduler {scheduler}: local:N needs a number of worker "
+                                   f"processes N >= 1")
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        raise click.ClickException(f"--scheduler needs dask.distributed: {INSTALL}") from None
+
+
+def _cluster_task(task, settings, threads):
+    """Run on a worker: the batch's task with the worker's share of the cores."""
+    import numba
+
+    from nlmeans.chunked import task_threads
+    from nlmeans_cli.batch import _process_task
+
+    numba.set_num_threads(threads or task_threads() or numba.config.NUMBA_NUM_THREADS)
+    return _process_task(task, **settings)
+
+
+@contextlib.contextmanager
+def _client(scheduler, quiet):
+    """A distributed Client for `scheduler`; a LocalCluster for local:N."""
+    import dask
+    from distributed import Client, LocalCluster
+
+    if not scheduler.startswith("local:"):
+        try:
+            client = Client(scheduler, timeout="10s")
+        except (OSError, TimeoutError) as exc:
+            raise click.ClickException(f"--scheduler {scheduler}: cannot connect "
+                                       f"({str(exc).splitlines()[0]})") from None
+        with client:
+            yield client, None
+        return
+    workers = int(scheduler[len("local:"):])
+    # One task per worker thread at a time: a worker that dies then takes only the file
+    # it was denoising with it (tasks queued on it would count its death too).
+    with dask.config.set({"distributed.scheduler.allowed-failures": _ALLOWED_FAILURES,
+                          "distributed.scheduler.worker-saturation": 1.0,
+                          "distributed.worker.daemon": False}):
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                               dashboard_address=None, silence_logs=40)
+        with cluster, Client(cluster) as client:
+            # Each process gets its share of the cores for the kernel's threads.
+            yield client, max(1, (os.cpu_count() or 1) // workers)
+
+
+def run_on_cluster(tasks, scheduler, settings, show_bar, quiet, work=_cluster_task):
+    """Outcomes of all tasks, run on the cluster as `work(task, settings, threads)`;
+    Ctrl-C and SIGTERM cancel the files not started and wait for those being
+    written."""
+    from distributed import as_completed
+
+    from nlmeans_cli.batch import _Interrupted, _Terminated
+    from nlmeans_cli.processing import Outcome, announce_compilation, warm_up
+
+    if scheduler.startswith("local:"):
+        announce_compilation(quiet)
+        warm_up(settings["options"])  # workers then load the kernel from the cache
+    done = []
+    bar = click.progressbar(length=len(tasks), label="denoising", file=sys.stderr,
+                            show_pos=True, show_eta=True,
+                            item_show_func=lambda o: os.path.basename(o.input) if o else "")
+    with _client(scheduler, quiet) as (client, threads), \
+            (bar if show_bar else contextlib.nullcontext()) as bar:
+        futures = {client.submit(work, task, settings, threads, pure=False,
+                                 key=f"nlmeans-{index}-{os.path.basename(task[0])}"): task
+                   for index, task in enumerate(tasks)}
+        try:
+            for future in as_completed(futures):
+                done.append(_outcome(future, futures[future], Outcome))
+                if bar is not None:
+                    bar.update(1, done[-1])
+        except KeyboardInterrupt as stop:
+            running = [f for f in futures if f.status == "pending" and _started(client, f)]
+            client.cancel([f for f in futures if f.status == "pending" and f not in running])
+            for future in running:  # being written: let them finish, nothing half-done
+                with contextlib.suppress(Exception):
+                    future.result()
+                done.append(_outcome(future, futures[future], Outcome))
+            raise _Interrupted(done, isinstance(stop, _Terminated)) from None
+    return done
+
+
+def _outcome(future, task, outcome_type):
+    """The task's Outcome; a task whose workers died, or that could not run,
+    is a failed file."""
+    try:
+        outcome = future.result()
+    except Exception as exc:  # KilledWorker, CancelledError, a lost connection
+        from distributed import KilledWorker
+
+        reason = ("its worker died twice while denoising it" if isinstance(exc, KilledWorker)
+                  else f"{type(exc).__name__}: {exc}".splitlines()[0])
+        return outcome_type(task[0], task[1], status="failed", reason=reason)
+    outcome.details = None
+    return outcome
+
+
+def _started(client, future):
+    """Whether the scheduler has the task processing on a worker."""
+    try:
+        states = client.run_on_scheduler(
+            lambda dask_scheduler, key=future.key: getattr(dask_scheduler.tasks.get(key),
+                                                           "state", None))
+    except Exception:
+        return True  # unknown: wait for it rather than leave it running unseen
+    return states == "processing"
