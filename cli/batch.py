@@ -67,7 +67,8 @@ def _init_worker(threads, options, volume, quality, fmt):
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     import numba
 
-    numba.set_num_threads(threads)
+    # NUMBA_NUM_THREADS, where the user set it, caps the threads.
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     _WORKER.update(options=options, volume=volume, quality=quality, fmt=fmt)
 
 

@@ -41,7 +41,8 @@ def _cluster_task(task, settings, threads):
     from nlmeans.chunked import task_threads
     from nlmeans_cli.batch import _process_task
 
-    numba.set_num_threads(threads or task_threads() or numba.config.NUMBA_NUM_THREADS)
+    cap = numba.config.NUMBA_NUM_THREADS  # the most this process has (NUMBA_NUM_THREADS)
+    numba.set_num_threads(min(threads or task_threads() or cap, cap))
     return _process_task(task, **settings)
 
 

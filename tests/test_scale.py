@@ -321,3 +321,16 @@ def test_scheduler_options_are_checked(folder, tmp_path, monkeypatch):
     assert result.exit_code == 1
     assert "pip install 'nlmeans[dask]'" in result.stderr and "Traceback" not in result.output
     assert not (tmp_path / "o").exists()
+
+
+def test_batch_keeps_to_numba_num_threads(folder, tmp_path):
+    """NUMBA_NUM_THREADS=1 caps the kernel's threads; the batch must not ask for more."""
+    import subprocess
+
+    for extra in (["--jobs", "1"], ["--scheduler", "local:1"]):
+        out = tmp_path / extra[1].replace(":", "")
+        proc = subprocess.run([sys.executable, "-m", "nlmeans_cli.main", "batch", str(folder),
+                               str(out), "-q", *extra], capture_output=True, text=True,
+                              env=dict(os.environ, NUMBA_NUM_THREADS="1"), timeout=300)
+        assert proc.returncode == 1, proc.stderr  # the bad file only
+        assert sorted(os.listdir(out)) == [f"img{i}.png" for i in range(4)]
