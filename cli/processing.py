@@ -73,11 +73,16 @@ def announce_compilation(quiet):
 
 
 def warm_up(options):
-    """Compile (or load) the kernel for these options on a tiny image, so that worker
-    processes find it in the cache instead of all compiling it at once."""
+    """Compile the kernel for these options on a tiny image when it is not cached
+    yet, so that worker processes find it in the cache instead of all compiling it
+    at once (where it is cached, loading it here would only delay the workers)."""
     import numpy as np
 
     from nlmeans import denoise
+    from nlmeans.denoise import kernel_is_cached
+
+    if kernel_is_cached():
+        return
 
     denoise(np.random.default_rng(0).random((16, 16)) * 255, **options)
 
