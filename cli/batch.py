@@ -130,7 +130,7 @@ def batch_command(input_dir, output_dir, patterns, recursive, suffix, fmt, quali
     exit code is 1. Ctrl-C stops cleanly: finished files stay, no half-written
     file is left, and the summary is still printed.
     """
-    from nlmeans_cli.processing import Outcome, announce_compilation, same_file, warm_up
+    from nlmeans_cli.processing import Outcome, log_to_stderr, same_file, warm_up
 
     if skip_existing and overwrite:
         raise click.UsageError("--skip-existing and --overwrite exclude each other")
@@ -182,10 +182,10 @@ def batch_command(input_dir, output_dir, patterns, recursive, suffix, fmt, quali
                 raise click.ClickException(f"{folder}: cannot create output folder "
                                            f"({exc.strerror})") from None
         show_bar = not quiet and sys.stderr.isatty()
+        log_to_stderr(quiet)
         if scheduler is not None:
             jobs = None
         elif jobs > 1:
-            announce_compilation(quiet)
             warm_up(kwargs)
         # SIGTERM (a service manager, `kill`) stops the batch as Ctrl-C does.
         previous = signal.signal(signal.SIGTERM, _terminate)

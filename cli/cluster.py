@@ -81,10 +81,10 @@ def run_on_cluster(tasks, scheduler, settings, show_bar, quiet, work=_cluster_ta
     from distributed import as_completed
 
     from nlmeans_cli.batch import _Interrupted, _Terminated
-    from nlmeans_cli.processing import Outcome, announce_compilation, warm_up
+    from nlmeans_cli.processing import Outcome, log_to_stderr, warm_up
 
     if scheduler.startswith("local:"):
-        announce_compilation(quiet)
+        log_to_stderr(quiet)
         warm_up(settings["options"])  # workers then load the kernel from the cache
     done = []
     bar = click.progressbar(length=len(tasks), label="denoising", file=sys.stderr,

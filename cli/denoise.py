@@ -46,7 +46,7 @@ def denoise_command(input_path, output_path, volume, fmt, quality, overwrite, ma
     is written to a temporary file in the output folder and renamed, so it is
     never left half-written; the output folder must exist (batch creates it).
     """
-    from nlmeans_cli.processing import announce_compilation, check_output, process
+    from nlmeans_cli.processing import log_to_stderr, check_output, process
 
     from nlmeans.io import ImageIOError
 
@@ -55,7 +55,7 @@ def denoise_command(input_path, output_path, volume, fmt, quality, overwrite, ma
         fmt = check_output(input_path, output_path, overwrite, fmt)
     except ImageIOError as exc:
         raise click.ClickException(str(exc)) from None
-    announce_compilation(quiet)
+    log_to_stderr(quiet)
     outcome = process(input_path, output_path, denoise_kwargs(**options), fmt=fmt,
                       volume=volume, quality=quality, estimate_error=report,
                       interactive=not quiet, max_memory=max_memory)

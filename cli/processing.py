@@ -64,12 +64,24 @@ def check_output(input_path, output_path, overwrite, fmt=None):
     return fmt
 
 
-def announce_compilation(quiet):
-    """Tell the user why the very first run is slow."""
-    from nlmeans.denoise import kernel_is_cached
+def log_to_stderr(quiet):
+    """Show the library's progress messages (the first run's "compiling ...") on
+    stderr, unless quiet. They are logged when they happen, after the input
+    was read."""
+    import logging
 
-    if not quiet and not kernel_is_cached():
-        click.echo("compiling the denoising kernel (first run only, about a minute)...", err=True)
+    class StderrHandler(logging.StreamHandler):
+        """Writes to whatever sys.stderr is when a message comes."""
+
+        stream = property(lambda self: sys.stderr, lambda self, value: None)
+
+    logger = logging.getLogger("nlmeans")
+    if not any(isinstance(h, logging.StreamHandler) and type(h).__name__ == "StderrHandler"
+               for h in logger.handlers):
+        handler = StderrHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.WARNING if quiet else logging.INFO)
 
 
 def warm_up(options):

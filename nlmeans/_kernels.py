@@ -14,7 +14,8 @@ offsets of a row of the search window go four at a time, so that the
 accumulators are loaded and stored once for four offsets.
 
 Work is split into tiles of the output that are processed independently (one
-``prange`` iteration each), so threads never write to the same memory and the
+call of a compiled tile function that releases the GIL, on a pool of Python
+threads: :func:`_run_tiles`), so threads never write to the same memory and the
 extra memory is a few tile-sized buffers per thread, whatever the image size.
 A tile recomputes the weights of the pairs that reach into its neighbours,
 which costs a few per cent for tiles much larger than the search radius.
@@ -28,7 +29,7 @@ this platform).
 import os
 
 import numpy as np
-from numba import njit, prange, types
+from numba import njit, types
 from numba.core import config
 from numba.core.registry import cpu_target
 from numba.extending import overload
@@ -636,11 +637,89 @@ def _offset_window(offsets, n, ref_start, ref_size):
 
 
 @njit(cache=True, fastmath=True)
+def _fused_tile(padded, guide, out, start, stop, patch_radius, search_radius, offsets,
+                scaled_threshold, inv_scale, low, high, round_output):
+    """Plain NL-means (pixel-wise, centre weight 1) for the output tile [start,
+    stop): the weights of each group of offsets are made and used at once
+    (_fused_offsets)."""
+    channels = padded.shape[0]
+    margin = (search_radius[0] + patch_radius[0], search_radius[1] + patch_radius[1],
+              search_radius[2] + patch_radius[2])
+    nz, ny, nx = stop[0] - start[0], stop[1] - start[1], stop[2] - start[2]
+    dtype = padded.dtype
+    acc = np.zeros((channels, nz, ny, nx), dtype=dtype)
+    weight_sum = np.zeros((nz, ny, nx), dtype=dtype)
+    # One ring of rows, row of column sums and row of weights per offset of a group.
+    wz_max, wy_max, wx_max = nz + search_radius[0], ny + search_radius[1], nx + search_radius[2]
+    pz, py, px = patch_radius
+    row = wx_max + 2 * px
+    group = 1 if pz > 0 else _GROUP
+    rings = np.empty((group, 2 * py + 1, row), dtype=dtype)
+    column_sums = np.empty((group, row), dtype=dtype)
+    weight_rows = np.empty((group, row), dtype=dtype)
+    pairs = np.empty(row, dtype=dtype)  # scratch of _row_to_weights
+    columns = np.empty((6, group), dtype=np.int64)
+    plane_scratch = np.empty(_plane_scratch_size(wz_max, wy_max, row, patch_radius), dtype=dtype)
+    # An int64 from the start: the literal 0 would compile a second _fused_offsets.
+    n = offsets.shape[0] * 0
+    while n < offsets.shape[0]:
+        # Offsets of the same row (tz, ty), `group` at most, go together.
+        members = 1
+        while (members < group and n + members < offsets.shape[0]
+               and offsets[n + members, 0] == offsets[n, 0]
+               and offsets[n + members, 1] == offsets[n, 1]):
+            members += 1
+        _fused_offsets(padded, guide, margin, offsets, n, members, start, patch_radius,
+                       scaled_threshold, inv_scale, rings, column_sums, pairs, weight_rows,
+                       plane_scratch, columns, start, stop, acc, weight_sum)
+        n += members
+    # The pixel itself, weight 1.
+    centre = np.ones((nz, ny, nx), dtype=dtype)
+    origin = (nz * 0, nz * 0, nz * 0)
+    _accumulate(centre, origin, padded, (start[0] + margin[0], start[1] + margin[1],
+                                         start[2] + margin[2]), acc, weight_sum)
+    _write_tile(out, acc, weight_sum, padded, start, stop, margin, low, high, round_output)
+
+
+@njit(cache=True)
+def _plane_scratch_size(wz_max, wy_max, row, patch_radius):
+    """3-D patches: room for the plane sums and the squared differences of all planes."""
+    pz, py = patch_radius[0], patch_radius[1]
+    return ((2 * wz_max + 2 * pz) * (wy_max + 2 * py) * row if pz > 0 else 0) + 1
+
+
+@njit(cache=True, fastmath=True)
+def _write_tile(out, acc, weight_sum, padded, start, stop, margin, low, high, round_output):
+    """The tile's weighted means into `out`, channel-last (the layout of colour
+    images in memory, so that the caller needs no transposing copy)."""
+    channels = acc.shape[0]
+    nz, ny, nx = stop[0] - start[0], stop[1] - start[1], stop[2] - start[2]
+    for i in range(nz):
+        for j in range(ny):
+            row = out[start[0] + i, start[1] + j, start[2]:start[2] + nx]
+            for c in range(channels):
+                for k in range(nx):
+                    total = weight_sum[i, j, k]
+                    if total > 0:
+                        value = acc[c, i, j, k] / total
+                    else:
+                        # Every weight underflowed (centre_max with a tiny h): keep the pixel.
+                        value = padded[c, start[0] + i + margin[0], start[1] + j + margin[1],
+                                       start[2] + k + margin[2]]
+                    # A weighted mean cannot leave [low, high] (the input's range):
+                    # clipping removes only rounding. Integer outputs are rounded here.
+                    value = min(max(value, low), high)
+                    row[k, c] = np.rint(value) if round_output else value
+
+
+@njit(cache=True, fastmath=True)
 def _denoise_tile(padded, guide, out, start, stop, patch_radius, search_radius,
                   aggregation_radius, centre_max, offsets, scaled_threshold, inv_scale, low, high,
                   round_output):
-    """NL-means for the output tile [start, stop) (output coordinates): the
-    weights compare patches of `guide`, the means average pixels of `padded`.
+    """NL-means for the output tile [start, stop) (output coordinates), with a
+    tile of weights per offset: the weights compare patches of `guide`, the
+    means average pixels of `padded`. (The plain pixel-wise case with centre
+    weight 1 has its own, faster path: _fused_tile.)
 
     aggregation_radius 0: pixel-wise, each pixel is the weighted mean of its
     candidates. aggregation_radius = patch radius: patch-wise, each reference
@@ -664,20 +743,14 @@ def _denoise_tile(padded, guide, out, start, stop, patch_radius, search_radius,
     acc = np.zeros((channels, nz, ny, nx), dtype=dtype)
     weight_sum = np.zeros((nz, ny, nx), dtype=dtype)
 
-    # Scratch buffers large enough for any offset; one ring of rows, row of column
-    # sums and row of weights per offset of a group (see _fused_offsets).
+    # Scratch buffers large enough for any offset.
     wz_max, wy_max, wx_max = nz + sz + 2 * az, ny + sy + 2 * ay, nx + sx + 2 * ax
     pz, py, px = patch_radius
     row = wx_max + 2 * px
-    group = 1 if pz > 0 else _GROUP
-    rings = np.empty((group, 2 * py + 1, row), dtype=dtype)
-    column_sums = np.empty((group, row), dtype=dtype)
-    weight_rows = np.empty((group, row), dtype=dtype)
+    ring = np.empty((2 * py + 1, row), dtype=dtype)
+    column_sums = np.empty(row, dtype=dtype)
     pairs = np.empty(row, dtype=dtype)  # scratch of _row_to_weights
-    columns = np.empty((6, group), dtype=np.int64)
-    # 3-D patches: room for the plane sums and the squared differences of all planes.
-    plane_scratch_size = (2 * wz_max + 2 * pz) * (wy_max + 2 * py) * row if pz > 0 else 0
-    plane_scratch = np.empty(plane_scratch_size + 1, dtype=dtype)
+    plane_scratch = np.empty(_plane_scratch_size(wz_max, wy_max, row, patch_radius), dtype=dtype)
     weight_flat = np.empty(wz_max * wy_max * wx_max, dtype=dtype)
 
     # Each reference's own weight, and (patch-wise) the sum of all its weights.
@@ -692,8 +765,8 @@ def _denoise_tile(padded, guide, out, start, stop, patch_radius, search_radius,
         for n in range(offsets.shape[0]):
             t, lo, size, forward, mirror = _offset_window(offsets, n, ref_start, (rz, ry, rx))
             weights = _offset_weights(guide, margin, lo, size, t, patch_radius, scaled_threshold,
-                                      inv_scale, rings[0], column_sums[0], pairs,
-                                      plane_scratch, weight_flat)
+                                      inv_scale, ring, column_sums, pairs, plane_scratch,
+                                      weight_flat)
             if centre_max:
                 _max_into(weights, forward, centre)
                 _max_into(weights, mirror, centre)
@@ -712,29 +785,17 @@ def _denoise_tile(padded, guide, out, start, stop, patch_radius, search_radius,
                         # Its reciprocal: pass 2 multiplies by it for every offset.
                         norm[i, j, k] = 1 / norm[i, j, k]
 
-    # Pass 2: accumulate (as the weights are made, in the plain pixel-wise case).
-    fused = not aggregating and not centre_max
+    # Pass 2: accumulate.
     ref_weights = np.empty((rz, ry, rx) if aggregating else (1, 1, 1), dtype=dtype)
     # Only a 3-D box filter sums across planes (see _box_filter).
     planes = np.empty((nz, ry, rx) if az > 0 else (1, 1, 1), dtype=dtype)
     rows = np.empty((nz, ny, rx) if aggregating else (1, 1, 1), dtype=dtype)
     tile_weights = np.empty((nz, ny, nx) if aggregating else (1, 1, 1), dtype=dtype)
-    n = 0
-    while fused and n < offsets.shape[0]:
-        # Offsets of the same row (tz, ty), `group` at most, go together.
-        members = 1
-        while (members < group and n + members < offsets.shape[0]
-               and offsets[n + members, 0] == offsets[n, 0]
-               and offsets[n + members, 1] == offsets[n, 1]):
-            members += 1
-        _fused_offsets(padded, guide, margin, offsets, n, members, ref_start, patch_radius,
-                       scaled_threshold, inv_scale, rings, column_sums, pairs, weight_rows,
-                       plane_scratch, columns, start, stop, acc, weight_sum)
-        n += members
-    for n in range(0 if not fused else offsets.shape[0], offsets.shape[0]):
+    origin = (nz * 0, nz * 0, nz * 0)  # int64s: a literal (0, 0, 0) compiles again
+    for n in range(offsets.shape[0]):
         t, lo, size, forward, mirror = _offset_window(offsets, n, ref_start, (rz, ry, rx))
         weights = _offset_weights(guide, margin, lo, size, t, patch_radius, scaled_threshold,
-                                  inv_scale, rings[0], column_sums[0], pairs, plane_scratch,
+                                  inv_scale, ring, column_sums, pairs, plane_scratch,
                                   weight_flat)
         # Pixel q of the tile receives v(q + t) and v(q - t).
         v_forward = (start[0] + t[0] + margin[0], start[1] + t[1] + margin[1],
@@ -746,10 +807,10 @@ def _denoise_tile(padded, guide, out, start, stop, patch_radius, search_radius,
             # for q, the box sum over the patch of those weights.
             _scale_from(weights, forward, norm, ref_weights)
             _box_filter(ref_weights, aggregation_radius, planes, rows, tile_weights)
-            _accumulate(tile_weights, (0, 0, 0), padded, v_forward, acc, weight_sum)
+            _accumulate(tile_weights, origin, padded, v_forward, acc, weight_sum)
             _scale_from(weights, mirror, norm, ref_weights)
             _box_filter(ref_weights, aggregation_radius, planes, rows, tile_weights)
-            _accumulate(tile_weights, (0, 0, 0), padded, v_mirror, acc, weight_sum)
+            _accumulate(tile_weights, origin, padded, v_mirror, acc, weight_sum)
         else:
             _accumulate(weights, forward, padded, v_forward, acc, weight_sum)
             _accumulate(weights, mirror, padded, v_mirror, acc, weight_sum)
@@ -757,33 +818,15 @@ def _denoise_tile(padded, guide, out, start, stop, patch_radius, search_radius,
     # The reference's own pixel (or patch).
     v_centre = (start[0] + margin[0], start[1] + margin[1], start[2] + margin[2])
     if aggregating:
-        _scale_from(centre, (0, 0, 0), norm, ref_weights)
+        _scale_from(centre, origin, norm, ref_weights)
         _box_filter(ref_weights, aggregation_radius, planes, rows, tile_weights)
-        _accumulate(tile_weights, (0, 0, 0), padded, v_centre, acc, weight_sum)
+        _accumulate(tile_weights, origin, padded, v_centre, acc, weight_sum)
     else:
-        _accumulate(centre, (0, 0, 0), padded, v_centre, acc, weight_sum)
+        _accumulate(centre, origin, padded, v_centre, acc, weight_sum)
 
-    # The output is channel-last, the layout of colour images in memory, so that
-    # the caller needs no transposing copy.
-    for i in range(nz):
-        for j in range(ny):
-            row = out[start[0] + i, start[1] + j, start[2]:start[2] + nx]
-            for c in range(channels):
-                for k in range(nx):
-                    total = weight_sum[i, j, k]
-                    if total > 0:
-                        value = acc[c, i, j, k] / total
-                    else:
-                        # Every weight underflowed (centre_max with a tiny h): keep the pixel.
-                        value = padded[c, start[0] + i + margin[0], start[1] + j + margin[1],
-                                       start[2] + k + margin[2]]
-                    # A weighted mean cannot leave [low, high] (the input's range):
-                    # clipping removes only rounding. Integer outputs are rounded here.
-                    value = min(max(value, low), high)
-                    row[k, c] = np.rint(value) if round_output else value
+    _write_tile(out, acc, weight_sum, padded, start, stop, margin, low, high, round_output)
 
 
-@njit(cache=True, parallel=True)
 def nlmeans_kernel(padded, guide, patch_radius, search_radius, aggregation_radius, centre_max,
                    threshold, inv_scale, tile_shape, low, high, round_output):
     """NL-means of a mirrored, channel-first volume.
@@ -818,7 +861,97 @@ def nlmeans_kernel(padded, guide, patch_radius, search_radius, aggregation_radiu
     Returns
     -------
     (Z, Y, X, C) array of the padded input's dtype (channel-last).
+
+    Two compiled paths: the plain pixel-wise filter with centre weight 1
+    (_fused_tiles) and every other case (_tiled_tiles). A run compiles only the
+    one it needs (together they took twice as long to compile). The tiles are
+    shared among threads by :func:`_run_tiles`.
     """
+    from numba import get_num_threads
+
+    out, offsets, tiles = _output_and_tiles(padded, patch_radius, search_radius,
+                                            aggregation_radius, tile_shape)
+    # The weights are 2**-max(d * inv_scale - threshold * inv_scale, 0): one
+    # multiply-add per weight (the caller keeps threshold * inv_scale finite).
+    scaled_threshold = threshold * inv_scale
+    if not any(aggregation_radius) and not centre_max:
+        def run(tile):
+            _fused_tiles(padded, guide, out, patch_radius, search_radius, offsets,
+                         scaled_threshold, inv_scale, tile_shape, tiles, tile, low, high,
+                         round_output)
+    else:
+        def run(tile):
+            _tiled_tiles(padded, guide, out, patch_radius, search_radius, aggregation_radius,
+                         centre_max, offsets, scaled_threshold, inv_scale, tile_shape, tiles,
+                         tile, low, high, round_output)
+    _run_tiles(run, tiles[0] * tiles[1] * tiles[2], get_num_threads())
+    return out
+
+
+def _run_tiles(run, count, threads):
+    """run(tile) for every tile, on `threads` threads (this one among them).
+
+    The compiled tile functions release the GIL, so the threads run in
+    parallel; each takes the next tile when it is done with one. The kernel
+    is not a Numba parallel (prange) function: that compiled for twice as long
+    (8 s of the 22 s of the automatic mode's first run), and Ctrl-C is answered
+    here between two tiles instead of after the whole image.
+    """
+    import itertools
+    import threading
+
+    tiles = itertools.count()  # next() is atomic under the GIL
+    stop = threading.Event()
+    failures = []
+
+    def work():
+        try:
+            for tile in tiles:
+                if tile >= count or stop.is_set():
+                    return
+                run(tile)
+        except BaseException as exc:  # noqa: B036 - handed to the calling thread
+            failures.append(exc)
+            stop.set()
+
+    helpers = [threading.Thread(target=work, daemon=True)
+               for _ in range(min(threads, count) - 1)]
+    for helper in helpers:
+        helper.start()
+    try:
+        work()
+    finally:
+        stop.set()  # Ctrl-C here: the helpers stop after their current tile
+        for helper in helpers:
+            helper.join()
+    if failures:
+        raise failures[0]
+
+
+def kernel_for(aggregation_radius, centre_max):
+    """The compiled tile function that nlmeans_kernel runs for these options."""
+    return _fused_tiles if not any(aggregation_radius) and not centre_max else _tiled_tiles
+
+
+def will_compile(dispatcher):
+    """Whether calling `dispatcher` compiles it: nothing of it is loaded in this
+    process and Numba's cache holds no index of it (a cache of another
+    signature is taken as cached: only float64 runs after float32 ones meet it)."""
+    import glob
+
+    if dispatcher.overloads:
+        return False
+    try:
+        folder = dispatcher._cache.cache_path  # Numba's own cache folder for this file
+    except AttributeError:
+        return False
+    pattern = f"*.{dispatcher.py_func.__name__}-*.nbi"
+    return not glob.glob(os.path.join(glob.escape(folder), pattern))
+
+
+@njit(cache=True)
+def _output_and_tiles(padded, patch_radius, search_radius, aggregation_radius, tile_shape):
+    """(channel-last output array, offsets, number of tiles along z, y, x)."""
     channels = padded.shape[0]
     margin = (search_radius[0] + patch_radius[0] + aggregation_radius[0],
               search_radius[1] + patch_radius[1] + aggregation_radius[1],
@@ -826,23 +959,39 @@ def nlmeans_kernel(padded, guide, patch_radius, search_radius, aggregation_radiu
     shape = (padded.shape[1] - 2 * margin[0], padded.shape[2] - 2 * margin[1],
              padded.shape[3] - 2 * margin[2])
     out = np.empty((shape[0], shape[1], shape[2], channels), dtype=padded.dtype)
-    offsets = half_offsets(search_radius)
-    # The weights are 2**-max(d * inv_scale - threshold * inv_scale, 0): one
-    # multiply-add per weight (the caller keeps threshold * inv_scale finite).
-    scaled_threshold = threshold * inv_scale
+    tiles = ((shape[0] + tile_shape[0] - 1) // tile_shape[0],
+             (shape[1] + tile_shape[1] - 1) // tile_shape[1],
+             (shape[2] + tile_shape[2] - 1) // tile_shape[2])
+    return out, half_offsets(search_radius), tiles
 
-    tiles_z = (shape[0] + tile_shape[0] - 1) // tile_shape[0]
-    tiles_y = (shape[1] + tile_shape[1] - 1) // tile_shape[1]
-    tiles_x = (shape[2] + tile_shape[2] - 1) // tile_shape[2]
-    for tile in prange(tiles_z * tiles_y * tiles_x):
-        iz = tile // (tiles_y * tiles_x)
-        iy = (tile // tiles_x) % tiles_y
-        ix = tile % tiles_x
-        start = (iz * tile_shape[0], iy * tile_shape[1], ix * tile_shape[2])
-        stop = (min(start[0] + tile_shape[0], shape[0]),
-                min(start[1] + tile_shape[1], shape[1]),
-                min(start[2] + tile_shape[2], shape[2]))
-        _denoise_tile(padded, guide, out, start, stop, patch_radius, search_radius,
-                      aggregation_radius, centre_max, offsets, scaled_threshold, inv_scale,
-                      low, high, round_output)
-    return out
+
+@njit(cache=True)
+def _tile_bounds(tile, tiles, tile_shape, shape):
+    """(start, stop) of tile number `tile`."""
+    iz = tile // (tiles[1] * tiles[2])
+    iy = (tile // tiles[2]) % tiles[1]
+    ix = tile % tiles[2]
+    start = (iz * tile_shape[0], iy * tile_shape[1], ix * tile_shape[2])
+    stop = (min(start[0] + tile_shape[0], shape[0]), min(start[1] + tile_shape[1], shape[1]),
+            min(start[2] + tile_shape[2], shape[2]))
+    return start, stop
+
+
+@njit(cache=True, nogil=True)
+def _tiled_tiles(padded, guide, out, patch_radius, search_radius, aggregation_radius,
+                 centre_max, offsets, scaled_threshold, inv_scale, tile_shape, tiles, tile, low,
+                 high, round_output):
+    """Tile number `tile` of the general case (_denoise_tile), without the GIL."""
+    start, stop = _tile_bounds(tile, tiles, tile_shape, out.shape[:3])
+    _denoise_tile(padded, guide, out, start, stop, patch_radius, search_radius,
+                  aggregation_radius, centre_max, offsets, scaled_threshold, inv_scale, low,
+                  high, round_output)
+
+
+@njit(cache=True, nogil=True)
+def _fused_tiles(padded, guide, out, patch_radius, search_radius, offsets, scaled_threshold,
+                 inv_scale, tile_shape, tiles, tile, low, high, round_output):
+    """Tile number `tile` of the plain pixel-wise filter (_fused_tile), without the GIL."""
+    start, stop = _tile_bounds(tile, tiles, tile_shape, out.shape[:3])
+    _fused_tile(padded, guide, out, start, stop, patch_radius, search_radius, offsets,
+                scaled_threshold, inv_scale, low, high, round_output)

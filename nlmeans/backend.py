@@ -6,6 +6,8 @@ It mirrors the volume at its borders, cuts the work into tiles, one thread
 each, and returns the result clipped to `bounds` (and rounded if `rounded`).
 """
 
+import logging
+
 import numpy as np
 
 # Output tiles, one thread each; their buffers are bounded, whatever the image
@@ -71,6 +73,11 @@ def numba_pass(values, guide, step, dtype, bounds, rounded, image_shape=None):
                        aggregation_radius == (0, 0, 0) and step.centre_weight != "max",
                        image_shape or values.shape[1:], get_num_threads())
     low, high = (work_dtype.type(b) for b in bounds)
+    if _kernels.will_compile(_kernels.kernel_for(aggregation_radius,
+                                                 step.centre_weight == "max")):
+        logging.getLogger("nlmeans").info(
+            "compiling the denoising kernel (first run only, about half a minute; Numba "
+            "caches it)...")
     result = _kernels.nlmeans_kernel(padded, padded_guide, patch, search, aggregation_radius,
                                      step.centre_weight == "max", threshold, inv_scale, tile, low,
                                      high, rounded)

@@ -17,13 +17,10 @@ per core), a share of the cores on a distributed worker with several threads,
 all of them when tasks run one at a time (the synchronous scheduler).
 """
 
-import contextlib
 import os
 import threading
 
 import numpy as np
-
-_WORKQUEUE_LOCK = threading.Lock()
 
 
 def is_dask_array(image):
@@ -82,8 +79,7 @@ def _denoise_chunk(block, settings, bounds, backend):
     threads = task_threads()
     if threads is not None:
         numba.set_num_threads(threads)  # per thread: this task only
-    with _kernel_guard():
-        return denoise_block(block, settings, bounds, backend)
+    return denoise_block(block, settings, bounds, backend)
 
 
 def task_threads():
@@ -103,16 +99,3 @@ def task_threads():
     if threading.current_thread() is threading.main_thread():
         return None  # the synchronous scheduler: one task at a time
     return max(1, cores // (os.cpu_count() or 1))
-
-
-def _kernel_guard():
-    """Numba's "workqueue" threading layer (used where neither OpenMP nor TBB
-    is installed) must not be entered by two threads at once: serialise the
-    kernel there; other layers run concurrent tasks side by side."""
-    import numba
-
-    try:
-        layer = numba.threading_layer()
-    except ValueError:  # no parallel kernel has run yet in this process
-        return _WORKQUEUE_LOCK
-    return _WORKQUEUE_LOCK if layer == "workqueue" else contextlib.nullcontext()

@@ -418,20 +418,12 @@ def _report_error(report, terms):
 
 
 def kernel_is_cached():
-    """Whether Numba has a cache of the compiled kernel on disk (else the first call
-    compiles it, which takes about a minute)."""
-    import glob
-    import os
+    """Whether both compiled paths of the kernel are loaded or in Numba's cache
+    (else the first call of the missing one compiles it, about half a minute)."""
+    from nlmeans import _kernels
 
-    import nlmeans
-
-    if os.environ.get("NUMBA_CACHE_DIR"):
-        folders = [os.environ["NUMBA_CACHE_DIR"]]
-    else:  # next to the package, or Numba's per-user fallback when that is read-only
-        folders = [os.path.join(os.path.dirname(nlmeans.__file__), "__pycache__"),
-                   os.path.join(os.path.expanduser("~"), ".cache", "numba")]
-    return any(glob.glob(os.path.join(folder, "**", "_kernels.nlmeans_kernel-*.nbi"),
-                         recursive=True) for folder in folders)
+    return not any(_kernels.will_compile(k) for k in (_kernels._tiled_tiles,
+                                                        _kernels._fused_tiles))
 
 
 def available_memory():

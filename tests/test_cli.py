@@ -309,18 +309,33 @@ def test_estimate_noise_command(tmp_path):
     assert result.stdout.count("\t") == 1
 
 
-def test_first_run_says_it_compiles(noisy_png, tmp_path, monkeypatch):
-    from nlmeans.denoise import kernel_is_cached
+def test_first_run_says_it_compiles(noisy_png, tmp_path, monkeypatch, caplog):
+    """The kernel logs that it compiles, when it is about to: after the input was read."""
+    import logging
 
-    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "empty-cache"))
-    assert not kernel_is_cached()
-    monkeypatch.delenv("NUMBA_CACHE_DIR")
-    monkeypatch.setattr(sys.modules["nlmeans.denoise"], "kernel_is_cached", lambda: False)
+    from nlmeans import _kernels
+
+    monkeypatch.setattr(_kernels, "will_compile", lambda dispatcher: True)
+    with caplog.at_level(logging.INFO, logger="nlmeans"):
+        nlmeans.denoise(np.zeros((8, 8)) + np.arange(8), 10)
+    assert "compiling the denoising kernel (first run only" in caplog.text
     result = run("denoise", noisy_png, tmp_path / "o.png", "--h", 10)
     assert result.exit_code == 0
-    assert "compiling the denoising kernel (first run only" in result.stderr
+    assert result.stderr.count("compiling the denoising kernel (first run only") == 1
     result = run("denoise", noisy_png, tmp_path / "o2.png", "--h", 10, "-q")
     assert result.stderr == ""
+    result = run("denoise", tmp_path / "missing.png", tmp_path / "o3.png")
+    assert result.exit_code == 1 and "compiling" not in result.stderr
+
+
+def test_the_kernel_knows_whether_it_is_cached():
+    from nlmeans import _kernels
+    from nlmeans.denoise import kernel_is_cached
+
+    nlmeans.denoise(np.zeros((8, 8)) + np.arange(8), 10)  # the fused path, loaded or compiled
+    nlmeans.denoise(np.zeros((8, 8)) + np.arange(8))  # the general path
+    assert not _kernels.will_compile(_kernels._fused_tiles)
+    assert kernel_is_cached()
 
 
 def test_noise_with_a_non_finite_sigma_is_a_usage_error(noisy_png, tmp_path):
