@@ -198,3 +198,32 @@ def test_data_range_of_float_images_with_strong_unclipped_noise(sigma):
     _, report = nlmeans.denoise_with_report(noisy, estimate_error=False)
     assert report.data_range == 255.0
     assert data_range(noisy / 255.0, sigma / 255.0) == 1.0
+
+
+def test_ctrl_c_stops_a_long_denoise_promptly():
+    """The kernel's tiles run on Python threads, so Ctrl-C is answered between two
+    tiles, not after the whole image (it used to take seconds)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    code = ("import numpy as np, nlmeans, sys\n"
+            "nlmeans.denoise(np.arange(64.0).reshape(8, 8), 10, search_radius=3)\n"
+            "print('ready', flush=True)\n"
+            "image = np.random.default_rng(0).random((2048, 2048)).astype(np.float32)\n"
+            "nlmeans.denoise(image, 0.1, search_radius=40)  # 10 s and more on 2 cores\n"
+            "print('finished', flush=True)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        time.sleep(1.5)
+        sent = time.perf_counter()
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+        waited = time.perf_counter() - sent
+    finally:
+        proc.kill()
+    assert "KeyboardInterrupt" in proc.stderr.read()
+    assert waited < 3.0, f"took {waited:.1f} s to stop"
