@@ -10,7 +10,7 @@ import time
 
 import click
 
-from nlmeans_cli.options import denoise_kwargs, denoise_options
+from nlmeans_cli.options import denoise_kwargs, denoise_options, max_memory_option
 
 EXAMPLE = """
 Examples:
@@ -60,7 +60,7 @@ def output_path_for(rel, output_dir, suffix, fmt):
 _WORKER = {}
 
 
-def _init_worker(threads, options, volume, quality, fmt):
+def _init_worker(threads, options, volume, quality, fmt, max_memory=None):
     # Ctrl-C and SIGTERM are the parent's to handle: it stops handing out work and
     # waits for the files in flight.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -69,21 +69,22 @@ def _init_worker(threads, options, volume, quality, fmt):
 
     # NUMBA_NUM_THREADS, where the user set it, caps the threads.
     numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-    _WORKER.update(options=options, volume=volume, quality=quality, fmt=fmt)
+    _WORKER.update(options=options, volume=volume, quality=quality, fmt=fmt,
+                   max_memory=max_memory)
 
 
 def _work(task):
     return _process_task(task, **_WORKER)
 
 
-def _process_task(task, options, volume, quality, fmt):
+def _process_task(task, options, volume, quality, fmt, max_memory=None):
     """The Outcome of one (input, output) task; never raises for a bad file."""
     from nlmeans_cli.processing import Outcome, process
 
     input_path, output_path = task
     try:
         outcome = process(input_path, output_path, options, fmt=fmt, volume=volume,
-                          quality=quality)
+                          quality=quality, max_memory=max_memory)
         outcome.details = None  # keep the reply small
         return outcome
     except click.ClickException as exc:
@@ -110,6 +111,7 @@ def _process_task(task, options, volume, quality, fmt):
 @click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True,
               help="JPEG/WebP output quality.")
 @click.option("--volume", is_flag=True, help="Denoise multi-page TIFFs as 3-D volumes.")
+@max_memory_option
 @click.option("--skip-existing", is_flag=True, help="Leave outputs that exist (resume a run).")
 @click.option("--overwrite", is_flag=True, help="Replace outputs that exist.")
 @click.option("--dry-run", is_flag=True, help="List what would be done; write nothing.")
@@ -123,7 +125,8 @@ def _process_task(task, options, volume, quality, fmt):
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable report on stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
 def batch_command(input_dir, output_dir, patterns, recursive, suffix, fmt, quality, volume,
-                  skip_existing, overwrite, dry_run, jobs, scheduler, as_json, quiet, **options):
+                  max_memory, skip_existing, overwrite, dry_run, jobs, scheduler, as_json, quiet,
+                  **options):
     """Denoise every image in INPUT_DIR into OUTPUT_DIR (created if missing).
 
     One bad file never stops the batch: it is reported with its reason and the
@@ -194,10 +197,15 @@ def batch_command(input_dir, output_dir, patterns, recursive, suffix, fmt, quali
                 from nlmeans_cli.cluster import run_on_cluster
 
                 outcomes += run_on_cluster(tasks, scheduler, dict(
-                    options=kwargs, volume=volume, quality=quality, fmt=fmt), show_bar, quiet)
+                    options=kwargs, volume=volume, quality=quality, fmt=fmt,
+                    max_memory=max_memory), show_bar, quiet)
             else:
+                # The files in flight share the memory budget.
+                from nlmeans.outofcore import default_budget
+
+                share = (max_memory or default_budget()) // jobs
                 outcomes += _run(tasks, jobs, max(1, cores // jobs), kwargs, volume, quality,
-                                 fmt, show_bar)
+                                 fmt, show_bar, share)
         except _Interrupted as stop:
             outcomes += stop.outcomes
             interrupted = 143 if stop.terminated else 130
@@ -225,12 +233,12 @@ def _terminate(signum, frame):
     raise _Terminated()
 
 
-def _run(tasks, jobs, threads, options, volume, quality, fmt, show_bar):
-    """Outcomes of all tasks, processed `jobs` at a time."""
+def _run(tasks, jobs, threads, options, volume, quality, fmt, show_bar, max_memory=None):
+    """Outcomes of all tasks, processed `jobs` at a time, each within `max_memory`."""
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     import multiprocessing
 
-    init = (threads, options, volume, quality, fmt)
+    init = (threads, options, volume, quality, fmt, max_memory)
     done = []
     bar = click.progressbar(length=len(tasks), label="denoising", file=sys.stderr,
                             show_pos=True, show_eta=True,

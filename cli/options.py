@@ -120,6 +120,7 @@ class MemorySize(click.ParamType):
 
 max_memory_option = click.option(
     "--max-memory", type=MemorySize(), default=None,
-    help="Memory budget, e.g. 300M or 2G. A TIFF that would need more in one piece is "
-         "streamed: read, denoised and written in strips, with the same result. "
-         "[default: half the available memory]")
+    help="Memory budget, e.g. 300M or 2G (batch: shared by the files in flight). A TIFF "
+         "that would need more in one piece is streamed: read, denoised and written in "
+         "strips, with the same result to float rounding. [default: half the available "
+         "memory]")

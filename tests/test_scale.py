@@ -334,3 +334,30 @@ def test_batch_keeps_to_numba_num_threads(folder, tmp_path):
                               env=dict(os.environ, NUMBA_NUM_THREADS="1"), timeout=300)
         assert proc.returncode == 1, proc.stderr  # the bad file only
         assert sorted(os.listdir(out)) == [f"img{i}.png" for i in range(4)]
+
+
+def test_batch_streams_large_tiffs_within_its_share_of_the_budget(tmp_path, no_base,
+                                                                  monkeypatch):
+    import nlmeans_cli.batch as batch
+
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    images = [noisy_scene((700, 600), seed=30 + i).astype(np.uint8) for i in range(2)]
+    for index, image in enumerate(images):
+        write_tiff(inputs / f"big{index}.tif", image, compression="lzw")
+    # 6M is less than one file needs in one piece (11M): streamed.
+    result = run("batch", inputs, tmp_path / "out", "--max-memory", "6M", "--jobs", "1", "-q")
+    assert result.exit_code == 0, result.output
+    for index, image in enumerate(images):
+        with tifffile.TiffFile(tmp_path / "out" / f"big{index}.tif") as tif:
+            assert tif.pages[0].is_tiled
+            assert_equal_to_float_rounding(tif.asarray(), nlmeans.denoise(image))
+    whole = run("batch", inputs, tmp_path / "whole", "--max-memory", "24M", "--jobs", "1", "-q")
+    assert whole.exit_code == 0
+    with tifffile.TiffFile(tmp_path / "whole" / "big0.tif") as tif:
+        assert not tif.pages[0].is_tiled  # in memory, written as usual
+    # Files in flight share the budget.
+    shares = []
+    monkeypatch.setattr(batch, "_run", lambda *args: shares.append(args[-1]) or [])
+    run("batch", inputs, tmp_path / "shared", "--max-memory", "12M", "--jobs", "2", "-q")
+    assert shares == [6 * 2**20]
