@@ -501,7 +501,10 @@ def _offset_weights(padded, margin, lo, size, offset, patch_radius, scaled_thres
     # Padded coordinates of the first patch element of the first position.
     z0, y0, x0 = lo[0] - pz + margin[0], lo[1] - py + margin[1], lo[2] - px + margin[2]
     planar = pz > 0
-    planes = _plane_sums(padded, z0, y0, x0, offset, patch_radius, size, plane_scratch)
+    if plane_scratch is None:  # 2-D patches: pruned at compile time, no plane sums compiled
+        planes = weight_flat[:1].reshape((1, 1, 1))
+    else:
+        planes = _plane_sums(padded, z0, y0, x0, offset, patch_radius, size, plane_scratch)
     signed = padded.shape[0] == 1 and not planar
     for i in range(wz):
         for j in range(wy):
@@ -596,7 +599,10 @@ def _fused_offsets(padded, guide, margin, offsets, first, members, ref_start, pa
     wz, wy = size[0], size[1]
     z0, y0 = lo[0] - pz + margin[0], lo[1] - py + margin[1]
     planar = pz > 0
-    planes = _plane_sums(guide, z0, y0, x0[0], t, patch_radius, size, plane_scratch)
+    if plane_scratch is None:  # 2-D patches: pruned at compile time, no plane sums compiled
+        planes = weight_rows[0, :1].reshape((1, 1, 1))
+    else:
+        planes = _plane_sums(guide, z0, y0, x0[0], t, patch_radius, size, plane_scratch)
     signed = guide.shape[0] == 1 and not planar
     for i in range(wz):
         plane = planes[i if planar else 0]
@@ -638,7 +644,7 @@ def _offset_window(offsets, n, ref_start, ref_size):
 
 @njit(cache=True, fastmath=True)
 def _fused_tile(padded, guide, out, start, stop, patch_radius, search_radius, offsets,
-                scaled_threshold, inv_scale, low, high, round_output):
+                scaled_threshold, inv_scale, low, high, round_output, volume_patches):
     """Plain NL-means (pixel-wise, centre weight 1) for the output tile [start,
     stop): the weights of each group of offsets are made and used at once
     (_fused_offsets)."""
@@ -659,7 +665,11 @@ def _fused_tile(padded, guide, out, start, stop, patch_radius, search_radius, of
     weight_rows = np.empty((group, row), dtype=dtype)
     pairs = np.empty(row, dtype=dtype)  # scratch of _row_to_weights
     columns = np.empty((6, group), dtype=np.int64)
-    plane_scratch = np.empty(_plane_scratch_size(wz_max, wy_max, row, patch_radius), dtype=dtype)
+    if volume_patches is None:
+        plane_scratch = None
+    else:
+        plane_scratch = np.empty(_plane_scratch_size(wz_max, wy_max, row, patch_radius),
+                                 dtype=dtype)
     # An int64 from the start: the literal 0 would compile a second _fused_offsets.
     n = offsets.shape[0] * 0
     while n < offsets.shape[0]:
@@ -715,7 +725,7 @@ def _write_tile(out, acc, weight_sum, padded, start, stop, margin, low, high, ro
 @njit(cache=True, fastmath=True)
 def _denoise_tile(padded, guide, out, start, stop, patch_radius, search_radius,
                   aggregation_radius, centre_max, offsets, scaled_threshold, inv_scale, low, high,
-                  round_output):
+                  round_output, volume_patches):
     """NL-means for the output tile [start, stop) (output coordinates), with a
     tile of weights per offset: the weights compare patches of `guide`, the
     means average pixels of `padded`. (The plain pixel-wise case with centre
@@ -750,7 +760,11 @@ def _denoise_tile(padded, guide, out, start, stop, patch_radius, search_radius,
     ring = np.empty((2 * py + 1, row), dtype=dtype)
     column_sums = np.empty(row, dtype=dtype)
     pairs = np.empty(row, dtype=dtype)  # scratch of _row_to_weights
-    plane_scratch = np.empty(_plane_scratch_size(wz_max, wy_max, row, patch_radius), dtype=dtype)
+    if volume_patches is None:
+        plane_scratch = None
+    else:
+        plane_scratch = np.empty(_plane_scratch_size(wz_max, wy_max, row, patch_radius),
+                                 dtype=dtype)
     weight_flat = np.empty(wz_max * wy_max * wx_max, dtype=dtype)
 
     # Each reference's own weight, and (patch-wise) the sum of all its weights.
@@ -874,16 +888,20 @@ def nlmeans_kernel(padded, guide, patch_radius, search_radius, aggregation_radiu
     # The weights are 2**-max(d * inv_scale - threshold * inv_scale, 0): one
     # multiply-add per weight (the caller keeps threshold * inv_scale finite).
     scaled_threshold = threshold * inv_scale
+    # None for patches of one plane: the 3-D plane sums are then left out of the
+    # compiled code (Numba prunes `is None` branches on a None argument), 3 s of
+    # the first run's compile.
+    volume_patches = None if patch_radius[0] == 0 else True
     if not any(aggregation_radius) and not centre_max:
         def run(tile):
             _fused_tiles(padded, guide, out, patch_radius, search_radius, offsets,
                          scaled_threshold, inv_scale, tile_shape, tiles, tile, low, high,
-                         round_output)
+                         round_output, volume_patches)
     else:
         def run(tile):
             _tiled_tiles(padded, guide, out, patch_radius, search_radius, aggregation_radius,
                          centre_max, offsets, scaled_threshold, inv_scale, tile_shape, tiles,
-                         tile, low, high, round_output)
+                         tile, low, high, round_output, volume_patches)
     _run_tiles(run, tiles[0] * tiles[1] * tiles[2], get_num_threads())
     return out
 
@@ -980,18 +998,18 @@ def _tile_bounds(tile, tiles, tile_shape, shape):
 @njit(cache=True, nogil=True)
 def _tiled_tiles(padded, guide, out, patch_radius, search_radius, aggregation_radius,
                  centre_max, offsets, scaled_threshold, inv_scale, tile_shape, tiles, tile, low,
-                 high, round_output):
+                 high, round_output, volume_patches):
     """Tile number `tile` of the general case (_denoise_tile), without the GIL."""
     start, stop = _tile_bounds(tile, tiles, tile_shape, out.shape[:3])
     _denoise_tile(padded, guide, out, start, stop, patch_radius, search_radius,
                   aggregation_radius, centre_max, offsets, scaled_threshold, inv_scale, low,
-                  high, round_output)
+                  high, round_output, volume_patches)
 
 
 @njit(cache=True, nogil=True)
 def _fused_tiles(padded, guide, out, patch_radius, search_radius, offsets, scaled_threshold,
-                 inv_scale, tile_shape, tiles, tile, low, high, round_output):
+                 inv_scale, tile_shape, tiles, tile, low, high, round_output, volume_patches):
     """Tile number `tile` of the plain pixel-wise filter (_fused_tile), without the GIL."""
     start, stop = _tile_bounds(tile, tiles, tile_shape, out.shape[:3])
     _fused_tile(padded, guide, out, start, stop, patch_radius, search_radius, offsets,
-                scaled_threshold, inv_scale, low, high, round_output)
+                scaled_threshold, inv_scale, low, high, round_output, volume_patches)
