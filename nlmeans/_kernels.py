@@ -231,8 +231,11 @@ def _box_sum_last(src, width, out):
 
 @njit(cache=True, fastmath=True)
 def _box_filter(src, radius, planes, rows, out):
-    """3-D box sum of (2 radius + 1) elements per axis; `planes` and `rows` are scratch."""
-    if radius[0] > 0:
+    """3-D box sum of (2 radius + 1) elements per axis; `planes` and `rows` are scratch
+    (`planes` None for 2-D patches: the sum across planes is then not compiled)."""
+    if planes is None:
+        _box_sum_rows(src, 2 * radius[1] + 1, rows)
+    elif radius[0] > 0:
         _box_sum_planes(src, 2 * radius[0] + 1, planes)
         _box_sum_rows(planes, 2 * radius[1] + 1, rows)
     else:
@@ -802,7 +805,10 @@ def _denoise_tile(padded, guide, out, start, stop, patch_radius, search_radius,
     # Pass 2: accumulate.
     ref_weights = np.empty((rz, ry, rx) if aggregating else (1, 1, 1), dtype=dtype)
     # Only a 3-D box filter sums across planes (see _box_filter).
-    planes = np.empty((nz, ry, rx) if az > 0 else (1, 1, 1), dtype=dtype)
+    if volume_patches is None:
+        planes = None
+    else:
+        planes = np.empty((nz, ry, rx) if az > 0 else (1, 1, 1), dtype=dtype)
     rows = np.empty((nz, ny, rx) if aggregating else (1, 1, 1), dtype=dtype)
     tile_weights = np.empty((nz, ny, nx) if aggregating else (1, 1, 1), dtype=dtype)
     origin = (nz * 0, nz * 0, nz * 0)  # int64s: a literal (0, 0, 0) compiles again
