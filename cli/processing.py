@@ -276,7 +276,7 @@ def _stream(source, output_path, options, fmt, budget, need, estimate_error, int
     import numpy as np
 
     from nlmeans import Report
-    from nlmeans.chunked import stand_in
+    from nlmeans.layout import stand_in
     from nlmeans.io import Image, check_writable
     from nlmeans.outofcore import TILE, denoise_tiff, measure, strip_rows
     from nlmeans.resolve import resolve_checked

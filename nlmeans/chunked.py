@@ -34,27 +34,18 @@ def measure(array, channel_axis, sample=True):
     denoised, an empty array or non-finite values."""
     import dask
 
+    from nlmeans.layout import check_finite, check_pixel_type
     from nlmeans.sample import assemble, sample_regions
 
-    if array.dtype.kind not in "uif":
-        raise ValueError(f"image must have an integer or floating-point dtype, got {array.dtype}")
-    if array.size == 0:
-        raise ValueError(f"image must not be empty, got shape {array.shape}")
+    check_pixel_type(array.dtype, array.shape)
     regions = sample_regions(array.shape, channel_axis) if sample else None
     pieces = ([array[r] for r in regions] if regions else [array]) if sample else []
     low, high, *pieces = dask.compute(array.min(), array.max(), *pieces)
-    if array.dtype.kind == "f" and not np.isfinite([low, high]).all():
-        raise ValueError("image must not contain NaN or inf values")
+    check_finite((low, high), array.dtype)
     if sample:
         sample = (assemble(pieces, array.shape, channel_axis) if regions
                   else (pieces[0], channel_axis))
     return (low, high), sample
-
-
-def stand_in(shape, dtype):
-    """A read-only array of this shape and dtype holding no pixels (one value,
-    broadcast), for the checks and decisions that need only the layout."""
-    return np.broadcast_to(np.zeros((), dtype=dtype), shape)
 
 
 def denoise_dask(array, settings, bounds, backend=None):

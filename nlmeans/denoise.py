@@ -309,7 +309,8 @@ def _in_callers_layout(result, settings, dtype, bounds):
 
 def _denoise_lazy(array, options, settings, device, estimate_error):
     """(lazy result, report) for a dask array (:mod:`nlmeans.chunked`)."""
-    from nlmeans.chunked import denoise_dask, measure, stand_in
+    from nlmeans.chunked import denoise_dask, measure
+    from nlmeans.layout import stand_in
 
     if estimate_error:
         raise ValueError("the SURE error estimate needs the whole image in memory: pass "

@@ -1,5 +1,6 @@
 """The caller's array as a channel-first volume (C, Z, Y, X), and back."""
 
+import math
 import numbers
 
 import numpy as np
@@ -9,16 +10,34 @@ def check_image(image):
     """`image` as an array with (min, max) of its values; ValueError for an array
     that cannot be denoised."""
     image = np.asarray(image)
-    if image.dtype.kind not in "uif":
-        raise ValueError(f"image must have an integer or floating-point dtype, got {image.dtype}")
-    if image.size == 0:
-        raise ValueError(f"image must not be empty, got shape {image.shape}")
+    check_pixel_type(image.dtype, image.shape)
     # The input's range: the result is clipped to it. NaN propagates into the
     # minimum and inf is an extreme, so the two reductions also check the values.
     bounds = (image.min(), image.max())
-    if image.dtype.kind == "f" and not np.isfinite(bounds).all():
-        raise ValueError("image must not contain NaN or inf values")
+    check_finite(bounds, image.dtype)
     return image, bounds
+
+
+def check_pixel_type(dtype, shape):
+    """ValueError for pixels of a type that cannot be denoised, or none at all."""
+    if dtype.kind not in "uif":
+        raise ValueError(f"image must have an integer or floating-point dtype, got {dtype}")
+    if math.prod(shape) == 0:
+        raise ValueError(f"image must not be empty, got shape {shape}")
+
+
+def check_finite(bounds, dtype):
+    """ValueError unless the (min, max) of float pixels are finite (a NaN
+    anywhere makes the minimum NaN)."""
+    if dtype.kind == "f" and not np.isfinite(bounds).all():
+        raise ValueError("image must not contain NaN or inf values")
+
+
+def stand_in(shape, dtype):
+    """A read-only array of this shape and dtype holding no pixels (one value,
+    broadcast), for the checks and decisions that need only the layout of an
+    image that is not in memory (a dask array, a file read in strips)."""
+    return np.broadcast_to(np.zeros((), dtype=dtype), shape)
 
 
 def normalised_channel_axis(channel_axis, ndim):

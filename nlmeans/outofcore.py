@@ -119,6 +119,7 @@ def open_tiff(path):
 def measure(pixels, shape, dtype, channel_axis, rows):
     """((min, max), sample) of a lazily read image: the extremes in one pass
     of `rows` at a time, the sample of :mod:`nlmeans.sample`."""
+    from nlmeans.layout import check_finite
     from nlmeans.sample import assemble, sample_regions
 
     low = high = None
@@ -126,8 +127,7 @@ def measure(pixels, shape, dtype, channel_axis, rows):
         block = np.asarray(pixels[start:start + rows])
         low = block.min() if low is None else min(low, block.min())
         high = block.max() if high is None else max(high, block.max())
-    if dtype.kind == "f" and not np.isfinite([low, high]).all():
-        raise ValueError("image must not contain NaN or inf values")
+    check_finite((low, high), dtype)
     regions = sample_regions(shape, channel_axis)
     if regions is None:
         return (low, high), (np.asarray(pixels[:]), channel_axis)
@@ -145,8 +145,9 @@ def strip_rows(settings, shape, itemsize, budget):
     rows = rows // STRIP_STEP * STRIP_STEP
     if rows < STRIP_STEP:
         need = BASE_BYTES + (STRIP_STEP + reach + TILE) * per_row
-        raise ValueError(f"a memory budget of {_size(budget)} is too small for strips of this "
-                         f"image ({width} pixels wide): give at least {_size(need)}")
+        raise ValueError(f"a memory budget of {_size(budget)} is too small for strips "
+                         f"of this image ({width} pixels wide): give at least "
+                         f"{_size(need)}")
     return min(rows, -(-shape[0] // STRIP_STEP) * STRIP_STEP)
 
 
