@@ -177,12 +177,21 @@ def _in_strips(pixels, settings, spatial, seconds, interactive):
         click.echo(f"a long job: about {seconds:.0f} s on this machine (search window "
                    f"{window} for {'x'.join(map(str, spatial))} pixels)"
                    + ("; Ctrl-C stops it between strips" if rows < length else ""), err=True)
-    bar = click.progressbar(length=length, label="denoising", file=sys.stderr,
-                            show_eta=True) if interactive and sys.stderr.isatty() else None
-    with bar if bar is not None else contextlib.nullcontext():
-        result = denoise_in_strips(pixels, settings, rows, progress=(
-            (lambda done, total: bar.update(done - bar.pos)) if bar is not None else None))
+    with strip_progress(length, interactive) as progress:
+        result = denoise_in_strips(pixels, settings, rows, progress=progress)
     return result, Report.of(settings)
+
+
+@contextlib.contextmanager
+def strip_progress(length, interactive):
+    """A progress bar over `length` rows on a terminal, as the `progress(done,
+    total)` callback the strip runners take; None where there is no bar."""
+    if not (interactive and sys.stderr.isatty()):
+        yield None
+        return
+    with click.progressbar(length=length, label="denoising", file=sys.stderr,
+                           show_eta=True) as bar:
+        yield lambda done, total: bar.update(done - bar.pos)
 
 
 def process(input_path, output_path, options, *, fmt=None, volume=False, quality=95,
@@ -278,20 +287,18 @@ def _stream(source, output_path, options, fmt, budget, need, estimate_error, int
     from nlmeans import Report
     from nlmeans.layout import stand_in
     from nlmeans.io import Image, check_writable
-    from nlmeans.outofcore import TILE, denoise_tiff, measure, strip_rows
+    from nlmeans.outofcore import TILE, denoise_tiff, format_size, measure, strip_rows
     from nlmeans.resolve import resolve_checked
 
     started = time.perf_counter()
     path, shape = source.path, source.shape
+    too_large = (f"{path}: denoising it in one piece would need about {format_size(need)}, "
+                 f"more than the memory budget of {format_size(budget)}")
     if output_format(output_path, fmt) != "TIFF":
-        raise click.ClickException(f"{path}: denoising it in one piece would need about "
-                                   f"{_mib(need)}, more than the memory budget of "
-                                   f"{_mib(budget)}: write a .tif output to stream it in "
-                                   f"strips, or raise --max-memory")
+        raise click.ClickException(f"{too_large}: write a .tif output to stream it in strips, "
+                                   f"or raise --max-memory")
     if options.get("h") == "sure" or options.get("device", "cpu") != "cpu":
-        raise click.ClickException(f"{path}: denoising it in one piece would need about "
-                                   f"{_mib(need)}, more than the memory budget of "
-                                   f"{_mib(budget)}; it is streamed in strips on the CPU, where "
+        raise click.ClickException(f"{too_large}; it is streamed in strips on the CPU, where "
                                    f"--h sure and --device do not apply: leave them out or "
                                    f"raise --max-memory")
     check_writable(output_path, Image(np.empty((0, 0, 3)[:len(shape)], source.dtype)), "TIFF")
@@ -304,20 +311,12 @@ def _stream(source, output_path, options, fmt, budget, need, estimate_error, int
                                   sample=sample, in_memory=False)
     rows = strip_rows(settings, shape, source.dtype.itemsize, budget)
     if interactive:
-        click.echo(f"{path}: denoising it in one piece would need about {_mib(need)}, more "
-                   f"than the memory budget of {_mib(budget)}: streaming it in strips of "
-                   f"{rows} rows", err=True)
-    bar = click.progressbar(length=shape[0], label="denoising", file=sys.stderr,
-                            show_eta=True) if interactive and sys.stderr.isatty() else None
-    with bar if bar is not None else contextlib.nullcontext():
-        denoise_tiff(source, output_path, settings, bounds, rows, progress=(
-            (lambda done, total: bar.update(done - bar.pos)) if bar is not None else None))
+        click.echo(f"{too_large}: streaming it in strips of {rows} rows", err=True)
+    with strip_progress(shape[0], interactive) as progress:
+        denoise_tiff(source, output_path, settings, bounds, rows, progress=progress)
     report = Report.of(settings)
     if estimate_error:
         report.error_note = "not available for an image streamed in strips (SURE needs it whole)"
     return Outcome(path, output_path, seconds=time.perf_counter() - started,
                    pixels=int(shape[0] * shape[1]), details=report)
 
-
-def _mib(count):
-    return f"{count / 2**30:.1f} GiB" if count >= 2**30 else f"{count / 2**20:.0f} MiB"

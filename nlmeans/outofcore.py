@@ -145,13 +145,14 @@ def strip_rows(settings, shape, itemsize, budget):
     rows = rows // STRIP_STEP * STRIP_STEP
     if rows < STRIP_STEP:
         need = BASE_BYTES + (STRIP_STEP + reach + TILE) * per_row
-        raise ValueError(f"a memory budget of {_size(budget)} is too small for strips "
+        raise ValueError(f"a memory budget of {format_size(budget)} is too small for strips "
                          f"of this image ({width} pixels wide): give at least "
-                         f"{_size(need)}")
+                         f"{format_size(need)}")
     return min(rows, -(-shape[0] // STRIP_STEP) * STRIP_STEP)
 
 
-def _size(count):
+def format_size(count):
+    """Bytes as MiB or GiB, for messages."""
     return f"{count / 2**30:.1f} GiB" if count >= 2**30 else f"{count / 2**20:.0f} MiB"
 
 
