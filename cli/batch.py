@@ -198,7 +198,7 @@ def batch_command(input_dir, output_dir, patterns, recursive, suffix, fmt, quali
 
                 outcomes += run_on_cluster(tasks, scheduler, dict(
                     options=kwargs, volume=volume, quality=quality, fmt=fmt,
-                    max_memory=max_memory), show_bar, quiet)
+                    max_memory=max_memory), show_bar)
             else:
                 # The files in flight share the memory budget.
                 from nlmeans.outofcore import default_budget
@@ -240,9 +240,7 @@ def _run(tasks, jobs, threads, options, volume, quality, fmt, show_bar, max_memo
 
     init = (threads, options, volume, quality, fmt, max_memory)
     done = []
-    bar = click.progressbar(length=len(tasks), label="denoising", file=sys.stderr,
-                            show_pos=True, show_eta=True,
-                            item_show_func=lambda o: os.path.basename(o.input) if o else "")
+    bar = files_bar(len(tasks))
     with bar if show_bar else contextlib.nullcontext() as bar:
         try:
             if jobs == 1:
@@ -282,6 +280,13 @@ def _run(tasks, jobs, threads, options, volume, quality, fmt, show_bar, max_memo
             return done
         except KeyboardInterrupt as stop:
             raise _Interrupted(done, isinstance(stop, _Terminated)) from None
+
+
+def files_bar(count):
+    """The batch's progress bar over `count` files, naming the last one done."""
+    return click.progressbar(length=count, label="denoising", file=sys.stderr, show_pos=True,
+                             show_eta=True,
+                             item_show_func=lambda o: os.path.basename(o.input) if o else "")
 
 
 def _finish(outcomes, seconds, as_json, quiet, dry_run=False, interrupted=False, jobs=1):

@@ -11,7 +11,6 @@ processes with one thread each, on this machine.
 
 import contextlib
 import os
-import sys
 
 import click
 
@@ -47,7 +46,7 @@ def _cluster_task(task, settings, threads):
 
 
 @contextlib.contextmanager
-def _client(scheduler, quiet):
+def _client(scheduler):
     """A distributed Client for `scheduler`; a LocalCluster for local:N."""
     import dask
     from distributed import Client, LocalCluster
@@ -74,23 +73,20 @@ def _client(scheduler, quiet):
             yield client, max(1, (os.cpu_count() or 1) // workers)
 
 
-def run_on_cluster(tasks, scheduler, settings, show_bar, quiet, work=_cluster_task):
+def run_on_cluster(tasks, scheduler, settings, show_bar, work=_cluster_task):
     """Outcomes of all tasks, run on the cluster as `work(task, settings, threads)`;
     Ctrl-C and SIGTERM cancel the files not started and wait for those being
     written."""
     from distributed import as_completed
 
-    from nlmeans_cli.batch import _Interrupted, _Terminated
-    from nlmeans_cli.processing import Outcome, log_to_stderr, warm_up
+    from nlmeans_cli.batch import _Interrupted, _Terminated, files_bar
+    from nlmeans_cli.processing import Outcome, warm_up
 
     if scheduler.startswith("local:"):
-        log_to_stderr(quiet)
         warm_up(settings["options"])  # workers then load the kernel from the cache
     done = []
-    bar = click.progressbar(length=len(tasks), label="denoising", file=sys.stderr,
-                            show_pos=True, show_eta=True,
-                            item_show_func=lambda o: os.path.basename(o.input) if o else "")
-    with _client(scheduler, quiet) as (client, threads), \
+    bar = files_bar(len(tasks))
+    with _client(scheduler) as (client, threads), \
             (bar if show_bar else contextlib.nullcontext()) as bar:
         futures = {client.submit(work, task, settings, threads, pure=False,
                                  key=f"nlmeans-{index}-{os.path.basename(task[0])}"): task

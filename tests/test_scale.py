@@ -304,7 +304,7 @@ def test_a_dying_worker_costs_only_its_file(folder, tmp_path):
     options = denoise_kwargs("auto", None, None, None, "auto", None, None, None, None, False,
                              "cpu")
     outcomes = run_on_cluster(tasks, "local:2", dict(options=options, volume=False, quality=95,
-                                                     fmt=None), False, True, work=dies_on_img1)
+                                                     fmt=None), False, work=dies_on_img1)
     status = {os.path.basename(o.input): (o.status, o.reason) for o in outcomes}
     assert status["img1.png"] == ("failed", "its worker died twice while denoising it")
     assert all(status[f"img{i}.png"][0] == "done" for i in (0, 2, 3))
