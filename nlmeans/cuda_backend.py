@@ -64,6 +64,8 @@ def import_cuda():
 
 def unsupported(settings):
     """Why the CUDA backend cannot run `settings`, or None if it can."""
+    if settings.method != "nlmeans":
+        return f"the CUDA backend runs NL-means; method {settings.method!r} runs on the CPU"
     if settings.dtype != "float32":
         return "the CUDA backend computes in float32"
     if settings.n_spatial != 2:

@@ -21,7 +21,7 @@ from nlmeans.settings import Settings
 
 # The options that settings= fixes; with it, they must be left out.
 _SETTINGS_OPTIONS = ("h", "patch_radius", "search_radius", "sigma", "aggregation",
-                     "centre_weight", "chroma_weight", "refine", "noise")
+                     "centre_weight", "chroma_weight", "refine", "noise", "method")
 
 
 @dataclass
@@ -61,13 +61,22 @@ class Report:
     h_candidates: list = field(default_factory=list)
     error_note: str | None = None
     device: str = "cpu"
+    method: str = "nlmeans"
     settings: Settings | None = field(default=None, repr=False)
 
     @classmethod
     def of(cls, settings):
-        """The report's fields that the settings give."""
+        """The report's fields that the settings give (NL-Bayes steps have no h,
+        aggregation or centre weight: h 0, "patch" and "one", the nearest NL-means
+        terms for what they do, and no refine)."""
         first = settings.passes[0] if settings.passes else None
         second = settings.passes[1] if len(settings.passes) > 1 else None
+        if settings.method == "nlbayes":
+            return cls(h=0.0, patch_radius=first.patch_radius if first else (),
+                       search_radius=first.search_radius if first else (),
+                       sigma=settings.sigma, sigma_estimated=settings.sigma_estimated,
+                       aggregation="patch", centre_weight="one",
+                       data_range=settings.data_range, settings=settings, method="nlbayes")
         return cls(h=first.h if first else 0.0,
                    patch_radius=first.patch_radius if first else (),
                    search_radius=first.search_radius if first else (),
@@ -81,8 +90,9 @@ class Report:
 
 def denoise(image, h=None, *, patch_radius=None, search_radius=None, sigma=None,
             channel_axis=None, dtype=None, aggregation=None, centre_weight=None,
-            chroma_weight=None, refine=None, noise=None, settings=None, device="cpu"):
-    r"""Denoise an image or volume with non-local means.
+            chroma_weight=None, refine=None, noise=None, method=None, settings=None,
+            device="cpu"):
+    r"""Denoise an image or volume with non-local means (or NL-Bayes).
 
     Each output pixel is a weighted mean of the pixels in the search window
     around it:
@@ -178,6 +188,15 @@ def denoise(image, h=None, *, patch_radius=None, search_radius=None, sigma=None,
         aggregation and centre weight. Needs sigma > 0. Default True in
         automatic mode for single-channel images and volumes (measured +0.1 to
         +0.6 dB on photographs), else False.
+    method : {"nlmeans", "nlbayes"}, optional
+        "nlmeans" (default): the formula above. "nlbayes": Non-Local Bayes
+        (Lebrun, Buades and Morel 2013, :mod:`nlmeans.nlbayes`), which
+        estimates each group of similar patches from the group's mean and
+        covariance, in two steps; better images than NL-means (measured
+        +0.5 dB on Set12, closer to BM3D) at a few times its time. Its
+        parameters follow from sigma (given or estimated), so `h`, the radii,
+        `aggregation`, `centre_weight`, `chroma_weight` and `refine` must be
+        left out; it runs on the CPU, on images in memory.
     settings : Settings, optional
         Run exactly these settings (from :func:`nlmeans.resolve`, perhaps of a
         larger image this one is a crop of) instead of deciding them from this
@@ -217,14 +236,15 @@ def denoise(image, h=None, *, patch_radius=None, search_radius=None, sigma=None,
                                     channel_axis=channel_axis, dtype=dtype,
                                     aggregation=aggregation, centre_weight=centre_weight,
                                     chroma_weight=chroma_weight, refine=refine, noise=noise,
-                                    settings=settings, device=device, estimate_error=False)
+                                    method=method, settings=settings, device=device,
+                                    estimate_error=False)
     return result
 
 
 def denoise_with_report(image, h=None, *, patch_radius=None, search_radius=None, sigma=None,
                         channel_axis=None, dtype=None, aggregation=None,
                         centre_weight=None, chroma_weight=None, refine=None, noise=None,
-                        settings=None, device="cpu", estimate_error=True):
+                        method=None, settings=None, device="cpu", estimate_error=True):
     """:func:`denoise`, also returning a :class:`Report` of what it did.
 
     With `estimate_error` (and sigma > 0) the report holds the SURE estimate of
@@ -237,7 +257,7 @@ def denoise_with_report(image, h=None, *, patch_radius=None, search_radius=None,
     options = dict(h=h, patch_radius=patch_radius, search_radius=search_radius, sigma=sigma,
                    channel_axis=channel_axis, dtype=dtype, aggregation=aggregation,
                    centre_weight=centre_weight, chroma_weight=chroma_weight, refine=refine,
-                   noise=noise)
+                   noise=noise, method=method)
     if is_dask_array(image):
         return _denoise_lazy(image, options, settings, device, estimate_error)
     image, bounds = check_image(image)
@@ -353,7 +373,14 @@ def _check_settings_fit(settings, image, options, in_memory=True):
         raise ValueError(f"the settings are for {settings.n_spatial}-D images with "
                          f"{settings.channels} channel(s), got a {n_spatial}-D image with "
                          f"{volume.shape[0]}")
-    if settings.passes and in_memory:
+    if settings.method == "nlbayes":
+        if not in_memory:
+            raise ValueError("method='nlbayes' needs the whole image in memory; use "
+                             "method='nlmeans' for images run in pieces")
+        from nlmeans.nlbayes import check_memory
+
+        check_memory(volume.shape, settings.work_dtype)
+    elif settings.passes and in_memory:
         first = settings.passes[0]
         _check_memory(volume.shape, first.patch_radius, first.search_radius, n_spatial,
                       settings.work_dtype, len(settings.passes) > 1)

@@ -14,7 +14,7 @@ SURE_H_FACTORS = (0.7, 0.85, 1.0, 1.15, 1.3)
 
 def resolve(image, h=None, *, patch_radius=None, search_radius=None, sigma=None,
             channel_axis=None, dtype=None, aggregation=None, centre_weight=None,
-            chroma_weight=None, refine=None, noise=None):
+            chroma_weight=None, refine=None, noise=None, method=None):
     """Decide everything a denoising run of `image` needs, without running it.
 
     Takes the options of :func:`nlmeans.denoise` and returns the
@@ -40,6 +40,11 @@ def resolve(image, h=None, *, patch_radius=None, search_radius=None, sigma=None,
     - grey images and volumes get a second, guided pass;
     - an image without measurable noise gets no pass at all.
 
+    ``method="nlbayes"`` gives the two steps of NL-Bayes instead
+    (:mod:`nlmeans.nlbayes`), their parameters from sigma (given or
+    estimated); h, the radii, aggregation, centre weight, chroma weight and
+    refine are NL-means options and must be left out.
+
     ``h="sure"`` also runs the automatic settings with h times each of
     ``SURE_H_FACTORS`` and keeps the h with the lowest SURE.
 
@@ -53,7 +58,8 @@ def resolve(image, h=None, *, patch_radius=None, search_radius=None, sigma=None,
     settings, _ = resolve_checked(image, bounds, dict(
         h=h, patch_radius=patch_radius, search_radius=search_radius, sigma=sigma,
         channel_axis=channel_axis, dtype=dtype, aggregation=aggregation,
-        centre_weight=centre_weight, chroma_weight=chroma_weight, refine=refine, noise=noise))
+        centre_weight=centre_weight, chroma_weight=chroma_weight, refine=refine, noise=noise,
+        method=method))
     return settings
 
 
@@ -76,13 +82,21 @@ def resolve_checked(image, bounds, options, sample=None, in_memory=True):
 
     volume, n_spatial = as_channel_first_volume(image, options["channel_axis"])
     choice = _check_options(options, n_spatial, volume.shape[0])
-    if in_memory:
+    if choice["method"] == "nlbayes":
+        if not in_memory:
+            raise ValueError("method='nlbayes' needs the whole image in memory; use "
+                             "method='nlmeans' for images run in pieces")
+        from nlmeans.nlbayes import check_memory
+
+        check_memory(volume.shape, np.dtype(choice["dtype"]))
+    elif in_memory:
         _check_memory(volume.shape, options["patch_radius"], options["search_radius"],
                       n_spatial, np.dtype(choice["dtype"]), choice["refine"])
     elif choice["mode"] == "sure":
         raise ValueError("h='sure' needs the whole image in memory (it denoises it several "
                          "times); use h='auto' or a number for images run in pieces")
-    if sample is None and (choice["sigma"] is None or choice["mode"] != "fixed"):
+    if sample is None and (choice["sigma"] is None or choice["mode"] != "fixed"
+                           or choice["method"] == "nlbayes"):
         sample = take_sample(image, options["channel_axis"])
     sigma, model = choice["sigma"], None
     if sigma is None:
@@ -93,14 +107,21 @@ def resolve_checked(image, bounds, options, sample=None, in_memory=True):
         mode = "auto"  # SURE holds for white noise only: the automatic h instead
     # The data range scales the automatic rules; a fixed h does not need it (and
     # its percentile costs a few per cent of a small image's time).
-    scale = data_range(sample[0], sigma, maximum=bounds[1]) if mode != "fixed" else None
+    scale = data_range(sample[0], sigma, maximum=bounds[1]) \
+        if mode != "fixed" or choice["method"] == "nlbayes" else None
+    colour = volume.shape[0] > 1 and options["channel_axis"] is not None
+    if choice["method"] == "nlbayes":
+        from nlmeans.nlbayes import bayes_steps
+
+        passes = bayes_steps(sigma, scale, volume.shape[0], n_spatial) if sigma > 0 else ()
+    else:
+        passes = _passes(choice, sigma, scale, n_spatial, colour=colour)
     settings = Settings(
-        passes=_passes(choice, sigma, scale, n_spatial, colour=volume.shape[0] > 1 and
-                       options["channel_axis"] is not None),
+        passes=passes,
         sigma=float(sigma), sigma_estimated=choice["sigma"] is None, data_range=scale,
         dtype=choice["dtype"], chroma_weight=choice["chroma_weight"], n_spatial=n_spatial,
         channels=volume.shape[0], channel_axis=_axis(options["channel_axis"], image.ndim),
-        mode=mode, noise=model)
+        mode=mode, method=choice["method"], noise=model)
     if mode == "sure" and settings.passes:
         sure = choose_h_by_sure(volume, settings, bounds)
         return settings.with_h(sure.h), sure
@@ -136,6 +157,7 @@ def _passes(choice, sigma, scale, n_spatial, colour):
 def _check_options(options, n_spatial, channels):
     """The options checked, with the defaults of their mode filled in; ValueError
     naming the first bad one."""
+    method = _check_method(options)
     h = options["h"]
     mode = "fixed"
     if h is None or (isinstance(h, str) and h in ("auto", "sure")):
@@ -157,10 +179,11 @@ def _check_options(options, n_spatial, channels):
         raise ValueError(f"aggregation must be 'pixel' or 'patch', got {aggregation!r}")
     if centre_weight not in ("one", "max"):
         raise ValueError(f"centre_weight must be 'one' or 'max', got {centre_weight!r}")
-    chroma_weight = _check_chroma_weight(options["chroma_weight"], channels, automatic)
+    nlmeans_auto = automatic and method == "nlmeans"
+    chroma_weight = _check_chroma_weight(options["chroma_weight"], channels, nlmeans_auto)
     refine = options["refine"]
     if refine is None:
-        refine = automatic and channels == 1
+        refine = nlmeans_auto and channels == 1
     elif not isinstance(refine, (bool, np.bool_)):
         raise ValueError(f"refine must be True or False, got {refine!r}")
     if refine and sigma == 0:
@@ -168,10 +191,31 @@ def _check_options(options, n_spatial, channels):
     for name in ("patch_radius", "search_radius"):
         if options[name] is not None:
             _check_radius(options[name], name, n_spatial)
-    return dict(mode=mode, h=h, sigma=sigma, noise=noise, dtype=dtype.name,
+    return dict(method=method, mode=mode, h=h, sigma=sigma, noise=noise, dtype=dtype.name,
                 aggregation=aggregation, centre_weight=centre_weight,
                 chroma_weight=chroma_weight, refine=bool(refine),
                 patch_radius=options["patch_radius"], search_radius=options["search_radius"])
+
+
+# NL-means's own options: NL-Bayes takes none of them.
+_NLMEANS_OPTIONS = ("h", "patch_radius", "search_radius", "aggregation", "centre_weight",
+                    "chroma_weight", "refine")
+
+
+def _check_method(options):
+    """The method, checked; for NL-Bayes, ValueError naming the NL-means options given."""
+    from nlmeans.settings import METHODS
+
+    method = options.get("method") or "nlmeans"
+    if not isinstance(method, str) or method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if method == "nlbayes":
+        given = [name for name in _NLMEANS_OPTIONS if options[name] is not None
+                 and not (name == "h" and options[name] == "auto")]
+        if given:
+            raise ValueError(f"method='nlbayes' takes its parameters from sigma: leave out "
+                             f"{', '.join(given)} (NL-means options)")
+    return method
 
 
 def _check_noise(sigma, noise):

@@ -15,7 +15,7 @@ import numpy as np
 
 from nlmeans.noise import NoiseModel
 
-METHODS = ("nlmeans",)
+METHODS = ("nlmeans", "nlbayes")
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,51 @@ class Pass:
 
 
 @dataclass(frozen=True)
+class BayesStep:
+    """One step of NL-Bayes (:mod:`nlmeans.nlbayes`).
+
+    Attributes
+    ----------
+    patch_radius, search_radius : tuple of int
+        Per spatial axis ((Y, X) or (Z, Y, X)).
+    group_size : int
+        Patches in a group: the most similar ones in the search window (step 1:
+        exactly these; step 2: at least these, with every patch closer than `tau`).
+    sigma : float
+        Noise level, in the image's intensity units.
+    beta : float
+        The noise variance in the Bayes estimate is beta * sigma^2.
+    flat_area : float
+        Groups whose variance is below flat_area * sigma^2 are taken as flat:
+        every value becomes the group's mean (0: never).
+    tau : float
+        Step 2: the mean squared difference (intensity units^2) below which a
+        patch joins the group beyond `group_size`; 0 in step 1.
+    stride : int
+        Reference patches every `stride` positions along each axis.
+    guided : bool
+        Step 2: groups are found, and covariances taken, on the previous step's
+        result.
+    """
+
+    patch_radius: tuple
+    search_radius: tuple
+    group_size: int
+    sigma: float
+    beta: float = 1.0
+    flat_area: float = 1.05
+    tau: float = 0.0
+    stride: int = 1
+    guided: bool = False
+
+    @property
+    def halo(self):
+        """Pixels per spatial axis beyond a region that its result reads (the
+        references of a tile read further: NL-Bayes runs whole images)."""
+        return tuple(2 * s + 2 * p for s, p in zip(self.search_radius, self.patch_radius))
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything a denoising run needs, decided before it starts.
 
@@ -85,7 +130,9 @@ class Settings:
     mode : {"fixed", "auto", "sure"}
         How h was chosen: given, by the automatic rules, or by SURE among
         multiples of the automatic h.
-    method : {"nlmeans"}
+    method : {"nlmeans", "nlbayes"}
+        NL-means passes (:class:`Pass`) or the two steps of NL-Bayes
+        (:class:`BayesStep`).
     noise : NoiseModel or None
         The noise model sigma came from (None when sigma was given).
     """
@@ -109,7 +156,11 @@ class Settings:
             raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
+        kind = BayesStep if self.method == "nlbayes" else Pass
         for p in self.passes:
+            if not isinstance(p, kind):
+                raise ValueError(f"method {self.method!r} runs {kind.__name__} steps, got "
+                                 f"{type(p).__name__}")
             if len(p.patch_radius) != self.n_spatial or len(p.search_radius) != self.n_spatial:
                 raise ValueError(f"pass radii must have {self.n_spatial} values (one per spatial "
                                  f"axis), got {p.patch_radius} and {p.search_radius}")
@@ -158,11 +209,12 @@ class Settings:
             raise ValueError(f"unknown settings fields: {', '.join(sorted(unknown))}")
         data = dict(data)
         passes = []
+        kind = BayesStep if data.get("method") == "nlbayes" else Pass
         for p in data.get("passes", ()):
             p = dict(p)
             p["patch_radius"] = tuple(int(v) for v in p["patch_radius"])
             p["search_radius"] = tuple(int(v) for v in p["search_radius"])
-            passes.append(Pass(**p))
+            passes.append(kind(**p))
         data["passes"] = tuple(passes)
         if data.get("noise") is not None:
             data["noise"] = NoiseModel.from_dict(data["noise"])

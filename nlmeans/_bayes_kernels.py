@@ -1,0 +1,349 @@
+"""Numba kernels for NL-Bayes (private: arrays in, arrays out, no validation).
+
+Arrays are channel-first with three spatial axes, ``(C, Z, Y, X)``, as in
+:mod:`nlmeans._kernels`; a 2-D image has Z = 1 and patch radius 0 along Z.
+A patch is named by its first corner; positions run over ``size - k + 1``
+per axis (k the patch width), so every patch lies inside the image and no
+mirroring is needed: near a border the search window is shifted inwards
+instead of cut, and keeps its size.
+
+One step processes the reference patches of one tile of positions at a time
+(:func:`bayes_tile`): for each reference not yet estimated, it finds the group
+of its most similar patches in the search window, estimates every patch of the
+group (:func:`bayes_estimate`), adds the estimates to the numerator and their
+count to the weight, and marks the group's patches, and their neighbours, as
+estimated (the "paste trick"): they are not taken as references again. The
+marks are kept per tile, so a tile's result depends only on the tile (not on
+the order in which tiles run); tiles of one colour of a checkerboard touch
+disjoint pixels and run in parallel, the colours one after the other, so the
+sums are made in the same order whatever the number of threads.
+
+Precision: the image, the basic estimate and the result have the caller's dtype
+(float32 or float64); distances, groups, covariances and their Cholesky
+factors are float64 (a covariance of 25 to 147 dimensions from a few dozen
+patches is too ill-conditioned for float32), and so are the accumulators.
+"""
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True)
+def ref_positions(count, stride):
+    """Reference positions along an axis of `count` positions: every
+    `stride`-th, and the last, so that the references cover the axis."""
+    n = (count - 1) // stride + 1
+    extra = 0 if (count - 1) % stride == 0 else 1
+    out = np.empty(n + extra, np.int64)
+    for i in range(n):
+        out[i] = i * stride
+    if extra:
+        out[n] = count - 1
+    return out
+
+
+@njit(cache=True)
+def _window(p, radius, count):
+    """(first, last) position of the search window around `p`, shifted inwards
+    at the borders so that it keeps 2 * radius + 1 positions where it can."""
+    first = min(max(p - radius, 0), max(count - 1 - 2 * radius, 0))
+    return first, min(first + 2 * radius, count - 1)
+
+
+@njit(cache=True)
+def _patch_ssd(image, c0, c1, a, b, k):
+    """Sum over channels c0..c1-1 and the patch of the squared differences of
+    the patches at positions a and b (3 ints each)."""
+    total = 0.0
+    for c in range(c0, c1):
+        for dz in range(k[0]):
+            for dy in range(k[1]):
+                for dx in range(k[2]):
+                    d = (np.float64(image[c, a[0] + dz, a[1] + dy, a[2] + dx])
+                         - np.float64(image[c, b[0] + dz, b[1] + dy, b[2] + dx]))
+                    total += d * d
+    return total
+
+
+@njit(cache=True)
+def _gather(image, c0, c1, members, n, k, out):
+    """Rows 0..n-1 of `out`: the patches at `members`, channels c0..c1-1, flattened
+    channel by channel in (z, y, x) order."""
+    for i in range(n):
+        j = 0
+        for c in range(c0, c1):
+            for dz in range(k[0]):
+                for dy in range(k[1]):
+                    for dx in range(k[2]):
+                        out[i, j] = image[c, members[i, 0] + dz, members[i, 1] + dy,
+                                          members[i, 2] + dx]
+                        j += 1
+
+
+@njit(cache=True)
+def _channel_variance(group, n, first, count):
+    """Variance (over n - 1) of the values in columns first..first+count-1 of rows 0..n-1."""
+    mean = 0.0
+    for i in range(n):
+        for j in range(first, first + count):
+            mean += group[i, j]
+    mean /= n * count
+    total = 0.0
+    for i in range(n):
+        for j in range(first, first + count):
+            d = group[i, j] - mean
+            total += d * d
+    return total / max(n * count - 1, 1), mean
+
+
+@njit(cache=True)
+def _cholesky(a, d):
+    """The lower Cholesky factor of a[:d, :d], in place; False where a pivot is
+    not clearly positive (a singular or indefinite matrix)."""
+    largest = 0.0
+    for i in range(d):
+        largest = max(largest, a[i, i])
+    floor = 1e-12 * largest
+    for j in range(d):
+        s = a[j, j]
+        for m in range(j):
+            s -= a[j, m] * a[j, m]
+        if not s > floor:
+            return False
+        pivot = np.sqrt(s)
+        a[j, j] = pivot
+        for i in range(j + 1, d):
+            s = a[i, j]
+            for m in range(j):
+                s -= a[i, m] * a[j, m]
+            a[i, j] = s / pivot
+    return True
+
+
+@njit(cache=True)
+def _solve_rows(factor, d, rhs, n):
+    """Rows 0..n-1 of `rhs` (n x d) replaced by A^-1 applied to each, A = L L^T
+    with L the lower triangle of factor[:d, :d]."""
+    for i in range(n):
+        for j in range(d):  # L y = r
+            s = rhs[i, j]
+            for m in range(j):
+                s -= factor[j, m] * rhs[i, m]
+            rhs[i, j] = s / factor[j, j]
+        for j in range(d - 1, -1, -1):  # L^T x = y
+            s = rhs[i, j]
+            for m in range(j + 1, d):
+                s -= factor[m, j] * rhs[i, m]
+            rhs[i, j] = s / factor[j, j]
+
+
+@njit(cache=True)
+def bayes_estimate(noisy, model, n, d, diagonal, shrink, centred, covariance, out):
+    """The Bayes estimate of the n patches (rows) of `noisy` (n x d), into `out`.
+
+    The group's covariance A is that of the rows of `model` (`noisy` itself in
+    the first step, the basic estimate's patches in the second) plus
+    `diagonal` times the identity; with the group's mean m, every patch x is
+    estimated as x - shrink * A^-1 (x - m), shrink = beta sigma^2. This is
+    m + (A - shrink I) A^-1 (x - m) in the first step (the noisy covariance
+    less the noise's, over the noisy one) and m + C (C + shrink I)^-1 (x - m)
+    in the second (C the basic estimate's covariance, diagonal = shrink).
+    Where A has no Cholesky factor, the patches are left as they are and False
+    is returned. `centred` (n x d) and `covariance` (d x d) are scratch.
+    """
+    scale = 1.0 / max(n - 1, 1)
+    for j in range(d):  # the model's centred rows
+        mean = 0.0
+        for i in range(n):
+            mean += model[i, j]
+        mean /= n
+        for i in range(n):
+            centred[i, j] = model[i, j] - mean
+    for a in range(d):  # lower triangle of the covariance
+        for b in range(a + 1):
+            s = 0.0
+            for i in range(n):
+                s += centred[i, a] * centred[i, b]
+            covariance[a, b] = s * scale
+        covariance[a, a] += diagonal
+    solvable = _cholesky(covariance, d)
+    for j in range(d):  # the noisy rows, centred on their own mean
+        mean = 0.0
+        for i in range(n):
+            mean += noisy[i, j]
+        mean /= n
+        for i in range(n):
+            centred[i, j] = noisy[i, j] - mean
+    if solvable:
+        _solve_rows(covariance, d, centred, n)
+    for i in range(n):
+        for j in range(d):
+            out[i, j] = noisy[i, j] - shrink * centred[i, j] if solvable else noisy[i, j]
+    return solvable
+
+
+@njit(cache=True)
+def _find_group(image, c0, c1, ref, k, radius, counts, group_size, tau, dist, cand):
+    """(members, n): the positions of the patches of the window around `ref`
+    most similar to it (sum of squared differences over channels c0..c1-1),
+    closest first (ties by raster order): `group_size` of them, and, with
+    `tau` > 0, also every further one whose distance is below `tau`."""
+    lo0, hi0 = _window(ref[0], radius[0], counts[0])
+    lo1, hi1 = _window(ref[1], radius[1], counts[1])
+    lo2, hi2 = _window(ref[2], radius[2], counts[2])
+    m = 0
+    for z in range(lo0, hi0 + 1):
+        for y in range(lo1, hi1 + 1):
+            for x in range(lo2, hi2 + 1):
+                cand[m, 0] = z
+                cand[m, 1] = y
+                cand[m, 2] = x
+                dist[m] = _patch_ssd(image, c0, c1, ref, cand[m], k)
+                m += 1
+    order = np.argsort(dist[:m], kind="mergesort")
+    n = min(group_size, m)
+    while n < m and dist[order[n]] < tau:
+        n += 1
+    members = np.empty((n, 3), np.int64)
+    for i in range(n):
+        members[i] = cand[order[i]]
+    return members, n
+
+
+@njit(cache=True)
+def _aggregate(estimates, members, n, channels, k, num, weight):
+    """Add the n estimated patches (rows: channel by channel, (z, y, x) order)
+    to the numerator and 1 per pixel to the weight."""
+    for i in range(n):
+        z0, y0, x0 = members[i, 0], members[i, 1], members[i, 2]
+        j = 0
+        for c in range(channels):
+            for dz in range(k[0]):
+                for dy in range(k[1]):
+                    for dx in range(k[2]):
+                        num[c, z0 + dz, y0 + dy, x0 + dx] += estimates[i, j]
+                        j += 1
+        for dz in range(k[0]):
+            for dy in range(k[1]):
+                for dx in range(k[2]):
+                    weight[z0 + dz, y0 + dy, x0 + dx] += 1.0
+
+
+@njit(cache=True)
+def _mark(mask, start, stop, members, n):
+    """Mark the members, and their neighbours along every axis, that lie in
+    the tile [start, stop) as estimated."""
+    for i in range(n):
+        for axis in range(3):
+            for step in (-1, 0, 1):
+                p0, p1, p2 = members[i, 0], members[i, 1], members[i, 2]
+                if axis == 0:
+                    p0 += step
+                elif axis == 1:
+                    p1 += step
+                else:
+                    p2 += step
+                if (start[0] <= p0 < stop[0] and start[1] <= p1 < stop[1]
+                        and start[2] <= p2 < stop[2]):
+                    mask[p0 - start[0], p1 - start[1], p2 - start[2]] = False
+
+
+@njit(cache=True)
+def _first_step_group(noisy, members, n, k, flat_limit, shrink, group, centred, covariance,
+                      estimates):
+    """Step 1: every channel of the group estimated on its own (with the flat-area
+    rule over all channels at once) into `estimates` (n x channels * K)."""
+    channels = noisy.shape[0]
+    size = k[0] * k[1] * k[2]
+    _gather(noisy, 0, channels, members, n, k, group)
+    total = 0.0
+    for c in range(channels):
+        total += _channel_variance(group, n, c * size, size)[0]
+    if total < flat_limit * channels:
+        for c in range(channels):  # flat area: every value is the group's mean
+            mean = _channel_variance(group, n, c * size, size)[1]
+            estimates[:n, c * size:(c + 1) * size] = mean
+        return
+    for c in range(channels):
+        values = np.ascontiguousarray(group[:n, c * size:(c + 1) * size])
+        out = np.empty_like(values)
+        bayes_estimate(values, values, n, size, 0.0, shrink, centred, covariance, out)
+        estimates[:n, c * size:(c + 1) * size] = out
+
+
+@njit(cache=True)
+def _second_step_group(noisy, basic, members, n, k, flat_limit, shrink, group, model, centred,
+                       covariance, estimates):
+    """Step 2: the channels together, with the covariance of the basic estimate's
+    patches (flat area: the basic estimate's mean, per channel)."""
+    channels = noisy.shape[0]
+    size = k[0] * k[1] * k[2]
+    _gather(noisy, 0, channels, members, n, k, group)
+    _gather(basic, 0, channels, members, n, k, model)
+    total = 0.0
+    for c in range(channels):
+        total += _channel_variance(group, n, c * size, size)[0]
+    if total < flat_limit * channels:
+        for c in range(channels):
+            mean = _channel_variance(model, n, c * size, size)[1]
+            estimates[:n, c * size:(c + 1) * size] = mean
+        return
+    bayes_estimate(group, model, n, channels * size, shrink, shrink, centred, covariance,
+                   estimates)
+
+
+@njit(cache=True, nogil=True)
+def bayes_tile(noisy, basic, num, weight, first_step, patch_radius, search_radius, stride,
+               group_size, tau, shrink, flat_limit, start, stop):
+    """One step of NL-Bayes for the reference positions of the tile [start, stop),
+    in raster order; adds to `num` (C, Z, Y, X) and `weight` (Z, Y, X), float64.
+
+    Step 1 (`first_step`) groups by the first channel of `noisy`; step 2 by all
+    channels of `basic` (the step-1 result), keeping also patches closer than
+    `tau`. `shrink` = beta sigma^2; `flat_limit` = gamma sigma^2.
+    """
+    channels = noisy.shape[0]
+    k = (2 * patch_radius[0] + 1, 2 * patch_radius[1] + 1, 2 * patch_radius[2] + 1)
+    counts = (noisy.shape[1] - k[0] + 1, noisy.shape[2] - k[1] + 1, noisy.shape[3] - k[2] + 1)
+    size = k[0] * k[1] * k[2]
+    window = ((2 * search_radius[0] + 1) * (2 * search_radius[1] + 1)
+              * (2 * search_radius[2] + 1))
+    most = max(window, group_size)
+    dist = np.empty(most, np.float64)
+    cand = np.empty((most, 3), np.int64)
+    width = channels * size
+    group = np.empty((most, width), np.float64)
+    model = np.empty((most, width), np.float64)
+    centred = np.empty((most, width), np.float64)
+    dims = size if first_step else width
+    covariance = np.empty((dims, dims), np.float64)
+    estimates = np.empty((most, width), np.float64)
+    mask = np.ones((stop[0] - start[0], stop[1] - start[1], stop[2] - start[2]), np.bool_)
+    refs0 = ref_positions(counts[0], stride[0])
+    refs1 = ref_positions(counts[1], stride[1])
+    refs2 = ref_positions(counts[2], stride[2])
+    ref = np.empty(3, np.int64)
+    for r0 in refs0:
+        if not start[0] <= r0 < stop[0]:
+            continue
+        for r1 in refs1:
+            if not start[1] <= r1 < stop[1]:
+                continue
+            for r2 in refs2:
+                if not start[2] <= r2 < stop[2]:
+                    continue
+                if not mask[r0 - start[0], r1 - start[1], r2 - start[2]]:
+                    continue
+                ref[0], ref[1], ref[2] = r0, r1, r2
+                if first_step:
+                    members, n = _find_group(noisy, 0, 1, ref, k, search_radius, counts,
+                                             group_size, 0.0, dist, cand)
+                    _first_step_group(noisy, members, n, k, flat_limit, shrink, group,
+                                      centred, covariance, estimates)
+                else:
+                    members, n = _find_group(basic, 0, channels, ref, k, search_radius,
+                                             counts, group_size, tau, dist, cand)
+                    _second_step_group(noisy, basic, members, n, k, flat_limit, shrink,
+                                       group, model, centred, covariance, estimates)
+                _aggregate(estimates, members, n, channels, k, num, weight)
+                _mark(mask, start, stop, members, n)

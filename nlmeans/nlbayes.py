@@ -1,0 +1,185 @@
+"""NL-Bayes: the two steps' parameters from sigma, and running them.
+
+Non-Local Bayes (Lebrun, Buades and Morel, "A nonlocal Bayesian image
+denoising algorithm", SIAM J. Imaging Sciences 2013; "Implementation of the
+Non-Local Bayes image denoising algorithm", IPOL 2013) models the patches
+similar to a reference patch as Gaussian, with the mean and covariance of the
+group they form, and estimates each by its conditional mean given the noisy
+patch (a Wiener filter per group):
+
+- step 1 groups the noisy patches most similar to each reference; with C the
+  group's covariance and m its mean, a patch x becomes
+  m + (C - beta sigma^2 I) C^-1 (x - m), channel by channel;
+- step 2 groups on the step-1 result (the basic estimate), takes the
+  covariance C_b from the basic estimate's patches, and estimates the noisy
+  patches again, m + C_b (C_b + beta sigma^2 I)^-1 (x - m), channels together;
+- a group whose variance is below gamma sigma^2 (gamma = 1.05) is flat: every
+  value becomes the group's mean;
+- every estimated patch is added to every pixel it covers and the sums are
+  divided by the counts; references are taken every `stride` positions, and
+  patches already estimated (and their neighbours) are not taken as references
+  again.
+
+The parameters are the paper's (its IPOL implementation's), for 8-bit
+intensities, with sigma measured in 8-bit units of the image's data range.
+Colour images are processed in opponent colours (an orthonormal transform,
+so white noise keeps its level in every channel; step 1 groups on brightness).
+3-D volumes use cubic patches of 3 voxels a side (the paper has no rule for
+them; ours is below).
+
+Results are deterministic: independent of the number of threads. NL-Bayes runs
+a whole image in memory (its paste trick makes a result depend on the tiles
+of references around it, not only on a halo of pixels).
+"""
+
+import numpy as np
+
+from nlmeans.settings import BayesStep
+
+# The paper's flat-area threshold, a multiple of sigma^2.
+FLAT_AREA = 1.05
+# Step 2 also takes patches whose mean squared difference (8-bit units) is
+# below this.
+TAU_8BIT = 16.0
+
+
+def bayes_steps(sigma, scale, channels, n_spatial):
+    """(step 1, step 2) for noise `sigma` in an image of data range `scale`."""
+    s8 = 255.0 * sigma / scale  # the paper's rules are in 8-bit units
+    if n_spatial == 3:
+        return _volume_steps(sigma, s8, channels, scale)
+    colour = channels > 1
+    if colour:
+        k1 = 3 if s8 < 20 else 5 if s8 < 50 else 7
+        k2 = 3 if s8 < 50 else 5 if s8 < 70 else 7
+        n1, n2 = 3 * k1 * k1, 3 * k2 * k2
+        beta1, beta2 = 1.0, 1.2 if s8 < 50 else 1.0
+    else:
+        k1, k2 = (5 if s8 < 30 else 7), 5
+        n1 = 35 if s8 < 10 else 45 if s8 < 30 else 90 if s8 < 80 else 100
+        n2 = 15 if s8 < 20 else 25 if s8 < 40 else 30 if s8 < 80 else 45
+        beta1 = 1.1 if s8 < 15 else 1.0 if s8 < 70 else 0.9
+        beta2 = 1.1 if s8 < 15 else 1.0 if s8 < 35 else 0.9
+    tau = TAU_8BIT * (scale / 255.0) ** 2
+    return (_step(k1, n1, sigma, beta1, 0.0, False, 2),
+            _step(k2, n2, sigma, beta2, tau, True, 2))
+
+
+def _step(width, group_size, sigma, beta, tau, guided, n_spatial):
+    """A step whose search window is group_size / 2 positions wide (made odd),
+    as in the paper, with references every width // 2 positions."""
+    window = group_size // 2 + (1 - (group_size // 2) % 2)
+    return BayesStep((width // 2,) * n_spatial, (window // 2,) * n_spatial, group_size,
+                     float(sigma), beta, FLAT_AREA, float(tau), max(1, width // 2), guided)
+
+
+def _volume_steps(sigma, s8, channels, scale):
+    """3-D: 3x3x3 patches; groups of twice their values (a covariance needs more
+    patches than dimensions), from a 7^3 window in step 1 and 5^3 in step 2."""
+    size = 27 * channels
+    beta1 = 1.1 if s8 < 15 else 1.0
+    tau = TAU_8BIT * (scale / 255.0) ** 2
+    first = BayesStep((1, 1, 1), (3, 3, 3), 2 * size, float(sigma), beta1, FLAT_AREA, 0.0, 1)
+    second = BayesStep((1, 1, 1), (2, 2, 2), size, float(sigma), 1.0, FLAT_AREA, tau, 1,
+                       guided=True)
+    return first, second
+
+
+def tile_shape(step, spatial_shape):
+    """Tiles of reference positions, per axis (z, y, x): wide enough that the
+    pixels touched from tiles two apart never overlap (see _bayes_kernels)."""
+    radii = _three(step.patch_radius), _three(step.search_radius)
+    base = 64 if len(step.patch_radius) == 2 else 32
+    return tuple(max(base, 4 * s + 2 * (2 * p + 1)) if n > 1 else 1
+                 for p, s, n in zip(*radii, spatial_shape))
+
+
+def _three(radii):
+    return (0,) + tuple(radii) if len(radii) == 2 else tuple(radii)
+
+
+def fitted_radii(step, spatial_shape):
+    """The step's patch radii cut to what the image holds (a patch no wider
+    than the axis), per axis (z, y, x)."""
+    return tuple(min(p, (n - 1) // 2) for p, n in zip(_three(step.patch_radius), spatial_shape))
+
+
+def run_step(noisy, basic, step, dtype):
+    """One step on the (C, Z, Y, X) arrays (basic None in step 1); the (C, Z, Y, X)
+    result in `dtype`."""
+    from numba import get_num_threads
+
+    from nlmeans import _bayes_kernels
+    from nlmeans._kernels import _run_tiles
+
+    spatial = noisy.shape[1:]
+    patch = fitted_radii(step, spatial)
+    search = _three(step.search_radius)
+    stride = tuple(min(step.stride, 2 * p + 1) if p else 1 for p in patch)
+    counts = [n - 2 * p for n, p in zip(spatial, patch)]
+    tile = tile_shape(step, spatial)
+    grid = [-(-c // t) for c, t in zip(counts, tile)]
+    num = np.zeros(noisy.shape, np.float64)
+    weight = np.zeros(spatial, np.float64)
+    first = basic is None
+    guide = noisy if first else basic
+    values = np.float64(step.beta * step.sigma ** 2), np.float64(_flat_limit(step))
+    for colour in np.ndindex(2, 2, 2):
+        tiles = [t for t in np.ndindex(*grid) if all(i % 2 == c for i, c in zip(t, colour))]
+
+        def run(index, tiles=tiles):
+            t = tiles[index]
+            start = tuple(i * n for i, n in zip(t, tile))
+            stop = tuple(min(s + n, c) for s, n, c in zip(start, tile, counts))
+            _bayes_kernels.bayes_tile(noisy, guide, num, weight, first, patch, search, stride,
+                                      step.group_size, step.tau * _values_per_patch(
+                                          noisy.shape[0], patch), values[0], values[1],
+                                      start, stop)
+        if tiles:
+            _run_tiles(run, len(tiles), get_num_threads())
+    fallback = noisy if first else basic
+    covered = weight > 0
+    out = np.where(covered, num / np.where(covered, weight, 1.0), fallback)
+    return out.astype(dtype, copy=False)
+
+
+def _flat_limit(step):
+    """gamma sigma^2 of the flat-area rule."""
+    return step.flat_area * step.sigma ** 2
+
+
+def _values_per_patch(channels, patch):
+    return channels * int(np.prod([2 * p + 1 for p in patch]))
+
+
+def run_bayes(values, settings, bounds, rounded=False):
+    """NL-Bayes of the (C, Z, Y, X) float `values` as `settings` says, clipped to
+    `bounds` and, if `rounded`, rounded."""
+    from nlmeans.passes import OpponentColours
+
+    dtype = settings.work_dtype
+    colour = values.shape[0] == 3
+    transform = OpponentColours(1.0, dtype) if colour else None
+    noisy = np.ascontiguousarray(transform.forward(values) if colour else values, dtype=dtype)
+    result = None
+    for step in settings.passes:
+        result = run_step(noisy, result if step.guided else None, step, dtype)
+    if colour:
+        result = transform.backward(result)
+    result = np.clip(result, *bounds).astype(dtype, copy=False)
+    return np.rint(result, out=result) if rounded else result
+
+
+def check_memory(shape, work_dtype):
+    """Refuse, with the estimate, a (C, Z, Y, X) image whose NL-Bayes would not fit:
+    the float64 numerator and weight, the image, the basic estimate and the result
+    in the work dtype, and the colour transform's copies."""
+    from nlmeans.denoise import _size, available_memory
+
+    pixels = int(np.prod(shape[1:]))
+    needed = pixels * (8 * shape[0] + 8 + 2 * 8 * shape[0] + 5 * work_dtype.itemsize * shape[0])
+    available = available_memory()
+    if available is not None and needed > 0.9 * available:
+        raise MemoryError(f"denoising this image with NL-Bayes needs about {_size(needed)} of "
+                          f"memory and only {_size(available)} is available; crop or "
+                          f"downscale it, or free memory")

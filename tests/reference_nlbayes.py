@@ -1,0 +1,102 @@
+"""Slow, obviously-correct NL-Bayes in float64 NumPy, for the tests.
+
+One step, written from its description (Lebrun, Buades and Morel 2013, as
+:mod:`nlmeans.nlbayes` states it): patches are named by their first corner,
+the search window is shifted inwards at the borders, references lie every
+`stride` positions plus the last, the paste-trick marks are kept per tile of
+reference positions, and groups are estimated with NumPy's linear algebra.
+It shares nothing with the package's kernels; only the tile shape is taken
+from the package (it decides which marks a reference sees).
+"""
+
+import itertools
+
+import numpy as np
+
+
+def reference_step(noisy, basic, step, patch, search, stride, tile):
+    """One NL-Bayes step of the (C, Z, Y, X) float64 `noisy` (guided by `basic`
+    in step 2, None in step 1); radii, stride and tile are (z, y, x) tuples."""
+    channels = noisy.shape[0]
+    k = [2 * p + 1 for p in patch]
+    counts = [n - w + 1 for n, w in zip(noisy.shape[1:], k)]
+    refs = [sorted(set(range(0, c, s)) | {c - 1}) for c, s in zip(counts, stride)]
+    num = np.zeros(noisy.shape)
+    weight = np.zeros(noisy.shape[1:])
+    first = basic is None
+    guide = noisy[:1] if first else basic
+    values = guide.shape[0] * int(np.prod(k))
+    shrink = step.beta * step.sigma ** 2
+    flat = step.flat_area * step.sigma ** 2
+
+    def patch_at(image, p):
+        return image[:, p[0]:p[0] + k[0], p[1]:p[1] + k[1], p[2]:p[2] + k[2]]
+
+    for corner in itertools.product(*[range(0, c, t) for c, t in zip(counts, tile)]):
+        inside = [range(a, min(a + t, c)) for a, t, c in zip(corner, tile, counts)]
+        estimated = set()
+        for ref in itertools.product(*[[r for r in rs if r in box] for rs, box in
+                                       zip(refs, inside)]):
+            if ref in estimated:
+                continue
+            windows = []
+            for p, r, c in zip(ref, search, counts):
+                lo = min(max(p - r, 0), max(c - 1 - 2 * r, 0))
+                windows.append(range(lo, min(lo + 2 * r, c - 1) + 1))
+            candidates = list(itertools.product(*windows))
+            distances = np.array([np.sum((patch_at(guide, ref) - patch_at(guide, q)) ** 2)
+                                  for q in candidates])
+            order = np.argsort(distances, kind="stable")
+            n = min(step.group_size, len(order))
+            while n < len(order) and distances[order[n]] < step.tau * values:
+                n += 1
+            members = [candidates[i] for i in order[:n]]
+            group = np.stack([patch_at(noisy, q).reshape(channels, -1) for q in members])
+            if first:
+                estimates = _first_step(group, shrink, flat)
+            else:
+                model = np.stack([patch_at(basic, q).reshape(channels, -1) for q in members])
+                estimates = _second_step(group, model, shrink, flat)
+            for q, estimate in zip(members, estimates):
+                region = (slice(None),) + tuple(slice(a, a + w) for a, w in zip(q, k))
+                num[region] += estimate.reshape((channels,) + tuple(k))
+                weight[region[1:]] += 1
+                for axis, delta in itertools.product(range(3), (-1, 0, 1)):
+                    neighbour = list(q)
+                    neighbour[axis] += delta
+                    estimated.add(tuple(neighbour))
+    fallback = noisy if first else basic
+    return np.where(weight > 0, num / np.maximum(weight, 1), fallback)
+
+
+def _first_step(group, shrink, flat):
+    """(n, C, K) noisy group -> estimates: each channel on its own."""
+    channels = group.shape[1]
+    if sum(group[:, c].var(ddof=1) for c in range(channels)) < flat * channels:
+        return np.broadcast_to(group.mean(axis=(0, 2))[None, :, None], group.shape)
+    return np.stack([_bayes(group[:, c], group[:, c], 0.0, shrink)
+                     for c in range(channels)], axis=1)
+
+
+def _second_step(group, model, shrink, flat):
+    """(n, C, K) noisy and basic groups -> estimates: the channels together."""
+    channels = group.shape[1]
+    if sum(group[:, c].var(ddof=1) for c in range(channels)) < flat * channels:
+        return np.broadcast_to(model.mean(axis=(0, 2))[None, :, None], group.shape)
+    n = group.shape[0]
+    return _bayes(group.reshape(n, -1), model.reshape(n, -1), shrink, shrink).reshape(group.shape)
+
+
+def _bayes(noisy, model, diagonal, shrink):
+    """x - shrink * A^-1 (x - mean) for every row x, A the covariance of the rows
+    of `model` plus `diagonal` I (rows left as they are if A is not positive
+    definite)."""
+    n, d = noisy.shape
+    centred = model - model.mean(axis=0)
+    covariance = centred.T @ centred / max(n - 1, 1) + diagonal * np.eye(d)
+    try:
+        np.linalg.cholesky(covariance)
+    except np.linalg.LinAlgError:
+        return noisy
+    deviations = noisy - noisy.mean(axis=0)
+    return noisy - shrink * np.linalg.solve(covariance, deviations.T).T

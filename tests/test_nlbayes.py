@@ -1,0 +1,166 @@
+"""NL-Bayes (method="nlbayes"): the compiled steps against the NumPy reference,
+determinism, the automatic parameters, the API and the command line."""
+
+import numpy as np
+import pytest
+
+import nlmeans
+from nlmeans.nlbayes import bayes_steps, fitted_radii, run_bayes, run_step, tile_shape
+from nlmeans.settings import BayesStep, Settings
+from tests.reference_nlbayes import reference_step
+
+
+def _smooth_noisy(shape, sigma, seed):
+    """A smooth ramp-and-disc image (so that groups have structure) plus noise."""
+    rng = np.random.default_rng(seed)
+    grids = np.meshgrid(*[np.linspace(0, 1, n) for n in shape[-3:]], indexing="ij")
+    clean = 100 + 80 * grids[-1] + 60 * (sum((g - 0.5) ** 2 for g in grids[-2:]) < 0.1)
+    clean = np.broadcast_to(clean, shape)
+    return clean + sigma * rng.standard_normal(shape)
+
+
+def _reference(noisy, basic, step):
+    spatial = noisy.shape[1:]
+    patch = fitted_radii(step, spatial)
+    search = (0,) + step.search_radius if len(step.search_radius) == 2 else step.search_radius
+    stride = tuple(min(step.stride, 2 * p + 1) if p else 1 for p in patch)
+    return reference_step(noisy, basic, step, patch, search, stride, tile_shape(step, spatial))
+
+
+def _small_steps(n_spatial, sigma=20.0, group=10, tau=16.0):
+    """Steps small enough for the reference: 3-wide patches, a 7-wide window."""
+    return (BayesStep((1,) * n_spatial, (3,) * n_spatial, group, sigma, 1.0, 1.05, 0.0, 2),
+            BayesStep((1,) * n_spatial, (3,) * n_spatial, group // 2, sigma, 1.0, 1.05, tau, 1,
+                      guided=True))
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 150, 70), (3, 1, 40, 33), (1, 9, 12, 14)],
+                         ids=["grey-tiles", "colour", "volume"])
+def test_steps_equal_the_reference(shape):
+    # 150 rows: three tiles of reference positions, two colours of the checkerboard.
+    noisy = _smooth_noisy(shape, 20.0, 1)
+    n_spatial = 3 if shape[1] > 1 else 2
+    step1, step2 = _small_steps(n_spatial)
+    basic = run_step(noisy, None, step1, np.float64)
+    np.testing.assert_allclose(basic, _reference(noisy, None, step1), rtol=1e-9, atol=1e-7)
+    final = run_step(noisy, basic, step2, np.float64)
+    np.testing.assert_allclose(final, _reference(noisy, basic, step2), rtol=1e-9, atol=1e-7)
+    assert np.abs(final - noisy).mean() > 5  # it did denoise
+
+
+def test_automatic_steps_equal_the_reference():
+    """The paper's grey parameters at sigma 25 (5x5 patches, groups of 45 from a
+    23x23 window), on an image small enough for the reference."""
+    noisy = _smooth_noisy((1, 1, 30, 36), 25.0, 2)
+    step1, step2 = bayes_steps(25.0, 255.0, 1, 2)
+    basic = run_step(noisy, None, step1, np.float64)
+    np.testing.assert_allclose(basic, _reference(noisy, None, step1), rtol=1e-9, atol=1e-7)
+    final = run_step(noisy, basic, step2, np.float64)
+    np.testing.assert_allclose(final, _reference(noisy, basic, step2), rtol=1e-9, atol=1e-7)
+
+
+def test_float32_path_agrees_with_float64():
+    noisy = _smooth_noisy((1, 1, 64, 64), 20.0, 3)
+    steps = _small_steps(2)
+    settings = Settings(passes=steps, sigma=20.0, sigma_estimated=False, data_range=255.0,
+                        method="nlbayes")
+    wide = run_bayes(noisy, settings, (-np.inf, np.inf))
+    narrow = run_bayes(noisy.astype(np.float32),
+                       Settings.from_dict(settings.to_dict() | {"dtype": "float32"}),
+                       (-np.inf, np.inf))
+    assert narrow.dtype == np.float32
+    # Float32 inputs can reorder near-equal distances; almost every pixel agrees closely.
+    close = np.abs(narrow - wide) < 1e-2
+    assert close.mean() > 0.99
+
+
+def test_result_does_not_depend_on_the_threads():
+    from numba import get_num_threads, set_num_threads
+
+    noisy = _smooth_noisy((1, 1, 200, 150), 25.0, 4)[0, 0].astype(np.float32)
+    threads = get_num_threads()
+    try:
+        set_num_threads(1)
+        one = nlmeans.denoise(noisy, method="nlbayes", sigma=25.0)
+        set_num_threads(max(2, threads) if threads > 1 else 1)
+        many = nlmeans.denoise(noisy, method="nlbayes", sigma=25.0)
+    finally:
+        set_num_threads(threads)
+    np.testing.assert_array_equal(one, many)
+
+
+def test_flat_image_stays_flat():
+    flat = np.full((40, 50), 77.0)
+    noisy = flat + np.random.default_rng(5).standard_normal(flat.shape) * 5
+    out = nlmeans.denoise(noisy, method="nlbayes", sigma=5.0)
+    assert np.abs(out - 77).max() < 1.5  # the flat-area rule: group means
+    np.testing.assert_array_equal(nlmeans.denoise(flat, method="nlbayes", sigma=5.0), flat)
+
+
+def test_better_than_nlmeans_on_a_photograph():
+    from skimage import data
+
+    clean = data.camera()[100:228, 150:278].astype(np.float64)
+    noisy = clean + 25 * np.random.default_rng(6).standard_normal(clean.shape)
+
+    def psnr(x):
+        return 10 * np.log10(255 ** 2 / np.mean((np.clip(x, 0, 255) - clean) ** 2))
+
+    bayes = psnr(nlmeans.denoise(noisy, method="nlbayes"))
+    assert bayes > psnr(nlmeans.denoise(noisy)) + 0.2
+    assert bayes > psnr(noisy) + 8
+
+
+def test_paper_parameters():
+    step1, step2 = bayes_steps(25.0, 255.0, 1, 2)
+    assert (step1.patch_radius, step1.group_size, step1.search_radius, step1.stride) == \
+        ((2, 2), 45, (11, 11), 2)
+    assert (step2.patch_radius, step2.group_size, step2.search_radius) == ((2, 2), 25, (6, 6))
+    assert step2.tau == 16.0 and step2.guided and not step1.guided
+    # The rules read sigma in 8-bit units of the data range: 16-bit data, same steps.
+    wide = bayes_steps(25.0 * 257, 65535.0, 1, 2)
+    assert [s.group_size for s in wide] == [45, 25] and wide[1].tau == pytest.approx(16 * 257 ** 2)
+    colour = bayes_steps(40.0, 255.0, 3, 2)
+    assert colour[0].patch_radius == (2, 2) and colour[0].group_size == 75
+    assert colour[1].beta == 1.2
+
+
+def test_api_types_colour_and_volume():
+    rng = np.random.default_rng(7)
+    rgb = np.clip(_smooth_noisy((1, 1, 48, 40), 15, 8)[0, 0][..., None]
+                  + rng.normal(0, 10, (48, 40, 3)), 0, 255).astype(np.uint8)
+    out, report = nlmeans.denoise_with_report(rgb, method="nlbayes", channel_axis=-1)
+    assert out.dtype == np.uint8 and out.shape == rgb.shape
+    assert report.method == "nlbayes" and report.sigma_estimated
+    volume = _smooth_noisy((1, 12, 20, 22), 15, 9)[0]
+    settings = nlmeans.resolve(volume, method="nlbayes")
+    assert settings.n_spatial == 3 and settings.passes[0].patch_radius == (1, 1, 1)
+    assert nlmeans.Settings.from_dict(settings.to_dict()) == settings
+    np.testing.assert_array_equal(nlmeans.denoise(volume, settings=settings),
+                                  nlmeans.denoise(volume, method="nlbayes"))
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(h=10), "leave out h"),
+    (dict(patch_radius=2), "leave out patch_radius"),
+    (dict(refine=True), "leave out refine"),
+    (dict(method="bm3d"), "method must be one of"),
+    (dict(device="cuda"), "runs on the CPU"),
+])
+def test_bad_options(options, message):
+    image = np.random.default_rng(0).random((32, 32))
+    with pytest.raises(ValueError, match=message):
+        nlmeans.denoise(image, **({"method": "nlbayes"} | options))
+
+
+def test_no_noise_no_steps():
+    image = np.tile(np.arange(32.0), (32, 1))
+    settings = nlmeans.resolve(image, method="nlbayes", sigma=0)
+    assert settings.passes == ()
+    np.testing.assert_array_equal(nlmeans.denoise(image, settings=settings), image)
+
+
+def test_dask_refuses_nlbayes():
+    da = pytest.importorskip("dask.array")
+    with pytest.raises(ValueError, match="needs the whole image in memory"):
+        nlmeans.denoise(da.zeros((64, 64), chunks=32) + 1.0, method="nlbayes")
