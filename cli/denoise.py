@@ -104,9 +104,15 @@ def format_report(details):
 
 
 def describe_pass(step):
-    """One pass as `name=value` pairs."""
+    """One pass (or NL-Bayes step) as `name=value` pairs."""
     def radii(values):
         return str(values[0]) if len(set(values)) == 1 else "x".join(str(v) for v in values)
+
+    if not hasattr(step, "h"):
+        text = (f"NL-Bayes step {2 if step.guided else 1}: patch radius="
+                f"{radii(step.patch_radius)} search radius={radii(step.search_radius)} "
+                f"group={step.group_size} beta={step.beta:g} stride={step.stride}")
+        return text + (" (groups from the first step's result)" if step.guided else "")
 
     text = (f"h={step.h:.4g} patch radius={radii(step.patch_radius)} "
             f"search radius={radii(step.search_radius)} aggregation={step.aggregation} "

@@ -34,6 +34,12 @@ class NumberOrWord(click.ParamType):
 def denoise_options(command):
     """Decorate a click command with the denoising options (--h, --ds/--Ds, --sigma, ...)."""
     options = [
+        click.option("--method", type=click.Choice(["nlmeans", "nlbayes"]), default="nlmeans",
+                     show_default=True,
+                     help="'nlmeans': non-local means, the fastest; 'nlbayes': Non-Local Bayes, "
+                          "better images (closer to BM3D) in a few times the time, its "
+                          "parameters from sigma (no --h, --ds, --Ds, --aggregation, "
+                          "--centre-weight, --chroma-weight or --refine)."),
         click.option("--h", "h", type=NumberOrWord(("auto", "sure")), default="auto",
                      show_default=True,
                      help="Decay of the weights, > 0, in the image's intensity units "
@@ -85,12 +91,25 @@ def denoise_options(command):
     return command
 
 
-def denoise_kwargs(h, patch_radius, search_radius, sigma, noise, aggregation, centre_weight,
-                   chroma_weight, refine, use_float64, device):
+def denoise_kwargs(method, h, patch_radius, search_radius, sigma, noise, aggregation,
+                   centre_weight, chroma_weight, refine, use_float64, device):
     """Keyword arguments of nlmeans.denoise from the shared options; a usage error
     for combinations that cannot work on any image."""
     import numpy as np
 
+    if method == "nlbayes":
+        given = [f"--{name}" for name, value in (("h", h != "auto"), ("ds", patch_radius),
+                                                 ("Ds", search_radius),
+                                                 ("aggregation", aggregation),
+                                                 ("centre-weight", centre_weight),
+                                                 ("chroma-weight", chroma_weight),
+                                                 ("refine", refine is not None))
+                 if value is not None and value is not False]
+        if given:
+            raise click.UsageError(f"--method nlbayes takes its parameters from sigma: leave "
+                                   f"out {', '.join(given)}")
+        if device == "cuda":
+            raise click.UsageError("--method nlbayes runs on the CPU: leave out --device cuda")
     if refine and h not in ("auto", "sure") and not sigma and not isinstance(noise, float):
         raise click.UsageError("--refine needs sigma > 0 (the second pass's h is a multiple "
                                "of sigma): with a numeric --h give --sigma too")
@@ -99,7 +118,8 @@ def denoise_kwargs(h, patch_radius, search_radius, sigma, noise, aggregation, ce
                 search_radius=search_radius, sigma=sigma,
                 noise=None if noise == "auto" else noise, aggregation=aggregation,
                 centre_weight=centre_weight, chroma_weight=chroma_weight, refine=refine,
-                dtype=np.float64 if use_float64 else np.float32, device=device)
+                dtype=np.float64 if use_float64 else np.float32, device=device,
+                method=None if method == "nlmeans" else method)
 
 
 class MemorySize(click.ParamType):

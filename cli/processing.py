@@ -130,8 +130,10 @@ def _denoise_array(pixels, axis, options, estimate_error, interactive):
     spatial = [n for i, n in enumerate(pixels.shape)
                if axis is None or i != axis % pixels.ndim]
     options = _clamped_radii(options, spatial, interactive)
-    if estimate_error or options.get("h") == "sure" or options.get("device", "cpu") != "cpu":
-        # SURE needs whole-image runs; h="sure" has run them while resolving.
+    if (estimate_error or options.get("h") == "sure" or options.get("device", "cpu") != "cpu"
+            or options.get("method") == "nlbayes"):
+        # SURE needs whole-image runs; h="sure" has run them while resolving; NL-Bayes
+        # runs whole images (its result depends on more than a halo).
         return denoise_with_report(pixels, channel_axis=axis, estimate_error=estimate_error,
                                    **options)
     from numba import get_num_threads

@@ -51,18 +51,27 @@ def _window(p, radius, count):
 
 
 @njit(cache=True)
-def _patch_ssd(image, c0, c1, a, b, k):
-    """Sum over channels c0..c1-1 and the patch of the squared differences of
-    the patches at positions a and b (3 ints each)."""
-    total = 0.0
+def _window_distances(image, c0, c1, ref, k, lo, size, dist):
+    """dist[:count] = the sums over channels c0..c1-1 and the patch of the squared
+    differences between the patch at `ref` and each patch of the window starting
+    at `lo` with `size` positions per axis, in raster order. The innermost loop
+    runs along a row of the window (contiguous, so it vectorises)."""
+    count = size[0] * size[1] * size[2]
+    for i in range(count):
+        dist[i] = 0.0
     for c in range(c0, c1):
         for dz in range(k[0]):
             for dy in range(k[1]):
                 for dx in range(k[2]):
-                    d = (np.float64(image[c, a[0] + dz, a[1] + dy, a[2] + dx])
-                         - np.float64(image[c, b[0] + dz, b[1] + dy, b[2] + dx]))
-                    total += d * d
-    return total
+                    value = np.float64(image[c, ref[0] + dz, ref[1] + dy, ref[2] + dx])
+                    for iz in range(size[0]):
+                        for iy in range(size[1]):
+                            row = image[c, lo[0] + iz + dz, lo[1] + iy + dy,
+                                        lo[2] + dx:lo[2] + dx + size[2]]
+                            base = (iz * size[1] + iy) * size[2]
+                            for ix in range(size[2]):
+                                d = value - np.float64(row[ix])
+                                dist[base + ix] += d * d
 
 
 @njit(cache=True)
@@ -121,24 +130,46 @@ def _cholesky(a, d):
 
 
 @njit(cache=True)
-def _solve_rows(factor, d, rhs, n):
-    """Rows 0..n-1 of `rhs` (n x d) replaced by A^-1 applied to each, A = L L^T
-    with L the lower triangle of factor[:d, :d]."""
-    for i in range(n):
-        for j in range(d):  # L y = r
-            s = rhs[i, j]
-            for m in range(j):
-                s -= factor[j, m] * rhs[i, m]
-            rhs[i, j] = s / factor[j, j]
-        for j in range(d - 1, -1, -1):  # L^T x = y
-            s = rhs[i, j]
-            for m in range(j + 1, d):
-                s -= factor[m, j] * rhs[i, m]
-            rhs[i, j] = s / factor[j, j]
+def _inverse_from_factor(factor, d, inverse):
+    """inverse[:d, :d] = A^-1 for A = L L^T, L the lower triangle of factor[:d, :d]:
+    L^-1 by forward substitution (into the upper triangle of `factor`, transposed),
+    then A^-1 = L^-T L^-1 as a sum of outer products of the rows of L^-1. Rows are
+    read contiguously, so that the loops vectorise."""
+    for a in range(d):
+        for b in range(d):
+            inverse[a, b] = 0.0
+    row = np.empty(d)
+    for m in range(d):  # row m of L^-1: solve L^T-free, e_m^T = row L
+        for j in range(d):
+            row[j] = 0.0
+        row[m] = 1.0 / factor[m, m]
+        for j in range(m - 1, -1, -1):
+            s = 0.0
+            for q in range(j + 1, m + 1):
+                s -= factor[q, j] * row[q]
+            row[j] = s / factor[j, j]
+        for a in range(m + 1):
+            value = row[a]
+            for b in range(m + 1):
+                inverse[a, b] += value * row[b]
 
 
 @njit(cache=True)
-def bayes_estimate(noisy, model, n, d, diagonal, shrink, centred, covariance, out):
+def _centre(rows, n, d, out):
+    """Rows 0..n-1 of rows[:, :d] less their mean, into `out`."""
+    mean = np.zeros(d)
+    for i in range(n):
+        for j in range(d):
+            mean[j] += rows[i, j]
+    for j in range(d):
+        mean[j] /= n
+    for i in range(n):
+        for j in range(d):
+            out[i, j] = rows[i, j] - mean[j]
+
+
+@njit(cache=True)
+def bayes_estimate(noisy, model, n, d, diagonal, shrink, centred, covariance, inverse, out):
     """The Bayes estimate of the n patches (rows) of `noisy` (n x d), into `out`.
 
     The group's covariance A is that of the rows of `model` (`noisy` itself in
@@ -149,65 +180,76 @@ def bayes_estimate(noisy, model, n, d, diagonal, shrink, centred, covariance, ou
     less the noise's, over the noisy one) and m + C (C + shrink I)^-1 (x - m)
     in the second (C the basic estimate's covariance, diagonal = shrink).
     Where A has no Cholesky factor, the patches are left as they are and False
-    is returned. `centred` (n x d) and `covariance` (d x d) are scratch.
+    is returned. `centred` (n x d), `covariance` and `inverse` (d x d) are scratch.
     """
     scale = 1.0 / max(n - 1, 1)
-    for j in range(d):  # the model's centred rows
-        mean = 0.0
-        for i in range(n):
-            mean += model[i, j]
-        mean /= n
-        for i in range(n):
-            centred[i, j] = model[i, j] - mean
-    for a in range(d):  # lower triangle of the covariance
+    _centre(model, n, d, centred)
+    for a in range(d):  # lower triangle of the covariance, a sum of outer products
         for b in range(a + 1):
-            s = 0.0
-            for i in range(n):
-                s += centred[i, a] * centred[i, b]
-            covariance[a, b] = s * scale
+            covariance[a, b] = 0.0
+    for i in range(n):
+        row = centred[i]
+        for a in range(d):
+            value = row[a]
+            for b in range(a + 1):
+                covariance[a, b] += value * row[b]
+    for a in range(d):
+        for b in range(a + 1):
+            covariance[a, b] *= scale
         covariance[a, a] += diagonal
     solvable = _cholesky(covariance, d)
-    for j in range(d):  # the noisy rows, centred on their own mean
-        mean = 0.0
+    if not solvable:
         for i in range(n):
-            mean += noisy[i, j]
-        mean /= n
-        for i in range(n):
-            centred[i, j] = noisy[i, j] - mean
-    if solvable:
-        _solve_rows(covariance, d, centred, n)
-    for i in range(n):
+            for j in range(d):
+                out[i, j] = noisy[i, j]
+        return False
+    _inverse_from_factor(covariance, d, inverse)
+    _centre(noisy, n, d, centred)  # the noisy rows, centred on their own mean
+    for i in range(n):  # out = noisy - shrink * centred A^-1 (A^-1 is symmetric)
         for j in range(d):
-            out[i, j] = noisy[i, j] - shrink * centred[i, j] if solvable else noisy[i, j]
-    return solvable
+            out[i, j] = noisy[i, j]
+        for a in range(d):
+            value = shrink * centred[i, a]
+            for j in range(d):
+                out[i, j] -= value * inverse[a, j]
+    return True
 
 
 @njit(cache=True)
-def _find_group(image, c0, c1, ref, k, radius, counts, group_size, tau, dist, cand):
+def _find_group(image, c0, c1, ref, k, radius, counts, group_size, tau, dist):
     """(members, n): the positions of the patches of the window around `ref`
-    most similar to it (sum of squared differences over channels c0..c1-1),
-    closest first (ties by raster order): `group_size` of them, and, with
+    most similar to it (sum of squared differences over channels c0..c1-1), in
+    raster order (of equal distances, the first in raster order are taken): `group_size` of them, and, with
     `tau` > 0, also every further one whose distance is below `tau`."""
     lo0, hi0 = _window(ref[0], radius[0], counts[0])
     lo1, hi1 = _window(ref[1], radius[1], counts[1])
     lo2, hi2 = _window(ref[2], radius[2], counts[2])
-    m = 0
-    for z in range(lo0, hi0 + 1):
-        for y in range(lo1, hi1 + 1):
-            for x in range(lo2, hi2 + 1):
-                cand[m, 0] = z
-                cand[m, 1] = y
-                cand[m, 2] = x
-                dist[m] = _patch_ssd(image, c0, c1, ref, cand[m], k)
-                m += 1
-    order = np.argsort(dist[:m], kind="mergesort")
+    size = (hi0 - lo0 + 1, hi1 - lo1 + 1, hi2 - lo2 + 1)
+    _window_distances(image, c0, c1, ref, k, (lo0, lo1, lo2), size, dist)
+    m = size[0] * size[1] * size[2]
     n = min(group_size, m)
-    while n < m and dist[order[n]] < tau:
-        n += 1
-    members = np.empty((n, 3), np.int64)
-    for i in range(n):
-        members[i] = cand[order[i]]
-    return members, n
+    # The n closest (ties: first in raster order) and every one closer than tau:
+    # the candidates below the n-th smallest distance, then those equal to it.
+    kth = np.partition(dist[:m], n - 1)[n - 1]
+    below = 0
+    for i in range(m):
+        if dist[i] < kth:
+            below += 1
+    ties = n - below  # candidates at the n-th distance that make up the n
+    members = np.empty((m, 3), np.int64)
+    count = 0
+    for i in range(m):
+        keep = dist[i] < kth or dist[i] < tau
+        if not keep and dist[i] == kth and ties > 0:
+            keep = True
+            ties -= 1
+        if keep:
+            members[count, 0] = lo0 + i // (size[1] * size[2])
+            members[count, 1] = lo1 + (i // size[2]) % size[1]
+            members[count, 2] = lo2 + i % size[2]
+            count += 1
+    n = count
+    return members[:n], n
 
 
 @njit(cache=True)
@@ -249,33 +291,32 @@ def _mark(mask, start, stop, members, n):
 
 
 @njit(cache=True)
-def _first_step_group(noisy, members, n, k, flat_limit, shrink, group, centred, covariance,
-                      estimates):
+def _first_step_group(noisy, members, n, k, flat_limit, shrink, scratch, estimates):
     """Step 1: every channel of the group estimated on its own (with the flat-area
     rule over all channels at once) into `estimates` (n x channels * K)."""
+    group, values, out, centred, covariance, inverse = scratch
     channels = noisy.shape[0]
     size = k[0] * k[1] * k[2]
     _gather(noisy, 0, channels, members, n, k, group)
     total = 0.0
     for c in range(channels):
         total += _channel_variance(group, n, c * size, size)[0]
-    if total < flat_limit * channels:
-        for c in range(channels):  # flat area: every value is the group's mean
-            mean = _channel_variance(group, n, c * size, size)[1]
-            estimates[:n, c * size:(c + 1) * size] = mean
-        return
+    flat = total < flat_limit * channels
     for c in range(channels):
-        values = np.ascontiguousarray(group[:n, c * size:(c + 1) * size])
-        out = np.empty_like(values)
-        bayes_estimate(values, values, n, size, 0.0, shrink, centred, covariance, out)
-        estimates[:n, c * size:(c + 1) * size] = out
+        if flat:  # flat area: every value is the group's mean
+            estimates[:n, c * size:(c + 1) * size] = _channel_variance(group, n, c * size,
+                                                                       size)[1]
+            continue
+        _gather(noisy, c, c + 1, members, n, k, values)
+        bayes_estimate(values, values, n, size, 0.0, shrink, centred, covariance, inverse, out)
+        estimates[:n, c * size:(c + 1) * size] = out[:n, :size]
 
 
 @njit(cache=True)
-def _second_step_group(noisy, basic, members, n, k, flat_limit, shrink, group, model, centred,
-                       covariance, estimates):
+def _second_step_group(noisy, basic, members, n, k, flat_limit, shrink, scratch, estimates):
     """Step 2: the channels together, with the covariance of the basic estimate's
     patches (flat area: the basic estimate's mean, per channel)."""
+    group, model, _, centred, covariance, inverse = scratch
     channels = noisy.shape[0]
     size = k[0] * k[1] * k[2]
     _gather(noisy, 0, channels, members, n, k, group)
@@ -289,7 +330,7 @@ def _second_step_group(noisy, basic, members, n, k, flat_limit, shrink, group, m
             estimates[:n, c * size:(c + 1) * size] = mean
         return
     bayes_estimate(group, model, n, channels * size, shrink, shrink, centred, covariance,
-                   estimates)
+                   inverse, estimates)
 
 
 @njit(cache=True, nogil=True)
@@ -310,13 +351,12 @@ def bayes_tile(noisy, basic, num, weight, first_step, patch_radius, search_radiu
               * (2 * search_radius[2] + 1))
     most = max(window, group_size)
     dist = np.empty(most, np.float64)
-    cand = np.empty((most, 3), np.int64)
     width = channels * size
-    group = np.empty((most, width), np.float64)
-    model = np.empty((most, width), np.float64)
-    centred = np.empty((most, width), np.float64)
     dims = size if first_step else width
-    covariance = np.empty((dims, dims), np.float64)
+    # group, model (step 2) or one channel's values (step 1), out, centred,
+    # covariance, inverse
+    scratch = (np.empty((most, width)), np.empty((most, width)), np.empty((most, width)),
+               np.empty((most, width)), np.empty((dims, dims)), np.empty((dims, dims)))
     estimates = np.empty((most, width), np.float64)
     mask = np.ones((stop[0] - start[0], stop[1] - start[1], stop[2] - start[2]), np.bool_)
     refs0 = ref_positions(counts[0], stride[0])
@@ -337,13 +377,13 @@ def bayes_tile(noisy, basic, num, weight, first_step, patch_radius, search_radiu
                 ref[0], ref[1], ref[2] = r0, r1, r2
                 if first_step:
                     members, n = _find_group(noisy, 0, 1, ref, k, search_radius, counts,
-                                             group_size, 0.0, dist, cand)
-                    _first_step_group(noisy, members, n, k, flat_limit, shrink, group,
-                                      centred, covariance, estimates)
+                                             group_size, 0.0, dist)
+                    _first_step_group(noisy, members, n, k, flat_limit, shrink, scratch,
+                                      estimates)
                 else:
                     members, n = _find_group(basic, 0, channels, ref, k, search_radius,
-                                             counts, group_size, tau, dist, cand)
+                                             counts, group_size, tau, dist)
                     _second_step_group(noisy, basic, members, n, k, flat_limit, shrink,
-                                       group, model, centred, covariance, estimates)
+                                       scratch, estimates)
                 _aggregate(estimates, members, n, channels, k, num, weight)
                 _mark(mask, start, stop, members, n)
