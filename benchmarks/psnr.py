@@ -10,6 +10,7 @@ clean image after clipping the output to [0, 255]; tables average over images.
 Methods (those whose package is missing are skipped, with a note):
 - nlmeans auto: nlmeans.denoise(noisy) with no parameters (sigma estimated);
 - nlmeans sure: the same with h chosen by SURE;
+- nlmeans nlbayes: nlmeans.denoise(noisy, method="nlbayes") (sigma estimated);
 - nlmeans fixed: the plain formula with sigma given, h = 0.4 sigma, patch 5, window 21;
 - scikit-image doc: denoise_nl_means(fast_mode=True, sigma=sigma, h=0.8 sigma), patch 5 /
   distance 6 below sigma = 20, patch 7 / distance 10 from there on, its documented settings;
@@ -40,7 +41,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 SAMPLES = os.path.join(os.path.dirname(HERE), "sample_images")
 SIGMAS = (10, 15, 25, 50)
-ALL_METHODS = ("nlmeans auto", "nlmeans sure", "nlmeans fixed", "scikit-image doc",
+ALL_METHODS = ("nlmeans auto", "nlmeans sure", "nlmeans fixed", "nlmeans nlbayes", "scikit-image doc",
                "scikit-image oracle", "OpenCV oracle", "BM3D")
 
 
@@ -118,6 +119,8 @@ def method_functions(names):
     functions["nlmeans auto"] = lambda y, s, c: [nlmeans.denoise(y, channel_axis=colour_axis(y))]
     functions["nlmeans sure"] = lambda y, s, c: [nlmeans.denoise(y, "sure",
                                                                  channel_axis=colour_axis(y))]
+    functions["nlmeans nlbayes"] = lambda y, s, c: [nlmeans.denoise(
+        y, method="nlbayes", channel_axis=colour_axis(y))]
     functions["nlmeans fixed"] = lambda y, s, c: [nlmeans.denoise(
         y, 0.4 * s, patch_radius=2, search_radius=10, sigma=s, channel_axis=colour_axis(y))]
 
@@ -160,8 +163,13 @@ def method_functions(names):
 
 
 def run(images, sigmas, protocols, methods):
-    """Rows of (protocol, sigma, method, image, psnr, ssim, seconds)."""
-    rows = []
+    """Rows of (protocol, sigma, method, image, psnr, ssim, seconds), and
+    {method: [CPU time / wall time of each call]}."""
+    rows, cpu_ratios = [], {}
+    for fn in methods.values():  # compile (or load) the kernels before any timing
+        fn(np.full((32, 32) + images[0][1].shape[2:], 128.0)
+           + np.random.default_rng(0).standard_normal((32, 32) + images[0][1].shape[2:]) * 10,
+           10, None)
     for protocol in protocols:
         for sigma in sigmas:
             for index, (name, clean) in enumerate(images, start=1):
@@ -169,25 +177,30 @@ def run(images, sigmas, protocols, methods):
                 rows.append((protocol, sigma, "noisy", name, psnr(noisy, clean),
                              ssim(noisy, clean), 0.0))
                 for method, fn in methods.items():
-                    t0 = time.perf_counter()
+                    t0, c0 = time.perf_counter(), time.process_time()
                     candidates = fn(noisy, sigma, clean)
-                    seconds = (time.perf_counter() - t0) / len(candidates)
+                    wall = time.perf_counter() - t0
+                    seconds = wall / len(candidates)
+                    cpu_ratios.setdefault(method, []).append((time.process_time() - c0) / wall)
                     scores = [psnr(np.asarray(c, dtype=np.float64), clean) for c in candidates]
                     best = candidates[int(np.argmax(scores))]
                     rows.append((protocol, sigma, method, name, max(scores),
                                  ssim(np.asarray(best, dtype=np.float64), clean), seconds))
                 print(f"  protocol {protocol}, sigma {sigma}: {name}", file=sys.stderr, flush=True)
-    return rows
+    return rows, cpu_ratios
 
 
-def summarise(rows, sigmas):
-    """Markdown tables of mean PSNR (and SSIM, seconds per image) per protocol."""
+def summarise(rows, sigmas, cpu_ratios=None):
+    """Markdown tables of mean PSNR (and SSIM, seconds per image, and the mean CPU
+    time / wall time of the calls) per protocol."""
+    cpu_ratios = cpu_ratios or {}
     lines = []
     methods = list(dict.fromkeys(r[2] for r in rows))
     for protocol in dict.fromkeys(r[0] for r in rows):
         lines.append(f"\nProtocol {protocol}: mean PSNR in dB (mean SSIM), seconds per image\n")
-        lines.append("| method | " + " | ".join(f"σ={s}" for s in sigmas) + " | s/image |")
-        lines.append("|---|" + "---|" * (len(sigmas) + 1))
+        lines.append("| method | " + " | ".join(f"σ={s}" for s in sigmas)
+                     + " | s/image | CPU/wall |")
+        lines.append("|---|" + "---|" * (len(sigmas) + 2))
         for method in methods:
             cells, seconds = [], []
             for sigma in sigmas:
@@ -198,7 +211,10 @@ def summarise(rows, sigmas):
                     seconds += [r[6] for r in sel]
                 else:
                     cells.append("—")
-            lines.append(f"| {method} | " + " | ".join(cells) + f" | {np.mean(seconds):.2f} |")
+            ratio = (f"{np.mean(cpu_ratios[method]):.2f}" if cpu_ratios.get(method)
+                     else "—")
+            lines.append(f"| {method} | " + " | ".join(cells)
+                         + f" | {np.mean(seconds):.2f} | {ratio} |")
     return "\n".join(lines) + "\n"
 
 
@@ -253,9 +269,9 @@ def main(argv=None):
     for note in missing:
         print(f"skipped: {note}", file=sys.stderr)
 
-    rows = run(images, sigmas, protocols, methods)
+    rows, cpu_ratios = run(images, sigmas, protocols, methods)
     dataset = os.path.basename(os.path.normpath(args.dataset or SAMPLES))
-    table = (f"Dataset: {dataset} ({len(images)} images).\n" + summarise(rows, sigmas))
+    table = (f"Dataset: {dataset} ({len(images)} images).\n" + summarise(rows, sigmas, cpu_ratios))
     print(table)
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "psnr.md"), "w") as f:

@@ -40,7 +40,7 @@ def resolve(image, h=None, *, patch_radius=None, search_radius=None, sigma=None,
     - grey images and volumes get a second, guided pass;
     - an image without measurable noise gets no pass at all.
 
-    ``method="nlbayes"`` gives the two steps of NL-Bayes instead
+    ``method="nlbayes"`` gives the steps of NL-Bayes instead
     (:mod:`nlmeans.nlbayes`), their parameters from sigma (given or
     estimated); h, the radii, aggregation, centre weight, chroma weight and
     refine are NL-means options and must be left out.

@@ -52,7 +52,7 @@ def test_automatic_steps_equal_the_reference():
     """The paper's grey parameters at sigma 25 (5x5 patches, groups of 45 from a
     23x23 window), on an image small enough for the reference."""
     noisy = _smooth_noisy((1, 1, 30, 36), 25.0, 2)
-    step1, step2 = bayes_steps(25.0, 255.0, 1, 2)
+    step1, step2, _ = bayes_steps(25.0, 255.0, 1, 2)
     basic = run_step(noisy, None, step1, np.float64)
     np.testing.assert_allclose(basic, _reference(noisy, None, step1), rtol=1e-9, atol=1e-7)
     final = run_step(noisy, basic, step2, np.float64)
@@ -112,14 +112,16 @@ def test_better_than_nlmeans_on_a_photograph():
 
 
 def test_paper_parameters():
-    step1, step2 = bayes_steps(25.0, 255.0, 1, 2)
+    step1, step2, step3 = bayes_steps(25.0, 255.0, 1, 2)
+    assert step3 == step2  # repeated from sigma 20 on (grey), guided by its first result
+    assert len(bayes_steps(15.0, 255.0, 1, 2)) == 2
     assert (step1.patch_radius, step1.group_size, step1.search_radius, step1.stride) == \
         ((2, 2), 45, (11, 11), 2)
     assert (step2.patch_radius, step2.group_size, step2.search_radius) == ((2, 2), 25, (6, 6))
     assert step2.tau == 16.0 and step2.guided and not step1.guided
     # The rules read sigma in 8-bit units of the data range: 16-bit data, same steps.
     wide = bayes_steps(25.0 * 257, 65535.0, 1, 2)
-    assert [s.group_size for s in wide] == [45, 25] and wide[1].tau == pytest.approx(16 * 257 ** 2)
+    assert [s.group_size for s in wide] == [45, 25, 25] and wide[1].tau == pytest.approx(16 * 257 ** 2)
     colour = bayes_steps(40.0, 255.0, 3, 2)
     assert colour[0].patch_radius == (2, 2) and colour[0].group_size == 75
     assert colour[1].beta == 1.2
@@ -164,3 +166,24 @@ def test_dask_refuses_nlbayes():
     da = pytest.importorskip("dask.array")
     with pytest.raises(ValueError, match="needs the whole image in memory"):
         nlmeans.denoise(da.zeros((64, 64), chunks=32) + 1.0, method="nlbayes")
+
+
+def test_command_line(tmp_path):
+    import imageio.v3 as iio
+    from click.testing import CliRunner
+
+    from nlmeans_cli.main import cli
+
+    noisy = np.clip(_smooth_noisy((1, 1, 60, 50), 20.0, 11)[0, 0], 0, 255).astype(np.uint8)
+    source, out = tmp_path / "in.png", tmp_path / "out.png"
+    iio.imwrite(source, noisy)
+    result = CliRunner().invoke(cli, ["denoise", str(source), str(out), "--method", "nlbayes",
+                                      "--report"])
+    assert result.exit_code == 0, result.output
+    assert "NL-Bayes step 1" in result.output and "NL-Bayes step 2" in result.output
+    np.testing.assert_array_equal(iio.imread(out), nlmeans.denoise(noisy, method="nlbayes"))
+    for extra in (["--h", "10"], ["--ds", "2"], ["--refine"], ["--device", "cuda"]):
+        bad = CliRunner().invoke(cli, ["denoise", str(source), str(tmp_path / "x.png"),
+                                       "--method", "nlbayes"] + extra)
+        assert bad.exit_code == 2 and "--method nlbayes" in bad.output, bad.output
+        assert not (tmp_path / "x.png").exists()

@@ -233,6 +233,8 @@ def test_streaming_refusals_are_one_line_errors(tmp_path, no_base):
         (("--max-memory", "6M"), tmp_path / "o.png", "write a .tif output to stream it"),
         (("--max-memory", "6M", "--h", "sure"), tmp_path / "o.tif", "--h sure"),
         (("--max-memory", "1M"), tmp_path / "o.tif", "too small for strips"),
+        (("--max-memory", "6M", "--method", "nlbayes"), tmp_path / "o.tif",
+         "needs the whole image in memory"),
     ]
     for args, out, message in cases:
         result = run("denoise", source, out, *args)
