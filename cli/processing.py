@@ -93,7 +93,7 @@ def warm_up(options):
     from nlmeans import denoise
     from nlmeans.denoise import kernel_is_cached
 
-    if kernel_is_cached():
+    if kernel_is_cached(options.get("method") or "nlmeans"):
         return
 
     denoise(np.random.default_rng(0).random((16, 16)) * 255, **options)

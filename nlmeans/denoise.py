@@ -445,11 +445,16 @@ def _report_error(report, terms):
     report.psnr_range = (min(estimates), max(estimates))
 
 
-def kernel_is_cached():
-    """Whether both compiled paths of the kernel are loaded or in Numba's cache
-    (else the first call of the missing one compiles it, about half a minute)."""
+def kernel_is_cached(method="nlmeans"):
+    """Whether the compiled kernels of `method` are loaded or in Numba's cache
+    (else the first call of a missing one compiles it: NL-means has two paths,
+    about half a minute each; NL-Bayes one, about 20 s)."""
     from nlmeans import _kernels
 
+    if method == "nlbayes":
+        from nlmeans import _bayes_kernels
+
+        return not _kernels.will_compile(_bayes_kernels.bayes_tile)
     return not any(_kernels.will_compile(k) for k in (_kernels._tiled_tiles,
                                                         _kernels._fused_tiles))
 

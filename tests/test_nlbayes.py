@@ -1,6 +1,8 @@
 """NL-Bayes (method="nlbayes"): the compiled steps against the NumPy reference,
 determinism, the automatic parameters, the API and the command line."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -113,7 +115,10 @@ def test_better_than_nlmeans_on_a_photograph():
 
 def test_paper_parameters():
     step1, step2, step3 = bayes_steps(25.0, 255.0, 1, 2)
-    assert step3 == step2  # repeated from sigma 20 on (grey), guided by its first result
+    # Step 2 repeated from sigma 20 on (grey), guided by its first result, without the
+    # flat-area rule, with step 1's patches (5x5 at sigma 25, 7x7 from 30).
+    assert step3 == replace(step2, flat_area=0.0)
+    assert bayes_steps(40.0, 255.0, 1, 2)[2].patch_radius == (3, 3)
     assert len(bayes_steps(15.0, 255.0, 1, 2)) == 2
     assert (step1.patch_radius, step1.group_size, step1.search_radius, step1.stride) == \
         ((2, 2), 45, (11, 11), 2)
@@ -187,3 +192,14 @@ def test_command_line(tmp_path):
                                        "--method", "nlbayes"] + extra)
         assert bad.exit_code == 2 and "--method nlbayes" in bad.output, bad.output
         assert not (tmp_path / "x.png").exists()
+
+
+def test_first_run_says_it_compiles(monkeypatch, caplog):
+    import logging
+
+    from nlmeans import _kernels
+
+    monkeypatch.setattr(_kernels, "will_compile", lambda dispatcher: True)
+    with caplog.at_level(logging.INFO, logger="nlmeans"):
+        nlmeans.denoise(_smooth_noisy((1, 1, 24, 24), 20.0, 12)[0, 0], method="nlbayes")
+    assert caplog.text.count("compiling the NL-Bayes kernel (first run only") == 1
