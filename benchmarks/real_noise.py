@@ -9,6 +9,8 @@ Methods (those whose package is missing are skipped, with a note):
 - noisy: the shot itself;
 - nlmeans auto: nlmeans.denoise(noisy, channel_axis=-1), no parameters;
 - nlmeans gaussian: the same with noise="gaussian" (the white-noise model alone);
+- nlmeans nlbayes: nlmeans.denoise(noisy, channel_axis=-1, method="nlbayes"), sigma from the
+  same noise model;
 - OpenCV h=3: fastNlMeansDenoisingColored(noisy, None, 3, 3, 7, 21), a common setting;
 - scikit-image recipe: its documented recipe, sigma = estimate_sigma(noisy, average_sigmas=True),
   denoise_nl_means(h=0.8 sigma, sigma=sigma, fast_mode=True, patch_size=5, patch_distance=6);
@@ -54,6 +56,7 @@ def methods(use_bm3d):
         "noisy": lambda x: x,
         "nlmeans auto": lambda x: nlmeans.denoise(x, channel_axis=-1),
         "nlmeans gaussian": lambda x: nlmeans.denoise(x, channel_axis=-1, noise="gaussian"),
+        "nlmeans nlbayes": lambda x: nlmeans.denoise(x, channel_axis=-1, method="nlbayes"),
     }
     try:
         import cv2
@@ -163,6 +166,8 @@ def main():
     import nlmeans
 
     nlmeans.denoise(np.zeros((32, 32, 3), np.uint8) + 7, 3.0, channel_axis=-1)  # compile
+    nlmeans.denoise(np.zeros((32, 32, 3), np.uint8) + 7, channel_axis=-1, method="nlbayes",
+                    sigma=3.0)
     rows = measure(found, table, args.bm3d_every)
     lines = [f"## Real camera noise: {os.path.basename(os.path.normpath(args.dataset))}, "
              f"{len(found)} pairs", ""]

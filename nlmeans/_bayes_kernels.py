@@ -169,7 +169,63 @@ def _centre(rows, n, d, out):
 
 
 @njit(cache=True)
-def bayes_estimate(noisy, model, n, d, diagonal, shrink, centred, covariance, inverse, out):
+def _few_patches_estimate(noisy, model, n, d, diagonal, centred, spare, gram, cross, out):
+    """m + C (C + diagonal I)^-1 (x - m) for the n < d rows x of `noisy`, C the
+    covariance of the rows of `model` (Y_b, centred) and m the noisy rows' mean.
+
+    With C = Y_b^T Y_b / (n - 1), C (C + s I)^-1 = Y_b^T G^-1 Y_b where
+    G = Y_b Y_b^T + (n - 1) s I is n x n (the push-through identity), so each
+    row becomes m + ((x - m) Y_b^T) G^-1 Y_b: n x n products and one n x n
+    Cholesky factor (G is positive definite) instead of a d x d inverse.
+    `gram` and `cross` (at least n x n) are scratch.
+    """
+    _centre(model, n, d, centred)
+    _centre(noisy, n, d, spare)
+    for i in range(n):
+        for j in range(i + 1):
+            total = 0.0
+            for q in range(d):
+                total += centred[i, q] * centred[j, q]
+            gram[i, j] = total
+        gram[i, i] += (n - 1) * diagonal
+    _cholesky(gram, n)
+    for i in range(n):  # row i of (x - m) Y_b^T, then solved by G
+        for j in range(n):
+            total = 0.0
+            for q in range(d):
+                total += spare[i, q] * centred[j, q]
+            cross[i, j] = total
+    _solve_rows(gram, n, cross, n)
+    for i in range(n):
+        for q in range(d):
+            out[i, q] = noisy[i, q] - spare[i, q]  # the mean
+        for j in range(n):
+            weight = cross[i, j]
+            for q in range(d):
+                out[i, q] += weight * centred[j, q]
+
+
+@njit(cache=True)
+def _solve_rows(factor, d, rhs, n):
+    """Rows 0..n-1 of `rhs` replaced by A^-1 applied to each (A = L L^T, L the
+    lower triangle of factor[:d, :d]); both substitutions read rows of L."""
+    for i in range(n):
+        row = rhs[i]
+        for j in range(d):  # L y = r
+            total = row[j]
+            for m in range(j):
+                total -= factor[j, m] * row[m]
+            row[j] = total / factor[j, j]
+        for j in range(d - 1, -1, -1):  # L^T x = y
+            x = row[j] / factor[j, j]
+            row[j] = x
+            for m in range(j):
+                row[m] -= factor[j, m] * x
+
+
+@njit(cache=True)
+def bayes_estimate(noisy, model, n, d, diagonal, shrink, centred, spare, covariance, inverse,
+                   out):
     """The Bayes estimate of the n patches (rows) of `noisy` (n x d), into `out`.
 
     The group's covariance A is that of the rows of `model` (`noisy` itself in
@@ -180,8 +236,17 @@ def bayes_estimate(noisy, model, n, d, diagonal, shrink, centred, covariance, in
     less the noise's, over the noisy one) and m + C (C + shrink I)^-1 (x - m)
     in the second (C the basic estimate's covariance, diagonal = shrink).
     Where A has no Cholesky factor, the patches are left as they are and False
-    is returned. `centred` (n x d), `covariance` and `inverse` (d x d) are scratch.
+    is returned. `centred`, `spare` (n x d), `covariance` and `inverse` (d x d)
+    are scratch.
+
+    With fewer patches than dimensions and a diagonal (step 2), the same
+    estimate is made through the n x n system of the patches instead
+    (:func:`_few_patches_estimate`), which costs less.
     """
+    if diagonal > 0 and n < d:
+        _few_patches_estimate(noisy, model, n, d, diagonal, centred, spare, covariance,
+                              inverse, out)
+        return True
     scale = 1.0 / max(n - 1, 1)
     _centre(model, n, d, centred)
     for a in range(d):  # lower triangle of the covariance, a sum of outer products
@@ -308,7 +373,8 @@ def _first_step_group(noisy, members, n, k, flat_limit, shrink, scratch, estimat
                                                                        size)[1]
             continue
         _gather(noisy, c, c + 1, members, n, k, values)
-        bayes_estimate(values, values, n, size, 0.0, shrink, centred, covariance, inverse, out)
+        bayes_estimate(values, values, n, size, 0.0, shrink, centred, group, covariance,
+                       inverse, out)
         estimates[:n, c * size:(c + 1) * size] = out[:n, :size]
 
 
@@ -316,7 +382,7 @@ def _first_step_group(noisy, members, n, k, flat_limit, shrink, scratch, estimat
 def _second_step_group(noisy, basic, members, n, k, flat_limit, shrink, scratch, estimates):
     """Step 2: the channels together, with the covariance of the basic estimate's
     patches (flat area: the basic estimate's mean, per channel)."""
-    group, model, _, centred, covariance, inverse = scratch
+    group, model, spare, centred, covariance, inverse = scratch
     channels = noisy.shape[0]
     size = k[0] * k[1] * k[2]
     _gather(noisy, 0, channels, members, n, k, group)
@@ -329,8 +395,8 @@ def _second_step_group(noisy, basic, members, n, k, flat_limit, shrink, scratch,
             mean = _channel_variance(model, n, c * size, size)[1]
             estimates[:n, c * size:(c + 1) * size] = mean
         return
-    bayes_estimate(group, model, n, channels * size, shrink, shrink, centred, covariance,
-                   inverse, estimates)
+    bayes_estimate(group, model, n, channels * size, shrink, shrink, centred, spare,
+                   covariance, inverse, estimates)
 
 
 @njit(cache=True, nogil=True)
