@@ -91,8 +91,8 @@ def denoise_options(command):
     return command
 
 
-def denoise_kwargs(method, h, patch_radius, search_radius, sigma, noise, aggregation,
-                   centre_weight, chroma_weight, refine, use_float64, device):
+def denoise_kwargs(h, patch_radius, search_radius, sigma, noise, aggregation, centre_weight,
+                   chroma_weight, refine, use_float64, device, method="nlmeans"):
     """Keyword arguments of nlmeans.denoise from the shared options; a usage error
     for combinations that cannot work on any image."""
     import numpy as np
