@@ -132,14 +132,14 @@ def _cholesky(a, d):
 @njit(cache=True)
 def _inverse_from_factor(factor, d, inverse):
     """inverse[:d, :d] = A^-1 for A = L L^T, L the lower triangle of factor[:d, :d]:
-    L^-1 by forward substitution (into the upper triangle of `factor`, transposed),
-    then A^-1 = L^-T L^-1 as a sum of outer products of the rows of L^-1. Rows are
-    read contiguously, so that the loops vectorise."""
+    each row r of L^-1 (from r L = e_m, by substitution), then A^-1 = L^-T L^-1,
+    the sum of the outer products r^T r, whose inner loop runs along a row (it
+    vectorises)."""
     for a in range(d):
         for b in range(d):
             inverse[a, b] = 0.0
     row = np.empty(d)
-    for m in range(d):  # row m of L^-1: solve L^T-free, e_m^T = row L
+    for m in range(d):  # row m of L^-1
         for j in range(d):
             row[j] = 0.0
         row[m] = 1.0 / factor[m, m]
@@ -282,10 +282,10 @@ def bayes_estimate(noisy, model, n, d, diagonal, shrink, centred, spare, covaria
 
 @njit(cache=True)
 def _find_group(image, c0, c1, ref, k, radius, counts, group_size, tau, dist):
-    """(members, n): the positions of the patches of the window around `ref`
-    most similar to it (sum of squared differences over channels c0..c1-1), in
-    raster order (of equal distances, the first in raster order are taken): `group_size` of them, and, with
-    `tau` > 0, also every further one whose distance is below `tau`."""
+    """(members, n): the positions, in raster order, of the `group_size` patches
+    of the window around `ref` most similar to it (sum of squared differences
+    over channels c0..c1-1; of equal distances, the first in raster order), and
+    of every further one whose distance is below `tau`."""
     lo0, hi0 = _window(ref[0], radius[0], counts[0])
     lo1, hi1 = _window(ref[1], radius[1], counts[1])
     lo2, hi2 = _window(ref[2], radius[2], counts[2])

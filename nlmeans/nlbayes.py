@@ -124,8 +124,14 @@ def _volume_steps(sigma, s8, channels, scale):
 
 
 def tile_shape(step, spatial_shape):
-    """Tiles of reference positions, per axis (z, y, x): wide enough that the
-    pixels touched from tiles two apart never overlap (see _bayes_kernels)."""
+    """Tiles of reference positions, per axis (z, y, x), wide enough that tiles
+    two apart never touch the same pixels: a group lies within 2 s of its
+    reference (s the search radius; the window shifts inwards at the borders),
+    so a tile's patches cover from 2 s before its first position to 2 s + k
+    after its last (k the patch width), and 4 s + 2 k positions or more keep
+    the next tile but one clear. At least 64 (32 in 3-D) for work enough per
+    tile. The paste trick's marks are kept per tile, so the tiles are part of
+    the method's definition (the tests' reference takes them from here)."""
     radii = _three(step.patch_radius), _three(step.search_radius)
     base = 64 if len(step.patch_radius) == 2 else 32
     return tuple(max(base, 4 * s + 2 * (2 * p + 1)) if n > 1 else 1
@@ -161,33 +167,27 @@ def run_step(noisy, basic, step, dtype):
     weight = np.zeros(spatial, np.float64)
     first = basic is None
     guide = noisy if first else basic
-    values = np.float64(step.beta * step.sigma ** 2), np.float64(_flat_limit(step))
+    shrink = np.float64(step.beta * step.sigma ** 2)
+    flat_limit = np.float64(step.flat_area * step.sigma ** 2)
+    # tau is a mean squared difference; the kernel compares sums over a patch's values.
+    tau = np.float64(step.tau * guide.shape[0] * np.prod([2 * p + 1 for p in patch]))
+    # Tiles two apart along every axis never touch the same pixels (tile_shape):
+    # the 2 x 2 x 2 colours of a checkerboard run one after the other, the tiles of
+    # one colour in parallel.
     for colour in np.ndindex(2, 2, 2):
         tiles = [t for t in np.ndindex(*grid) if all(i % 2 == c for i, c in zip(t, colour))]
 
         def run(index, tiles=tiles):
-            t = tiles[index]
-            start = tuple(i * n for i, n in zip(t, tile))
+            start = tuple(i * n for i, n in zip(tiles[index], tile))
             stop = tuple(min(s + n, c) for s, n, c in zip(start, tile, counts))
             _bayes_kernels.bayes_tile(noisy, guide, num, weight, first, patch, search, stride,
-                                      step.group_size, step.tau * _values_per_patch(
-                                          noisy.shape[0], patch), values[0], values[1],
-                                      start, stop)
+                                      step.group_size, tau, shrink, flat_limit, start, stop)
         if tiles:
             _run_tiles(run, len(tiles), get_num_threads())
     fallback = noisy if first else basic
     covered = weight > 0
     out = np.where(covered, num / np.where(covered, weight, 1.0), fallback)
     return out.astype(dtype, copy=False)
-
-
-def _flat_limit(step):
-    """gamma sigma^2 of the flat-area rule."""
-    return step.flat_area * step.sigma ** 2
-
-
-def _values_per_patch(channels, patch):
-    return channels * int(np.prod([2 * p + 1 for p in patch]))
 
 
 def run_bayes(values, settings, bounds, rounded=False):

@@ -126,7 +126,8 @@ def test_paper_parameters():
     assert step2.tau == 16.0 and step2.guided and not step1.guided
     # The rules read sigma in 8-bit units of the data range: 16-bit data, same steps.
     wide = bayes_steps(25.0 * 257, 65535.0, 1, 2)
-    assert [s.group_size for s in wide] == [45, 25, 25] and wide[1].tau == pytest.approx(16 * 257 ** 2)
+    assert [s.group_size for s in wide] == [45, 25, 25]
+    assert wide[1].tau == pytest.approx(16 * 257 ** 2)
     colour = bayes_steps(40.0, 255.0, 3, 2)
     assert colour[0].patch_radius == (2, 2) and colour[0].group_size == 75
     assert colour[1].beta == 1.2
