@@ -130,10 +130,10 @@ def _denoise_array(pixels, axis, options, estimate_error, interactive):
     spatial = [n for i, n in enumerate(pixels.shape)
                if axis is None or i != axis % pixels.ndim]
     options = _clamped_radii(options, spatial, interactive)
-    if (estimate_error or options.get("h") == "sure" or options.get("device", "cpu") != "cpu"
-            or options.get("method") == "nlbayes"):
-        # SURE needs whole-image runs; h="sure" has run them while resolving; NL-Bayes
-        # runs whole images (its result depends on more than a halo).
+    if options.get("method") == "nlbayes" and not estimate_error:
+        return _nlbayes_with_progress(pixels, axis, options, spatial, interactive)
+    if estimate_error or options.get("h") == "sure" or options.get("device", "cpu") != "cpu":
+        # SURE needs whole-image runs; h="sure" has run them while resolving.
         return denoise_with_report(pixels, channel_axis=axis, estimate_error=estimate_error,
                                    **options)
     from numba import get_num_threads
@@ -165,6 +165,30 @@ def _clamped_radii(options, spatial, interactive):
                            f"{'x'.join(map(str, radii))}", err=True)
             options[name] = radii
     return options
+
+
+# NL-Bayes runs whole images (its result depends on more than a halo of pixels);
+# above this many pixels a terminal shows a progress bar over its tiles.
+NLBAYES_BAR_PIXELS = 1_000_000
+
+
+def _nlbayes_with_progress(pixels, axis, options, spatial, interactive):
+    """(result, report) of NL-Bayes on the whole array, with a progress bar over
+    its tiles for large images on a terminal (Ctrl-C is answered between tiles)."""
+    import numpy as np
+
+    from nlmeans import Report, resolve
+    from nlmeans.denoise import denoise_block
+    from nlmeans.layout import check_image
+    from nlmeans.nlbayes import tile_count
+
+    settings = resolve(pixels, channel_axis=axis,
+                       **{k: v for k, v in options.items() if k != "device"})
+    shape = (1,) * (3 - len(spatial)) + tuple(spatial)
+    length = tile_count(settings, shape) if int(np.prod(spatial)) > NLBAYES_BAR_PIXELS else 0
+    with strip_progress(length, interactive and length > 0) as progress:
+        result = denoise_block(pixels, settings, check_image(pixels)[1], progress=progress)
+    return result, Report.of(settings)
 
 
 def _in_strips(pixels, settings, spatial, seconds, interactive):

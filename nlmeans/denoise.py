@@ -300,19 +300,21 @@ def denoise_with_report(image, h=None, *, patch_radius=None, search_radius=None,
     return _in_callers_layout(result, settings, image.dtype, bounds), report
 
 
-def denoise_block(block, settings, bounds, backend=None):
+def denoise_block(block, settings, bounds, backend=None, progress=None):
     """`settings` run on `block`, a piece of a larger image in the image's own
     layout, its result clipped to `bounds`, the whole image's (min, max).
 
     The pieces of strip-wise, chunk-wise and out-of-core runs go through here;
     a piece grown by ``settings.halo`` gives the whole image's result inside.
+    A whole image with its own bounds is a block too (the CLI runs NL-Bayes so,
+    with `progress`, see :func:`nlmeans.passes.run_passes`).
     """
     block = np.asarray(block)
     if not settings.passes:
         return block.copy()
     volume, _ = as_channel_first_volume(block, settings.channel_axis)
     result = run_passes(volume.astype(settings.work_dtype, copy=False), settings, bounds,
-                        rounded=block.dtype.kind != "f", backend=backend)
+                        rounded=block.dtype.kind != "f", backend=backend, progress=progress)
     return _in_callers_layout(result, settings, block.dtype, bounds)
 
 

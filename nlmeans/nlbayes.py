@@ -34,6 +34,7 @@ of references around it, not only on a halo of pixels).
 """
 
 import logging
+import threading
 from dataclasses import replace
 
 import numpy as np
@@ -148,9 +149,25 @@ def fitted_radii(step, spatial_shape):
     return tuple(min(p, (n - 1) // 2) for p, n in zip(_three(step.patch_radius), spatial_shape))
 
 
-def run_step(noisy, basic, step, dtype):
+def _tile_grid(step, spatial):
+    """(tile shape, tiles per axis, positions per axis) of `step` on an image of
+    (Z, Y, X) shape `spatial`."""
+    patch = fitted_radii(step, spatial)
+    counts = [n - 2 * p for n, p in zip(spatial, patch)]
+    tile = tile_shape(step, spatial)
+    return tile, [-(-c // t) for c, t in zip(counts, tile)], counts
+
+
+def tile_count(settings, spatial):
+    """How many tiles the steps of `settings` run on an image of (Z, Y, X) shape
+    `spatial` (the length of run_bayes's progress)."""
+    return sum(int(np.prod(_tile_grid(step, spatial)[1])) for step in settings.passes)
+
+
+def run_step(noisy, basic, step, dtype, tile_done=None):
     """One step on the (C, Z, Y, X) arrays (basic None in step 1); the (C, Z, Y, X)
-    result in `dtype`."""
+    result in `dtype`. `tile_done()`, if given, is called after each tile (from
+    the worker threads)."""
     from numba import get_num_threads
 
     from nlmeans import _bayes_kernels
@@ -160,9 +177,7 @@ def run_step(noisy, basic, step, dtype):
     patch = fitted_radii(step, spatial)
     search = _three(step.search_radius)
     stride = tuple(min(step.stride, 2 * p + 1) if p else 1 for p in patch)
-    counts = [n - 2 * p for n, p in zip(spatial, patch)]
-    tile = tile_shape(step, spatial)
-    grid = [-(-c // t) for c, t in zip(counts, tile)]
+    tile, grid, counts = _tile_grid(step, spatial)
     num = np.zeros(noisy.shape, np.float64)
     weight = np.zeros(spatial, np.float64)
     first = basic is None
@@ -182,6 +197,8 @@ def run_step(noisy, basic, step, dtype):
             stop = tuple(min(s + n, c) for s, n, c in zip(start, tile, counts))
             _bayes_kernels.bayes_tile(noisy, guide, num, weight, first, patch, search, stride,
                                       step.group_size, tau, shrink, flat_limit, start, stop)
+            if tile_done is not None:
+                tile_done()
         if tiles:
             _run_tiles(run, len(tiles), get_num_threads())
     fallback = noisy if first else basic
@@ -190,9 +207,10 @@ def run_step(noisy, basic, step, dtype):
     return out.astype(dtype, copy=False)
 
 
-def run_bayes(values, settings, bounds, rounded=False):
+def run_bayes(values, settings, bounds, rounded=False, progress=None):
     """NL-Bayes of the (C, Z, Y, X) float `values` as `settings` says, clipped to
-    `bounds` and, if `rounded`, rounded."""
+    `bounds` and, if `rounded`, rounded. `progress(done, total)`, if given, is
+    called after each tile, one call at a time (total: :func:`tile_count`)."""
     from nlmeans import _bayes_kernels, _kernels
     from nlmeans.passes import OpponentColours
 
@@ -203,13 +221,27 @@ def run_bayes(values, settings, bounds, rounded=False):
     colour = values.shape[0] == 3
     transform = OpponentColours(1.0, dtype) if colour else None
     noisy = np.ascontiguousarray(transform.forward(values) if colour else values, dtype=dtype)
+    tile_done = None if progress is None else _counter(progress,
+                                                       tile_count(settings, values.shape[1:]))
     result = None
     for step in settings.passes:
-        result = run_step(noisy, result if step.guided else None, step, dtype)
+        result = run_step(noisy, result if step.guided else None, step, dtype, tile_done)
     if colour:
         result = transform.backward(result)
     result = np.clip(result, *bounds).astype(dtype, copy=False)
     return np.rint(result, out=result) if rounded else result
+
+
+def _counter(progress, total):
+    """A function for the worker threads to call after each tile: it counts the
+    tiles and calls progress(done, total), one call at a time."""
+    done, lock = [0], threading.Lock()
+
+    def tile_done():
+        with lock:
+            done[0] += 1
+            progress(done[0], total)
+    return tile_done
 
 
 def check_memory(shape, work_dtype):

@@ -14,18 +14,21 @@ from dataclasses import replace
 import numpy as np
 
 
-def run_passes(values, settings, bounds, rounded=False, backend=None):
+def run_passes(values, settings, bounds, rounded=False, backend=None, progress=None):
     """Denoise the (C, Z, Y, X) float `values` (in the settings' precision) as
     `settings` says (NL-Bayes settings: :func:`nlmeans.nlbayes.run_bayes`); the result is clipped to `bounds` and, if `rounded`,
     rounded to integers. No pass: the values come back as they are.
 
     `backend(values, guide, step, dtype, bounds, rounded)` runs one pass; the
     default is the compiled CPU kernel (:func:`nlmeans.backend.numba_pass`).
+    `progress(done, total)` follows NL-Bayes's tiles (NL-means's passes report
+    nothing here: long NL-means jobs run in strips, :mod:`nlmeans.strips`).
     """
     if settings.method == "nlbayes":
         from nlmeans.nlbayes import run_bayes
 
-        return run_bayes(values, settings, bounds, rounded) if settings.passes else values
+        return run_bayes(values, settings, bounds, rounded, progress) if settings.passes \
+            else values
     if backend is None:
         from nlmeans.backend import numba_pass as backend
     transform = OpponentColours(settings.chroma_weight, settings.work_dtype) \

@@ -204,3 +204,18 @@ def test_first_run_says_it_compiles(monkeypatch, caplog):
     with caplog.at_level(logging.INFO, logger="nlmeans"):
         nlmeans.denoise(_smooth_noisy((1, 1, 24, 24), 20.0, 12)[0, 0], method="nlbayes")
     assert caplog.text.count("compiling the NL-Bayes kernel (first run only") == 1
+
+
+def test_progress_follows_the_tiles():
+    from nlmeans.denoise import denoise_block
+    from nlmeans.nlbayes import tile_count
+
+    noisy = _smooth_noisy((1, 1, 300, 140), 25.0, 13)[0, 0]
+    settings = nlmeans.resolve(noisy, method="nlbayes")
+    calls = []
+    result = denoise_block(noisy, settings, (noisy.min(), noisy.max()),
+                           progress=lambda done, total: calls.append((done, total)))
+    total = tile_count(settings, (1,) + noisy.shape)
+    assert total > len(settings.passes)  # several tiles per step
+    assert calls == [(i, total) for i in range(1, total + 1)]
+    np.testing.assert_array_equal(result, nlmeans.denoise(noisy, settings=settings))
