@@ -356,6 +356,26 @@ def _mark(mask, start, stop, members, n):
 
 
 @njit(cache=True)
+def _is_flat(group, n, size, channels, flat_limit):
+    """The flat-area rule: whether the per-channel variances of the group's values,
+    summed, are below flat_limit per channel (never with flat_limit 0)."""
+    if flat_limit <= 0:
+        return False
+    total = 0.0
+    for c in range(channels):
+        total += _channel_variance(group, n, c * size, size)[0]
+    return total < flat_limit * channels
+
+
+@njit(cache=True)
+def _fill_means(source, n, size, channels, estimates):
+    """Every value of the n estimates becomes its channel's mean in `source`."""
+    for c in range(channels):
+        estimates[:n, c * size:(c + 1) * size] = _channel_variance(source, n, c * size,
+                                                                   size)[1]
+
+
+@njit(cache=True)
 def _first_step_group(noisy, members, n, k, flat_limit, shrink, scratch, estimates):
     """Step 1: every channel of the group estimated on its own (with the flat-area
     rule over all channels at once) into `estimates` (n x channels * K)."""
@@ -363,16 +383,12 @@ def _first_step_group(noisy, members, n, k, flat_limit, shrink, scratch, estimat
     channels = noisy.shape[0]
     size = k[0] * k[1] * k[2]
     _gather(noisy, 0, channels, members, n, k, group)
-    total = 0.0
+    if _is_flat(group, n, size, channels, flat_limit):
+        _fill_means(group, n, size, channels, estimates)
+        return
     for c in range(channels):
-        total += _channel_variance(group, n, c * size, size)[0]
-    flat = total < flat_limit * channels
-    for c in range(channels):
-        if flat:  # flat area: every value is the group's mean
-            estimates[:n, c * size:(c + 1) * size] = _channel_variance(group, n, c * size,
-                                                                       size)[1]
-            continue
-        _gather(noisy, c, c + 1, members, n, k, values)
+        values[:n, :size] = group[:n, c * size:(c + 1) * size]
+        # No diagonal: the spare buffer (given `group`) is not used.
         bayes_estimate(values, values, n, size, 0.0, shrink, centred, group, covariance,
                        inverse, out)
         estimates[:n, c * size:(c + 1) * size] = out[:n, :size]
@@ -387,13 +403,8 @@ def _second_step_group(noisy, basic, members, n, k, flat_limit, shrink, scratch,
     size = k[0] * k[1] * k[2]
     _gather(noisy, 0, channels, members, n, k, group)
     _gather(basic, 0, channels, members, n, k, model)
-    total = 0.0
-    for c in range(channels):
-        total += _channel_variance(group, n, c * size, size)[0]
-    if total < flat_limit * channels:
-        for c in range(channels):
-            mean = _channel_variance(model, n, c * size, size)[1]
-            estimates[:n, c * size:(c + 1) * size] = mean
+    if _is_flat(group, n, size, channels, flat_limit):
+        _fill_means(model, n, size, channels, estimates)
         return
     bayes_estimate(group, model, n, channels * size, shrink, shrink, centred, spare,
                    covariance, inverse, estimates)

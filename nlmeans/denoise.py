@@ -376,12 +376,9 @@ def _check_settings_fit(settings, image, options, in_memory=True):
                          f"{settings.channels} channel(s), got a {n_spatial}-D image with "
                          f"{volume.shape[0]}")
     if settings.method == "nlbayes":
-        if not in_memory:
-            raise ValueError("method='nlbayes' needs the whole image in memory; use "
-                             "method='nlmeans' for images run in pieces")
-        from nlmeans.nlbayes import check_memory
+        from nlmeans.nlbayes import check_fits
 
-        check_memory(volume.shape, settings.work_dtype)
+        check_fits(volume.shape, settings.work_dtype, in_memory)
     elif settings.passes and in_memory:
         first = settings.passes[0]
         _check_memory(volume.shape, first.patch_radius, first.search_radius, n_spatial,

@@ -79,8 +79,9 @@ def bayes_steps(sigma, scale, channels, n_spatial):
     50; colour +0.09, +0.10, +0.46 dB at 15, 25, 50.
     """
     s8 = 255.0 * sigma / scale  # the paper's rules are in 8-bit units
+    tau = TAU_8BIT * (scale / 255.0) ** 2
     if n_spatial == 3:
-        return _volume_steps(sigma, s8, channels, scale)
+        return _volume_steps(sigma, s8, channels, tau)
     colour = channels > 1
     if colour:
         k1 = 3 if s8 < 20 else 5 if s8 < 50 else 7
@@ -93,7 +94,6 @@ def bayes_steps(sigma, scale, channels, n_spatial):
         n2 = 15 if s8 < 20 else 25 if s8 < 40 else 30 if s8 < 80 else 45
         beta1 = 1.1 if s8 < 15 else 1.0 if s8 < 70 else 0.9
         beta2 = 1.1 if s8 < 15 else 1.0 if s8 < 35 else 0.9
-    tau = TAU_8BIT * (scale / 255.0) ** 2
     first = _step(k1, n1, sigma, beta1, 0.0, False, 2)
     second = _step(k2, n2, sigma, beta2, tau, True, 2)
     if colour or s8 >= THIRD_STEP_FROM:
@@ -112,12 +112,11 @@ def _step(width, group_size, sigma, beta, tau, guided, n_spatial):
                      float(sigma), beta, FLAT_AREA, float(tau), max(1, width // 2), guided)
 
 
-def _volume_steps(sigma, s8, channels, scale):
+def _volume_steps(sigma, s8, channels, tau):
     """3-D: 3x3x3 patches; groups of twice their values (a covariance needs more
     patches than dimensions), from a 7^3 window in step 1 and 5^3 in step 2."""
     size = 27 * channels
     beta1 = 1.1 if s8 < 15 else 1.0
-    tau = TAU_8BIT * (scale / 255.0) ** 2
     first = BayesStep((1, 1, 1), (3, 3, 3), 2 * size, float(sigma), beta1, FLAT_AREA, 0.0, 1)
     second = BayesStep((1, 1, 1), (2, 2, 2), size, float(sigma), 1.0, FLAT_AREA, tau, 1,
                        guided=True)
@@ -150,18 +149,18 @@ def fitted_radii(step, spatial_shape):
 
 
 def _tile_grid(step, spatial):
-    """(tile shape, tiles per axis, positions per axis) of `step` on an image of
-    (Z, Y, X) shape `spatial`."""
+    """(patch radii fitted to the image, tile shape, tiles per axis, positions per
+    axis) of `step` on an image of (Z, Y, X) shape `spatial`."""
     patch = fitted_radii(step, spatial)
     counts = [n - 2 * p for n, p in zip(spatial, patch)]
     tile = tile_shape(step, spatial)
-    return tile, [-(-c // t) for c, t in zip(counts, tile)], counts
+    return patch, tile, [-(-c // t) for c, t in zip(counts, tile)], counts
 
 
 def tile_count(settings, spatial):
     """How many tiles the steps of `settings` run on an image of (Z, Y, X) shape
     `spatial` (the length of run_bayes's progress)."""
-    return sum(int(np.prod(_tile_grid(step, spatial)[1])) for step in settings.passes)
+    return sum(int(np.prod(_tile_grid(step, spatial)[2])) for step in settings.passes)
 
 
 def run_step(noisy, basic, step, dtype, tile_done=None):
@@ -174,10 +173,9 @@ def run_step(noisy, basic, step, dtype, tile_done=None):
     from nlmeans._kernels import _run_tiles
 
     spatial = noisy.shape[1:]
-    patch = fitted_radii(step, spatial)
+    patch, tile, grid, counts = _tile_grid(step, spatial)
     search = _three(step.search_radius)
     stride = tuple(min(step.stride, 2 * p + 1) if p else 1 for p in patch)
-    tile, grid, counts = _tile_grid(step, spatial)
     num = np.zeros(noisy.shape, np.float64)
     weight = np.zeros(spatial, np.float64)
     first = basic is None
@@ -244,11 +242,16 @@ def _counter(progress, total):
     return tile_done
 
 
-def check_memory(shape, work_dtype):
-    """Refuse, with the estimate, a (C, Z, Y, X) image whose NL-Bayes would not fit:
-    the float64 numerator and weight, the image, the basic estimate and the result
+def check_fits(shape, work_dtype, in_memory):
+    """Refuse a (C, Z, Y, X) image that is not in memory (NL-Bayes runs whole
+    images), or whose NL-Bayes would not fit in memory, with the estimate: the
+    float64 numerator and weight, the image, the basic estimate and the result
     in the work dtype, and the colour transform's copies."""
     from nlmeans.denoise import _size, available_memory
+
+    if not in_memory:
+        raise ValueError("method='nlbayes' needs the whole image in memory; use "
+                         "method='nlmeans' for images run in pieces")
 
     pixels = int(np.prod(shape[1:]))
     needed = pixels * (8 * shape[0] + 8 + 2 * 8 * shape[0] + 5 * work_dtype.itemsize * shape[0])

@@ -16,8 +16,9 @@ import numpy as np
 
 def run_passes(values, settings, bounds, rounded=False, backend=None, progress=None):
     """Denoise the (C, Z, Y, X) float `values` (in the settings' precision) as
-    `settings` says (NL-Bayes settings: :func:`nlmeans.nlbayes.run_bayes`); the result is clipped to `bounds` and, if `rounded`,
-    rounded to integers. No pass: the values come back as they are.
+    `settings` says (NL-Bayes settings: :func:`nlmeans.nlbayes.run_bayes`); the
+    result is clipped to `bounds` and, if `rounded`, rounded to integers. No
+    pass: the values come back as they are.
 
     `backend(values, guide, step, dtype, bounds, rounded)` runs one pass; the
     default is the compiled CPU kernel (:func:`nlmeans.backend.numba_pass`).

@@ -83,12 +83,9 @@ def resolve_checked(image, bounds, options, sample=None, in_memory=True):
     volume, n_spatial = as_channel_first_volume(image, options["channel_axis"])
     choice = _check_options(options, n_spatial, volume.shape[0])
     if choice["method"] == "nlbayes":
-        if not in_memory:
-            raise ValueError("method='nlbayes' needs the whole image in memory; use "
-                             "method='nlmeans' for images run in pieces")
-        from nlmeans.nlbayes import check_memory
+        from nlmeans.nlbayes import check_fits
 
-        check_memory(volume.shape, np.dtype(choice["dtype"]))
+        check_fits(volume.shape, np.dtype(choice["dtype"]), in_memory)
     elif in_memory:
         _check_memory(volume.shape, options["patch_radius"], options["search_radius"],
                       n_spatial, np.dtype(choice["dtype"]), choice["refine"])
