@@ -49,13 +49,17 @@ def _tile_shape(n_spatial, channels, pixel_wise, spatial_shape, threads):
     return (1, rows, width)
 
 
-def numba_pass(values, guide, step, dtype, bounds, rounded, image_shape=None):
+def numba_pass(values, guide, step, dtype, bounds, rounded, image_shape=None,
+               frames_padded=False):
     """Pad the (C, Z, Y, X) float volume and run the compiled kernel for `step`;
     the result is clipped to `bounds` and, if `rounded`, rounded to integers. The
     weights compare patches of `guide` (same shape) if given, else of the volume
     itself. When the volume is a piece of a larger image, `image_shape` (its
     spatial shape) makes the tiles the whole image's, so that a piece aligned
-    to them computes the same sums in the same order."""
+    to them computes the same sums in the same order. `frames_padded`: the
+    volume already holds the step's margin along Z (the frames around a batch
+    of a sequence, :mod:`nlmeans.frames`), which is then not mirrored, and the
+    result has the batch's frames only."""
     from numba import get_num_threads  # deferred, like the kernels: importing Numba costs ~0.3 s
 
     from nlmeans import _kernels
@@ -64,6 +68,8 @@ def numba_pass(values, guide, step, dtype, bounds, rounded, image_shape=None):
     patch, search = _kernel_radii(step.patch_radius), _kernel_radii(step.search_radius)
     aggregation_radius = patch if step.aggregation == "patch" else (0, 0, 0)
     margins = [(0, 0)] + [(s + p + a,) * 2 for s, p, a in zip(search, patch, aggregation_radius)]
+    if frames_padded:
+        margins[1] = (0, 0)
     padded = np.ascontiguousarray(np.pad(values, margins, mode="reflect"), dtype=work_dtype)
     padded_guide = padded if guide is None else np.ascontiguousarray(
         np.pad(guide, margins, mode="reflect"), dtype=work_dtype)

@@ -21,7 +21,8 @@ from nlmeans.settings import Settings
 
 # The options that settings= fixes; with it, they must be left out.
 _SETTINGS_OPTIONS = ("h", "patch_radius", "search_radius", "sigma", "aggregation",
-                     "centre_weight", "chroma_weight", "refine", "noise", "method")
+                     "centre_weight", "chroma_weight", "refine", "noise", "method",
+                     "temporal_radius")
 
 
 @dataclass
@@ -90,8 +91,8 @@ class Report:
 
 def denoise(image, h=None, *, patch_radius=None, search_radius=None, sigma=None,
             channel_axis=None, dtype=None, aggregation=None, centre_weight=None,
-            chroma_weight=None, refine=None, noise=None, method=None, settings=None,
-            device="cpu"):
+            chroma_weight=None, refine=None, noise=None, method=None, time_axis=None,
+            temporal_radius=None, settings=None, device="cpu"):
     r"""Denoise an image or volume with non-local means (or NL-Bayes).
 
     Each output pixel is a weighted mean of the pixels in the search window
@@ -197,6 +198,19 @@ def denoise(image, h=None, *, patch_radius=None, search_radius=None, sigma=None,
         parameters follow from sigma (given or estimated), so `h`, the radii,
         `aggregation`, `centre_weight`, `chroma_weight` and `refine` must be
         left out; it runs on the CPU, on images in memory.
+    time_axis : int, optional
+        The frames' axis: `image` is a sequence of 2-D frames, (T, Y, X) or,
+        with `channel_axis`, (T, Y, X, C), the axes in any order. Patches stay
+        2-D (the radii above are the frames'), and each pixel's search window
+        also spans `temporal_radius` frames before and after its own, mirrored
+        at the first and last frame. The frames share one set of settings,
+        measured on the first few (``nlmeans.resolve.FRAMES_MEASURED``), so a
+        frame's result is the same as in a streamed run
+        (:func:`nlmeans.denoise_frames`); it is clipped to the dtype's range
+        (integers) rather than the sequence's.
+    temporal_radius : int, optional
+        With `time_axis`: frames before and after in the search window.
+        Default: automatic (from sigma), or 2 with a numeric h.
     settings : Settings, optional
         Run exactly these settings (from :func:`nlmeans.resolve`, perhaps of a
         larger image this one is a crop of) instead of deciding them from this
@@ -236,15 +250,17 @@ def denoise(image, h=None, *, patch_radius=None, search_radius=None, sigma=None,
                                     channel_axis=channel_axis, dtype=dtype,
                                     aggregation=aggregation, centre_weight=centre_weight,
                                     chroma_weight=chroma_weight, refine=refine, noise=noise,
-                                    method=method, settings=settings, device=device,
-                                    estimate_error=False)
+                                    method=method, time_axis=time_axis,
+                                    temporal_radius=temporal_radius, settings=settings,
+                                    device=device, estimate_error=False)
     return result
 
 
 def denoise_with_report(image, h=None, *, patch_radius=None, search_radius=None, sigma=None,
                         channel_axis=None, dtype=None, aggregation=None,
                         centre_weight=None, chroma_weight=None, refine=None, noise=None,
-                        method=None, settings=None, device="cpu", estimate_error=True):
+                        method=None, time_axis=None, temporal_radius=None, settings=None,
+                        device="cpu", estimate_error=True):
     """:func:`denoise`, also returning a :class:`Report` of what it did.
 
     With `estimate_error` (and sigma > 0) the report holds the SURE estimate of
@@ -257,7 +273,8 @@ def denoise_with_report(image, h=None, *, patch_radius=None, search_radius=None,
     options = dict(h=h, patch_radius=patch_radius, search_radius=search_radius, sigma=sigma,
                    channel_axis=channel_axis, dtype=dtype, aggregation=aggregation,
                    centre_weight=centre_weight, chroma_weight=chroma_weight, refine=refine,
-                   noise=noise, method=method)
+                   noise=noise, method=method, time_axis=time_axis,
+                   temporal_radius=temporal_radius)
     if is_dask_array(image):
         return _denoise_lazy(image, options, settings, device, estimate_error)
     image, bounds = check_image(image)
@@ -266,7 +283,9 @@ def denoise_with_report(image, h=None, *, patch_radius=None, search_radius=None,
         settings, sure = resolve_checked(image, bounds, options)
     else:
         _check_settings_fit(settings, image, options)
-    volume, _ = as_channel_first_volume(image, settings.channel_axis)
+    volume, _ = as_channel_first_volume(image, settings.channel_axis, settings.time_axis)
+    if settings.time_axis is not None:
+        bounds = sequence_bounds(image.dtype)
     report = Report.of(settings)
     backend, report.device = choose_backend(device, settings)
     if isinstance(h, str) and h == "sure" and settings.mode != "sure":
@@ -312,7 +331,7 @@ def denoise_block(block, settings, bounds, backend=None, progress=None):
     block = np.asarray(block)
     if not settings.passes:
         return block.copy()
-    volume, _ = as_channel_first_volume(block, settings.channel_axis)
+    volume, _ = as_channel_first_volume(block, settings.channel_axis, settings.time_axis)
     result = run_passes(volume.astype(settings.work_dtype, copy=False), settings, bounds,
                         rounded=block.dtype.kind != "f", backend=backend, progress=progress)
     return _in_callers_layout(result, settings, block.dtype, bounds)
@@ -321,7 +340,7 @@ def denoise_block(block, settings, bounds, backend=None, progress=None):
 def _in_callers_layout(result, settings, dtype, bounds):
     """The (C, Z, Y, X) float result in the caller's layout and dtype."""
     result = _to_dtype(from_channel_first_volume(result, settings.channel_axis,
-                                                 settings.n_spatial), dtype)
+                                                 settings.n_spatial, settings.time_axis), dtype)
     if dtype.kind == "f" and dtype.itemsize > settings.work_dtype.itemsize:
         # float64 data computed in float32: the kernel's clip to the input's range
         # was in float32, which may round just outside it; clip again in float64.
@@ -334,6 +353,9 @@ def _denoise_lazy(array, options, settings, device, estimate_error):
     from nlmeans.chunked import denoise_dask, measure
     from nlmeans.layout import stand_in
 
+    if options["time_axis"] is not None or settings is not None and settings.time_axis is not None:
+        raise ValueError("frames as a dask array are not supported: pass a NumPy array, or "
+                         "stream them with nlmeans.denoise_frames")
     if estimate_error:
         raise ValueError("the SURE error estimate needs the whole image in memory: pass "
                          "estimate_error=False (or call denoise) for a dask array")
@@ -370,7 +392,11 @@ def _check_settings_fit(settings, image, options, in_memory=True):
     if axis is not None and normalised_channel_axis(axis, image.ndim) != expected:
         raise ValueError(f"channel_axis {axis} contradicts the settings' "
                          f"{settings.channel_axis}")
-    volume, n_spatial = as_channel_first_volume(image, settings.channel_axis)
+    time = options.get("time_axis")
+    if time is not None and (settings.time_axis is None
+                             or isinstance(time, int) and time % image.ndim != settings.time_axis):
+        raise ValueError(f"time_axis {time} contradicts the settings' {settings.time_axis}")
+    volume, n_spatial = as_channel_first_volume(image, settings.channel_axis, settings.time_axis)
     if (n_spatial, volume.shape[0]) != (settings.n_spatial, settings.channels):
         raise ValueError(f"the settings are for {settings.n_spatial}-D images with "
                          f"{settings.channels} channel(s), got a {n_spatial}-D image with "
@@ -383,6 +409,17 @@ def _check_settings_fit(settings, image, options, in_memory=True):
         first = settings.passes[0]
         _check_memory(volume.shape, first.patch_radius, first.search_radius, n_spatial,
                       settings.work_dtype, len(settings.passes) > 1)
+
+
+def sequence_bounds(dtype):
+    """What the results of frames are clipped to: the dtype's range for integers,
+    nothing for floats. Not the sequence's own range, which a streamed run
+    does not know before its last frame; a weighted mean cannot leave the range
+    of the values it averages, so that clip only ever removed float rounding."""
+    if dtype.kind in "ui":
+        info = np.iinfo(dtype)
+        return (info.min, info.max)
+    return (-np.inf, np.inf)
 
 
 def _sure_applies(settings, report):

@@ -60,8 +60,45 @@ def normalised_channel_axis(channel_axis, ndim):
     return int(channel_axis) - ndim if channel_axis >= 0 else int(channel_axis)
 
 
-def as_channel_first_volume(image, channel_axis):
-    """View `image` as (C, Z, Y, X); returns (volume, number of spatial axes)."""
+def normalised_time_axis(time_axis, ndim, channel_axis):
+    """`time_axis` checked against an array of `ndim` axes whose channels are at
+    `channel_axis`, as a non-negative index, or None. Frames are 2-D images: the
+    array is (T, Y, X) or (T, Y, X, C) in some order."""
+    if time_axis is None:
+        return None
+    if (isinstance(time_axis, (bool, np.bool_))
+            or not isinstance(time_axis, numbers.Integral)):
+        raise ValueError(f"time_axis must be an int or None, got {time_axis!r}")
+    expected = 3 if channel_axis is None else 4
+    if ndim != expected:
+        raise ValueError(f"frames with time_axis must be {expected}-D "
+                         f"({'(T, Y, X)' if channel_axis is None else '(T, Y, X, C)'}), "
+                         f"got {ndim}-D")
+    if not -ndim <= time_axis < ndim:
+        raise ValueError(f"time_axis must be in [{-ndim}, {ndim - 1}] for a {ndim}-D array, "
+                         f"got {time_axis}")
+    time_axis = int(time_axis) % ndim
+    if channel_axis is not None and time_axis == int(channel_axis) % ndim:
+        raise ValueError(f"time_axis and channel_axis must differ, both are {time_axis}")
+    return time_axis
+
+
+def frames_first(image, time_axis, channel_axis):
+    """(view of `image` with its time axis first, the channel axis in that view):
+    frames become a volume whose first axis is time. No time axis: unchanged."""
+    time_axis = normalised_time_axis(time_axis, image.ndim, channel_axis)
+    if time_axis is None:
+        return image, channel_axis
+    if channel_axis is not None:
+        channel = int(channel_axis) % image.ndim
+        channel_axis = channel + 1 if channel < time_axis else channel
+    return np.moveaxis(image, time_axis, 0), channel_axis
+
+
+def as_channel_first_volume(image, channel_axis, time_axis=None):
+    """View `image` as (C, Z, Y, X), Z the time axis of frames; returns (volume,
+    number of axes the passes run over)."""
+    image, channel_axis = frames_first(image, time_axis, channel_axis)
     channel_axis = normalised_channel_axis(channel_axis, image.ndim)
     if channel_axis is None:
         volume = image[None] if image.ndim == 3 else image[None, None]
@@ -71,8 +108,13 @@ def as_channel_first_volume(image, channel_axis):
     return volume, image.ndim - 1
 
 
-def from_channel_first_volume(volume, channel_axis, n_spatial):
+def from_channel_first_volume(volume, channel_axis, n_spatial, time_axis=None):
     """Undo :func:`as_channel_first_volume` (a view where possible)."""
+    if time_axis is not None:
+        ndim = n_spatial + (channel_axis is not None)
+        _, moved_channel = frames_first(np.empty((1,) * ndim), time_axis, channel_axis)
+        return np.moveaxis(from_channel_first_volume(volume, moved_channel, n_spatial), 0,
+                           time_axis)
     if channel_axis is None:
         return volume[0, 0] if n_spatial == 2 else volume[0]
     volume = volume[:, 0] if n_spatial == 2 else volume

@@ -5,8 +5,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nlmeans.layout import as_channel_first_volume, check_image
+from nlmeans.layout import as_channel_first_volume, check_image, frames_first
 from nlmeans.settings import Pass, Settings
+
+# Frames: the noise and the data range are measured on the first ones, so that a
+# streamed run (nlmeans.denoise_frames), which has only those when it decides,
+# decides as a run over the whole sequence in memory does. A camera's noise
+# level is a property of the camera and its settings, the same over a shot.
+FRAMES_MEASURED = 8
+# Frames before and after that a fixed h's search window spans by default (5
+# frames, the window of OpenCV's fastNlMeansDenoisingMulti's examples).
+DEFAULT_TEMPORAL_RADIUS = 2
 
 # SURE tries the automatic h times these factors.
 SURE_H_FACTORS = (0.7, 0.85, 1.0, 1.15, 1.3)
@@ -14,7 +23,8 @@ SURE_H_FACTORS = (0.7, 0.85, 1.0, 1.15, 1.3)
 
 def resolve(image, h=None, *, patch_radius=None, search_radius=None, sigma=None,
             channel_axis=None, dtype=None, aggregation=None, centre_weight=None,
-            chroma_weight=None, refine=None, noise=None, method=None):
+            chroma_weight=None, refine=None, noise=None, method=None, time_axis=None,
+            temporal_radius=None):
     """Decide everything a denoising run of `image` needs, without running it.
 
     Takes the options of :func:`nlmeans.denoise` and returns the
@@ -59,7 +69,7 @@ def resolve(image, h=None, *, patch_radius=None, search_radius=None, sigma=None,
         h=h, patch_radius=patch_radius, search_radius=search_radius, sigma=sigma,
         channel_axis=channel_axis, dtype=dtype, aggregation=aggregation,
         centre_weight=centre_weight, chroma_weight=chroma_weight, refine=refine, noise=noise,
-        method=method))
+        method=method, time_axis=time_axis, temporal_radius=temporal_radius))
     return settings
 
 
@@ -80,21 +90,32 @@ def resolve_checked(image, bounds, options, sample=None, in_memory=True):
     from nlmeans.parameters import data_range
     from nlmeans.sample import take_sample
 
-    volume, n_spatial = as_channel_first_volume(image, options["channel_axis"])
-    choice = _check_options(options, n_spatial, volume.shape[0])
+    caller_channel_axis = options["channel_axis"]
+    image, channel_axis = frames_first(image, options.get("time_axis"), caller_channel_axis)
+    frames = options.get("time_axis") is not None
+    options = dict(options, channel_axis=channel_axis)
+    volume, n_spatial = as_channel_first_volume(image, channel_axis)
+    choice = _check_options(options, n_spatial, volume.shape[0], frames)
     if choice["method"] == "nlbayes":
         from nlmeans.nlbayes import check_fits
 
         check_fits(volume.shape, np.dtype(choice["dtype"]), in_memory)
     elif in_memory:
-        _check_memory(volume.shape, options["patch_radius"], options["search_radius"],
-                      n_spatial, np.dtype(choice["dtype"]), choice["refine"])
+        patch, search = choice["patch_radius"], choice["search_radius"]
+        if frames:  # the largest automatic radii where not given
+            time = choice["temporal_radius"]
+            patch = _window(5 if patch is None else patch, n_spatial, True, 0)
+            search = _window(10 if search is None else search, n_spatial, True,
+                             3 if time is None else time)
+        _check_memory(volume.shape, patch, search, n_spatial, np.dtype(choice["dtype"]),
+                      choice["refine"])
     elif choice["mode"] == "sure":
         raise ValueError("h='sure' needs the whole image in memory (it denoises it several "
                          "times); use h='auto' or a number for images run in pieces")
     if sample is None and (choice["sigma"] is None or choice["mode"] != "fixed"
                            or choice["method"] == "nlbayes"):
-        sample = take_sample(image, options["channel_axis"])
+        # Frames: the first ones (a streamed run has only those when it decides).
+        sample = take_sample(image[:FRAMES_MEASURED] if frames else image, channel_axis)
     sigma, model = choice["sigma"], None
     if sigma is None:
         model = estimate_noise_model(*sample, choice["noise"], levels=False)
@@ -104,56 +125,74 @@ def resolve_checked(image, bounds, options, sample=None, in_memory=True):
         mode = "auto"  # SURE holds for white noise only: the automatic h instead
     # The data range scales the automatic rules; a fixed h does not need it (and
     # its percentile costs a few per cent of a small image's time).
-    scale = data_range(sample[0], sigma, maximum=bounds[1]) \
-        if mode != "fixed" or choice["method"] == "nlbayes" else None
+    scale = None
+    if mode != "fixed" or choice["method"] == "nlbayes":
+        scale = data_range(sample[0], sigma, maximum=sample[0].max() if frames else bounds[1])
     colour = volume.shape[0] > 1 and options["channel_axis"] is not None
     if choice["method"] == "nlbayes":
         from nlmeans.nlbayes import bayes_steps
 
         passes = bayes_steps(sigma, scale, volume.shape[0], n_spatial) if sigma > 0 else ()
     else:
-        passes = _passes(choice, sigma, scale, n_spatial, colour=colour)
+        passes = _passes(choice, sigma, scale, n_spatial, colour=colour, frames=frames)
     settings = Settings(
         passes=passes,
         sigma=float(sigma), sigma_estimated=choice["sigma"] is None, data_range=scale,
         dtype=choice["dtype"], chroma_weight=choice["chroma_weight"], n_spatial=n_spatial,
-        channels=volume.shape[0], channel_axis=_axis(options["channel_axis"], image.ndim),
-        mode=mode, method=choice["method"], noise=model)
+        channels=volume.shape[0], channel_axis=_axis(caller_channel_axis, image.ndim),
+        mode=mode, method=choice["method"], noise=model,
+        time_axis=_axis(options.get("time_axis"), image.ndim))
     if mode == "sure" and settings.passes:
         sure = choose_h_by_sure(volume, settings, bounds)
         return settings.with_h(sure.h), sure
     return settings, None
 
 
-def _passes(choice, sigma, scale, n_spatial, colour):
-    """The passes: the main one, then the guided second pass if asked for."""
-    from nlmeans.parameters import auto_parameters, refine_parameters
+def _passes(choice, sigma, scale, n_spatial, colour, frames=False):
+    """The passes: the main one, then the guided second pass if asked for.
+    Frames: 2-D patches, and a search window that also spans the temporal
+    radius's frames before and after."""
+    from nlmeans.parameters import auto_parameters, refine_parameters, temporal_radius
 
     automatic = choice["mode"] != "fixed"
     if automatic and sigma == 0:
         return ()  # nothing to remove: the image comes back as it is
     patch, search, h = choice["patch_radius"], choice["search_radius"], choice["h"]
+    volume = n_spatial == 3 and not frames
     if automatic:
-        auto_patch, auto_search, h = auto_parameters(sigma, scale, colour=colour,
-                                                     volume=n_spatial == 3)
+        auto_patch, auto_search, h = auto_parameters(sigma, scale, colour=colour, volume=volume,
+                                                     frames=frames)
         patch = auto_patch if patch is None else patch
         search = auto_search if search is None else search
-    main = Pass(_radii(2 if patch is None else patch, n_spatial),
-                _radii(7 if search is None else search, n_spatial), float(h), float(sigma),
-                choice["aggregation"], choice["centre_weight"])
+    time = choice["temporal_radius"]
+    if frames and time is None:
+        time = temporal_radius(sigma, scale) if automatic else DEFAULT_TEMPORAL_RADIUS
+    main = Pass(_window(2 if patch is None else patch, n_spatial, frames, 0),
+                _window(7 if search is None else search, n_spatial, frames, time), float(h),
+                float(sigma), choice["aggregation"], choice["centre_weight"])
     if not choice["refine"] or sigma == 0:  # an estimate of 0: nothing for a second pass to do
         return (main,)
     # The second pass's weights compare patches of the first result, which are
     # nearly noise-free, so nothing is subtracted from their distances.
-    patch, search, h = refine_parameters(sigma, volume=n_spatial == 3)
-    second = Pass(_radii(patch, n_spatial), _radii(search, n_spatial), float(h), 0.0,
-                  choice["aggregation"], choice["centre_weight"], guided=True)
+    patch, search, h = refine_parameters(sigma, volume=volume)
+    if frames and choice["temporal_radius"] is None:
+        time = temporal_radius(sigma, scale, refine=True) if automatic else time
+    second = Pass(_window(patch, n_spatial, frames, 0), _window(search, n_spatial, frames, time),
+                  float(h), 0.0, choice["aggregation"], choice["centre_weight"], guided=True)
     return (main, second)
 
 
-def _check_options(options, n_spatial, channels):
+def _window(radius, n_spatial, frames, time):
+    """Per-axis radii; frames: `radius` is the 2-D frames', `time` goes first."""
+    if frames:
+        return (time,) + _radii(radius, 2)
+    return _radii(radius, n_spatial)
+
+
+def _check_options(options, n_spatial, channels, frames=False):
     """The options checked, with the defaults of their mode filled in; ValueError
-    naming the first bad one."""
+    naming the first bad one. Frames: the radii are the frames' (2-D), and
+    `temporal_radius` is theirs along time."""
     method = _check_method(options)
     h = options["h"]
     mode = "fixed"
@@ -187,11 +226,20 @@ def _check_options(options, n_spatial, channels):
         raise ValueError("refine needs sigma > 0 (the second pass's h is a multiple of sigma)")
     for name in ("patch_radius", "search_radius"):
         if options[name] is not None:
-            _check_radius(options[name], name, n_spatial)
+            _check_radius(options[name], name, 2 if frames else n_spatial)
+    if frames and method == "nlbayes":
+        raise ValueError("method='nlbayes' runs on images and volumes, not frames: leave out "
+                         "time_axis, or use method='nlmeans'")
+    time = options.get("temporal_radius")
+    if time is not None:
+        if not frames:
+            raise ValueError("temporal_radius needs frames: pass time_axis too")
+        time = _check_radius(time, "temporal_radius", 1)[0]
     return dict(method=method, mode=mode, h=h, sigma=sigma, noise=noise, dtype=dtype.name,
                 aggregation=aggregation, centre_weight=centre_weight,
                 chroma_weight=chroma_weight, refine=bool(refine),
-                patch_radius=options["patch_radius"], search_radius=options["search_radius"])
+                patch_radius=options["patch_radius"], search_radius=options["search_radius"],
+                temporal_radius=time)
 
 
 # NL-means's own options: NL-Bayes takes none of them.

@@ -135,6 +135,10 @@ class Settings:
         (:class:`BayesStep`).
     noise : NoiseModel or None
         The noise model sigma came from (None when sigma was given).
+    time_axis : int or None
+        Frames: where the time axis is in the caller's array. The passes then
+        run over (T, Y, X), time first: n_spatial is 3, and a pass's radii
+        along time are its patch's (0: 2-D patches) and its temporal window's.
     """
 
     passes: tuple
@@ -149,6 +153,7 @@ class Settings:
     mode: str = "fixed"
     method: str = "nlmeans"
     noise: NoiseModel | None = None
+    time_axis: int | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "passes", tuple(self.passes))
@@ -164,6 +169,9 @@ class Settings:
             if len(p.patch_radius) != self.n_spatial or len(p.search_radius) != self.n_spatial:
                 raise ValueError(f"pass radii must have {self.n_spatial} values (one per spatial "
                                  f"axis), got {p.patch_radius} and {p.search_radius}")
+        if self.time_axis is not None and self.n_spatial != 3:
+            raise ValueError(f"settings with a time axis run over (T, Y, X): n_spatial must be "
+                             f"3, got {self.n_spatial}")
         if self.passes and self.passes[0].guided:
             raise ValueError("the first pass has no previous result to be guided by")
 
