@@ -9,6 +9,7 @@ from nlmeans_cli.compare import compare_command
 from nlmeans_cli.denoise import denoise_command
 from nlmeans_cli.noise import noise_command
 from nlmeans_cli.estimate_noise import estimate_noise_command
+from nlmeans_cli.video import video_command
 
 EXAMPLES = """
 Examples:
@@ -21,6 +22,7 @@ Examples:
   nlmeans noise clean.png noisy.png --sigma 20 --seed 1
   nlmeans compare clean.png noisy.png denoised.png --montage compare.png
   nlmeans estimate-noise noisy.png scan.tif
+  nlmeans video noisy.mp4 clean.mp4
 """
 
 
@@ -35,6 +37,7 @@ cli.add_command(batch_command)
 cli.add_command(compare_command)
 cli.add_command(noise_command)
 cli.add_command(estimate_noise_command)
+cli.add_command(video_command)
 
 
 def main():
