@@ -30,7 +30,7 @@ before and after; only those frames are held in memory, whatever the length.
 @denoise_options
 @click.option("--temporal-radius", type=click.IntRange(min=0), default=None,
               help="Frames before and after each frame in the search window. "
-                   "[default: from sigma (2), or 2 with a numeric --h]")
+                   "[default: 3 (1 in the second pass) in automatic mode, 2 with a numeric --h]")
 @click.option("--time-series", is_flag=True,
               help="INPUT is a multi-page TIFF whose pages are the frames.")
 @click.option("--crf", type=click.IntRange(0, 51), default=18, show_default=True,

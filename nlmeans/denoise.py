@@ -210,7 +210,7 @@ def denoise(image, h=None, *, patch_radius=None, search_radius=None, sigma=None,
         (integers) rather than the sequence's.
     temporal_radius : int, optional
         With `time_axis`: frames before and after in the search window.
-        Default: automatic (from sigma), or 2 with a numeric h.
+        Default: 3 in automatic mode (1 in its second pass), 2 with a numeric h.
     settings : Settings, optional
         Run exactly these settings (from :func:`nlmeans.resolve`, perhaps of a
         larger image this one is a crop of) instead of deciding them from this

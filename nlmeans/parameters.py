@@ -55,19 +55,23 @@ VOLUME_RULES = (
 )
 
 # Frames (a video, a time series): 2-D patches, a search window over the frame
-# and its neighbours. With more candidates in the window, a smaller h keeps
-# the weights on the best matches, and the spatial window can shrink (a 15x15
-# window over 5 frames holds 1125 candidates, five times a single frame's).
-# The second pass compares patches of the first result, less noisy, and
-# needs fewer frames. Measured on pans and a static scene made from coffee's
-# green channel (8 frames of 192x256, sigma 10, 20, 40; not the benchmark's
-# sequences): over frame-by-frame automatic mode, +1.0 to +1.8 dB; a third
-# frame each side gained 0.1 to 0.3 dB more at 1.3x the time; h at 1.0 sigma
-# -0.1 dB, 0.6 sigma -0.1 to -0.4 dB; the second pass over 5 frames instead of
-# 3 the same within 0.05 dB at 1.3x the time, over 1 frame -0.3 to -0.5 dB.
+# and its neighbours. With several times more candidates in the window, the
+# weights must be more selective: patches one pixel wider than a single
+# frame's (their distances are less noisy) and a smaller h keep the weights on
+# the best matches, and the spatial window can shrink (15x15 over 7 frames
+# holds 1575 candidates, seven times a single frame's). The guided second pass
+# compares patches of the first result, far less noisy, over 3 frames.
+# Measured on pans made from scikit-image's coffee and chelsea (grey and RGB,
+# integer and sub-pixel steps, 8 frames of 192x256, sigma 10, 20, 40; not the
+# benchmark's sequences), over frame-by-frame automatic mode: with 5 frames
+# and h 0.8 sigma, +0.6 to +1.5 dB; a wider patch +0.1 to +0.4 dB more on all
+# but one; 7 frames +0.1 to +0.6 dB more at 1.3x the time; h 0.7 sigma
+# instead of 0.8 +0.1 to +0.3 dB at sigma 20, within 0.15 dB either way at 40;
+# the second pass over 5 frames instead of 3 -0.1 to -0.2 dB.
 FRAMES_SEARCH = 7
-FRAMES_H = 0.8
-FRAMES_TEMPORAL = (2, 1)  # (first pass, second pass)
+FRAMES_PATCH_WIDER = 1
+FRAMES_H = 0.7
+FRAMES_TEMPORAL = (3, 1)  # (first pass, second pass)
 
 # The second pass (refine): weights from the first pass's result, whose patches
 # are far less noisy than the image's, so small patches and a small h suffice;
@@ -169,7 +173,7 @@ def auto_parameters(sigma, scale=255.0, colour=False, volume=False, frames=False
     for bound, patch_radius, search_radius, h_factor in rules:
         if sigma8 < bound:
             if frames:
-                return patch_radius, min(search_radius, FRAMES_SEARCH), \
+                return patch_radius + FRAMES_PATCH_WIDER, min(search_radius, FRAMES_SEARCH), \
                     FRAMES_H * h_factor * sigma
             return patch_radius, search_radius, h_factor * sigma
     raise AssertionError("the last rule has an infinite bound")

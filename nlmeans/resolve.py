@@ -104,7 +104,7 @@ def resolve_checked(image, bounds, options, sample=None, in_memory=True):
         patch, search = choice["patch_radius"], choice["search_radius"]
         if frames:  # the largest automatic radii where not given
             time = choice["temporal_radius"]
-            patch = _window(5 if patch is None else patch, n_spatial, True, 0)
+            patch = _window(6 if patch is None else patch, n_spatial, True, 0)
             search = _window(10 if search is None else search, n_spatial, True,
                              3 if time is None else time)
         _check_memory(volume.shape, patch, search, n_spatial, np.dtype(choice["dtype"]),
