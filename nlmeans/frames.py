@@ -23,11 +23,14 @@ from nlmeans.passes import OpponentColours, _run_pass
 from nlmeans.resolve import FRAMES_MEASURED, resolve
 from nlmeans.settings import Settings
 
-# Frames per kernel call: enough that the pairs computed again at a batch's
-# ends along time cost little (a tile of the kernel spans 16), few enough that
-# a batch of 1080p colour frames with its margin and the kernel's copies stays
-# within a few hundred megabytes.
-BATCH_BYTES = 64 * 2**20
+# Frames per kernel call. Each offset's weights are computed for the batch's
+# frames plus the offset's distance along time, so longer batches waste less
+# (3 frames of 1080p RGB with a 7-frame window: about 1.6x the weights of the
+# batch, against 1.2x for the kernel's own 8-plane tiles); but a batch with
+# its margin is held about four times over (the frames, their opponent
+# colours, the kernel's mirrored copy, the kept noisy frames): 1080p colour
+# with 3-frame batches peaks at about 1.2 GB, whatever the video's length.
+BATCH_BYTES = 96 * 2**20
 MAX_BATCH = 16
 
 
@@ -204,12 +207,13 @@ class _Stream:
 
         indices = [_mirror(i, self.length) for i in range(start - self.margins[k],
                                                           stop + self.margins[k])]
-        values = np.stack([self.noisy[i] for i in indices], axis=1)
         guide = np.stack([self.results[k - 1][i] for i in indices], axis=1) \
             if step.guided else None
         last = k == len(self.passes) - 1
         backend = partial(numba_pass, frames_padded=True)
-        out = _run_pass(values, guide, step, self.settings.work_dtype, self.bounds,
+        # The stack is passed, not kept: the colour transform's copy replaces it.
+        out = _run_pass(np.stack([self.noisy[i] for i in indices], axis=1), guide, step,
+                        self.settings.work_dtype, self.bounds,
                         last and self.first.dtype.kind != "f", backend, self.transform)
         for offset, index in enumerate(range(start, stop)):
             self.results[k][index] = out[:, offset]

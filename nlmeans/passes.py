@@ -50,7 +50,9 @@ def _run_pass(values, guide, step, dtype, bounds, rounded, backend, transform):
     if guide is not None:
         guide = transform.forward(guide)
     step = replace(step, sigma=step.sigma * transform.noise_scale)
-    out = backend(transform.forward(values), guide, step, dtype, (-np.inf, np.inf), False)
+    # Rebound, so that RGB values no one else holds (a streamed batch) are freed.
+    values = transform.forward(values)
+    out = backend(values, guide, step, dtype, (-np.inf, np.inf), False)
     # The result lies within the RGB input's range; clipped for rounding.
     out = np.clip(transform.backward(out), *bounds)
     return np.rint(out, out=out) if rounded else out
