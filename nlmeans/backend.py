@@ -66,6 +66,10 @@ def numba_pass(values, guide, step, dtype, bounds, rounded, image_shape=None,
     volume already holds the step's margin along Z (the frames around a batch
     of a sequence, :mod:`nlmeans.frames`), which is then not mirrored, and the
     result has the batch's frames only."""
+    if values.ndim != 4:  # four spatial axes: the NumPy pass
+        from nlmeans.ndpass import nd_pass
+
+        return nd_pass(values, guide, step, dtype, bounds, rounded, frames_padded)
     from numba import get_num_threads  # deferred, like the kernels: importing Numba costs ~0.3 s
 
     from nlmeans import _kernels

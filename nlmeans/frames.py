@@ -40,8 +40,9 @@ def denoise_frames(frames, h=None, *, channel_axis=None, settings=None, **option
     Parameters
     ----------
     frames : iterable of array_like
-        2-D frames (Y, X), or (Y, X, C) etc. with `channel_axis`, all of the
-        same shape and dtype: a list, a generator, a video reader.
+        2-D frames (Y, X) or 3-D ones (Z, Y, X), or either with channels along
+        `channel_axis`, all of the same shape and dtype: a list, a generator,
+        a video reader.
     h, channel_axis, **options
         As for :func:`nlmeans.denoise` with ``time_axis=0`` (`channel_axis` is
         the frames' own). The settings are decided on the first
@@ -163,7 +164,9 @@ class _Stream:
 
     def _add(self, frame):
         volume, _ = as_channel_first_volume(frame, self.frame_settings.channel_axis)
-        self.noisy[self.read] = volume[:, 0].astype(self.settings.work_dtype)
+        if self.frame_settings.n_spatial == 2:
+            volume = volume[:, 0]  # (C, Y, X): stacked into (C, T, Y, X)
+        self.noisy[self.read] = volume.astype(self.settings.work_dtype)
         self.read += 1
 
     def _read_more(self):
@@ -230,8 +233,9 @@ class _Stream:
                 del self.results[k][index]
 
     def _to_frame(self, values):
-        return _in_callers_layout(values[:, None], self.frame_settings, self.first.dtype,
-                                  self.bounds)
+        if self.frame_settings.n_spatial == 2:
+            values = values[:, None]
+        return _in_callers_layout(values, self.frame_settings, self.first.dtype, self.bounds)
 
 
 def _mirror(index, length):
@@ -248,4 +252,5 @@ def _frame_layout(settings):
     channel = settings.channel_axis
     if channel is not None and channel > settings.time_axis:
         channel -= 1
-    return replace(settings, n_spatial=2, channel_axis=channel, time_axis=None, passes=())
+    return replace(settings, n_spatial=settings.n_spatial - 1, channel_axis=channel,
+                   time_axis=None, passes=())

@@ -44,16 +44,17 @@ def normalised_channel_axis(channel_axis, ndim):
     """`channel_axis` checked against an array of `ndim` axes, as a negative index
     (so that -1 and 2 of a 3-D array compare equal), or None."""
     if channel_axis is None:
-        if ndim not in (2, 3):
-            raise ValueError(f"image must be 2-D (Y, X) or 3-D (Z, Y, X) without channel_axis, "
-                             f"got {ndim}-D; pass channel_axis for colour images")
+        if ndim not in (2, 3, 4):
+            raise ValueError(f"image must be 2-D (Y, X), 3-D (Z, Y, X) or 4-D (W, Z, Y, X) "
+                             f"without channel_axis, got {ndim}-D; pass channel_axis for "
+                             f"colour images")
         return None
     if (isinstance(channel_axis, (bool, np.bool_))
             or not isinstance(channel_axis, numbers.Integral)):
         raise ValueError(f"channel_axis must be an int or None, got {channel_axis!r}")
-    if ndim not in (3, 4):
-        raise ValueError(f"image with channel_axis must be 3-D (Y, X, C) or 4-D (Z, Y, X, C), "
-                         f"got {ndim}-D")
+    if ndim not in (3, 4, 5):
+        raise ValueError(f"image with channel_axis must be 3-D (Y, X, C), 4-D (Z, Y, X, C) "
+                         f"or 5-D (W, Z, Y, X, C), got {ndim}-D")
     if not -ndim <= channel_axis < ndim:
         raise ValueError(f"channel_axis must be in [{-ndim}, {ndim - 1}] for a {ndim}-D image, "
                          f"got {channel_axis}")
@@ -62,18 +63,20 @@ def normalised_channel_axis(channel_axis, ndim):
 
 def normalised_time_axis(time_axis, ndim, channel_axis):
     """`time_axis` checked against an array of `ndim` axes whose channels are at
-    `channel_axis`, as a non-negative index, or None. Frames are 2-D images: the
-    array is (T, Y, X) or (T, Y, X, C) in some order."""
+    `channel_axis`, as a non-negative index, or None. Frames are 2-D images or
+    3-D volumes: the array is (T, Y, X), (T, Z, Y, X) or either with C, the axes
+    in any order."""
     if time_axis is None:
         return None
     if (isinstance(time_axis, (bool, np.bool_))
             or not isinstance(time_axis, numbers.Integral)):
         raise ValueError(f"time_axis must be an int or None, got {time_axis!r}")
-    expected = 3 if channel_axis is None else 4
-    if ndim != expected:
-        raise ValueError(f"frames with time_axis must be {expected}-D "
-                         f"({'(T, Y, X)' if channel_axis is None else '(T, Y, X, C)'}), "
-                         f"got {ndim}-D")
+    expected = (3, 4) if channel_axis is None else (4, 5)
+    if ndim not in expected:
+        shapes = "(T, Y, X) or (T, Z, Y, X)" if channel_axis is None else \
+            "(T, Y, X, C) or (T, Z, Y, X, C)"
+        raise ValueError(f"frames with time_axis must be {expected[0]}-D or {expected[1]}-D "
+                         f"{shapes}, got {ndim}-D")
     if not -ndim <= time_axis < ndim:
         raise ValueError(f"time_axis must be in [{-ndim}, {ndim - 1}] for a {ndim}-D array, "
                          f"got {time_axis}")
@@ -101,7 +104,7 @@ def as_channel_first_volume(image, channel_axis, time_axis=None):
     image, channel_axis = frames_first(image, time_axis, channel_axis)
     channel_axis = normalised_channel_axis(channel_axis, image.ndim)
     if channel_axis is None:
-        volume = image[None] if image.ndim == 3 else image[None, None]
+        volume = image[None, None] if image.ndim == 2 else image[None]
         return volume, image.ndim
     moved = np.moveaxis(image, channel_axis, 0)
     volume = moved[:, None] if image.ndim == 3 else moved

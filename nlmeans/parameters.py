@@ -172,17 +172,21 @@ def auto_parameters(sigma, scale=255.0, colour=False, volume=False, frames=False
     rules = VOLUME_RULES if volume else COLOUR_RULES if colour else GREY_RULES
     for bound, patch_radius, search_radius, h_factor in rules:
         if sigma8 < bound:
-            if frames:
+            if frames and not volume:
                 return patch_radius + FRAMES_PATCH_WIDER, min(search_radius, FRAMES_SEARCH), \
                     FRAMES_H * h_factor * sigma
             return patch_radius, search_radius, h_factor * sigma
     raise AssertionError("the last rule has an infinite bound")
 
 
-def temporal_radius(sigma, scale=255.0, refine=False):
+def temporal_radius(sigma, scale=255.0, refine=False, volume=False):
     """Frames before and after that the automatic search window spans (of the
     second pass with `refine`). The same at every noise level: where the noise
-    is low, the weights of poorer matches vanish anyway."""
+    is low, the weights of poorer matches vanish anyway. Frames that are
+    volumes: one frame each side (a 4-D window's cost grows with its fourth
+    power; their 3-D patches and windows keep the volume rules)."""
+    if volume:
+        return 1
     return FRAMES_TEMPORAL[1 if refine else 0]
 
 

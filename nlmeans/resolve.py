@@ -115,7 +115,8 @@ def resolve_checked(image, bounds, options, sample=None, in_memory=True):
     if sample is None and (choice["sigma"] is None or choice["mode"] != "fixed"
                            or choice["method"] == "nlbayes"):
         # Frames: the first ones (a streamed run has only those when it decides).
-        sample = take_sample(image[:FRAMES_MEASURED] if frames else image, channel_axis)
+        sample = take_sample(*_as_volume(image[:FRAMES_MEASURED] if frames else image,
+                                         channel_axis, n_spatial))
     sigma, model = choice["sigma"], None
     if sigma is None:
         model = estimate_noise_model(*sample, choice["noise"], levels=False)
@@ -158,7 +159,7 @@ def _passes(choice, sigma, scale, n_spatial, colour, frames=False):
     if automatic and sigma == 0:
         return ()  # nothing to remove: the image comes back as it is
     patch, search, h = choice["patch_radius"], choice["search_radius"], choice["h"]
-    volume = n_spatial == 3 and not frames
+    volume = n_spatial - frames >= 3  # 3-D (or 4-D) patches
     if automatic:
         auto_patch, auto_search, h = auto_parameters(sigma, scale, colour=colour, volume=volume,
                                                      frames=frames)
@@ -166,7 +167,8 @@ def _passes(choice, sigma, scale, n_spatial, colour, frames=False):
         search = auto_search if search is None else search
     time = choice["temporal_radius"]
     if frames and time is None:
-        time = temporal_radius(sigma, scale) if automatic else DEFAULT_TEMPORAL_RADIUS
+        time = temporal_radius(sigma, scale, volume=volume) if automatic \
+            else DEFAULT_TEMPORAL_RADIUS
     main = Pass(_window(2 if patch is None else patch, n_spatial, frames, 0),
                 _window(7 if search is None else search, n_spatial, frames, time), float(h),
                 float(sigma), choice["aggregation"], choice["centre_weight"])
@@ -176,16 +178,27 @@ def _passes(choice, sigma, scale, n_spatial, colour, frames=False):
     # nearly noise-free, so nothing is subtracted from their distances.
     patch, search, h = refine_parameters(sigma, volume=volume)
     if frames and choice["temporal_radius"] is None:
-        time = temporal_radius(sigma, scale, refine=True) if automatic else time
+        time = temporal_radius(sigma, scale, refine=True, volume=volume) if automatic else time
     second = Pass(_window(patch, n_spatial, frames, 0), _window(search, n_spatial, frames, time),
                   float(h), 0.0, choice["aggregation"], choice["centre_weight"], guided=True)
     return (main, second)
 
 
+def _as_volume(image, channel_axis, n_spatial):
+    """(array, channel axis) to measure: four spatial axes become a 3-D volume of
+    the 2-D planes (the noise is measured plane by plane)."""
+    if n_spatial < 4:
+        return image, channel_axis
+    if channel_axis is not None:
+        image = np.moveaxis(image, channel_axis, -1)
+        return image.reshape((-1,) + image.shape[-3:]), -1
+    return image.reshape((-1,) + image.shape[-2:]), None
+
+
 def _window(radius, n_spatial, frames, time):
-    """Per-axis radii; frames: `radius` is the 2-D frames', `time` goes first."""
+    """Per-axis radii; frames: `radius` is the frames' own, `time` goes first."""
     if frames:
-        return (time,) + _radii(radius, 2)
+        return (time,) + _radii(radius, n_spatial - 1)
     return _radii(radius, n_spatial)
 
 
@@ -226,10 +239,12 @@ def _check_options(options, n_spatial, channels, frames=False):
         raise ValueError("refine needs sigma > 0 (the second pass's h is a multiple of sigma)")
     for name in ("patch_radius", "search_radius"):
         if options[name] is not None:
-            _check_radius(options[name], name, 2 if frames else n_spatial)
+            _check_radius(options[name], name, n_spatial - 1 if frames else n_spatial)
     if frames and method == "nlbayes":
         raise ValueError("method='nlbayes' runs on images and volumes, not frames: leave out "
                          "time_axis, or use method='nlmeans'")
+    if n_spatial == 4 and method == "nlbayes":
+        raise ValueError("method='nlbayes' runs on 2-D images and 3-D volumes, not 4-D ones")
     time = options.get("temporal_radius")
     if time is not None:
         if not frames:

@@ -121,8 +121,9 @@ class Settings:
     chroma_weight : float
         RGB only: distances are measured in opponent colours with the chroma axes
         scaled by this; 1 means the channels as they are.
-    n_spatial : {2, 3}
-        Spatial axes of the image (2-D image or 3-D volume).
+    n_spatial : {2, 3, 4}
+        Axes the passes run over: 2-D image, 3-D volume, 4-D volume; frames
+        count their time axis.
     channels : int
         Channels of the image.
     channel_axis : int or None
@@ -169,9 +170,9 @@ class Settings:
             if len(p.patch_radius) != self.n_spatial or len(p.search_radius) != self.n_spatial:
                 raise ValueError(f"pass radii must have {self.n_spatial} values (one per spatial "
                                  f"axis), got {p.patch_radius} and {p.search_radius}")
-        if self.time_axis is not None and self.n_spatial != 3:
-            raise ValueError(f"settings with a time axis run over (T, Y, X): n_spatial must be "
-                             f"3, got {self.n_spatial}")
+        if self.time_axis is not None and self.n_spatial not in (3, 4):
+            raise ValueError(f"settings with a time axis run over (T, Y, X) or (T, Z, Y, X): "
+                             f"n_spatial must be 3 or 4, got {self.n_spatial}")
         if self.passes and self.passes[0].guided:
             raise ValueError("the first pass has no previous result to be guided by")
 

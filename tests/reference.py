@@ -20,15 +20,17 @@ def mirror_index(i, n):
 
 
 def mirror_pad(volume, margins):
-    """Pad the spatial axes of a (Z, Y, X, C) array by `margins`, mirroring by index."""
+    """Pad the spatial axes of a (Z, Y, X, C) array (any number of spatial axes
+    before C, one margin each) by `margins`, mirroring by index."""
     index = [np.array([mirror_index(i - m, n) for i in range(n + 2 * m)])
-             for n, m in zip(volume.shape[:3], margins)]
+             for n, m in zip(volume.shape[:len(margins)], margins)]
     return volume[np.ix_(*index)]
 
 
 def reference_nlmeans(volume, h, patch_radius, search_radius, sigma=0.0, aggregation="pixel",
                       centre="one", guide=None):
-    """NL-means of a (Z, Y, X, C) float array; radii are 3-tuples (z, y, x).
+    """NL-means of a (Z, Y, X, C) float array; radii are 3-tuples (z, y, x). (Any
+    number of spatial axes before C, with radii of as many values.)
 
     Pixel-wise: u(x) = sum_y w(x, y) v(y) / sum_y w(x, y), with
     w(x, y) = exp(-max(d2(x, y) - 2 sigma^2, 0) / h^2) and d2 the mean over patch
@@ -44,7 +46,7 @@ def reference_nlmeans(volume, h, patch_radius, search_radius, sigma=0.0, aggrega
     volume's; the means still average the volume's pixels.
     """
     v = np.asarray(volume, dtype=np.float64)
-    agg = tuple(patch_radius) if aggregation == "patch" else (0, 0, 0)
+    agg = tuple(patch_radius) if aggregation == "patch" else (0,) * len(patch_radius)
     margins = [s + p + a for s, p, a in zip(search_radius, patch_radius, agg)]
     padded = mirror_pad(v, margins)
     compared = padded if guide is None else mirror_pad(np.asarray(guide, np.float64), margins)
@@ -67,19 +69,19 @@ def reference_nlmeans(volume, h, patch_radius, search_radius, sigma=0.0, aggrega
         for t in offsets:
             d2 = np.mean((reference - patch(tuple(a + b for a, b in zip(p, t)))) ** 2)
             ws[t] = np.exp(-max(d2 - 2.0 * sigma ** 2, 0.0) / h ** 2)
-        ws[(0, 0, 0)] = max(ws.values(), default=1.0) if centre == "max" else 1.0
+        ws[(0,) * len(p)] = max(ws.values(), default=1.0) if centre == "max" else 1.0
         return ws
 
     out = np.empty_like(v)
     patch_offsets = list(itertools.product(*[range(-r, r + 1) for r in agg]))
     cache = {}
-    for q in itertools.product(*[range(n) for n in v.shape[:3]]):
+    for q in itertools.product(*[range(n) for n in v.shape[:len(patch_radius)]]):
         estimates = []
         for k in patch_offsets:
             p = tuple(a - b for a, b in zip(q, k))
             if p not in cache:
                 cache[p] = weights(p)
-            num = np.zeros(v.shape[3])
+            num = np.zeros(v.shape[-1])
             den = 0.0
             for t, w in cache[p].items():
                 num += w * padded[at(tuple(a + b for a, b in zip(q, t)))]
