@@ -23,11 +23,14 @@ grid: the speed comparison at equal window sizes. OpenCV denoises one frame a
 call; the sequence is mirrored at its ends for it as nlmeans mirrors it.
 Times are per sequence, with CPU time / wall time beside them.
 
+A speed case at equal windows on 1280x720 grey frames follows (at 256x256
+OpenCV's Multi runs on one thread: its rows are too few to share).
+
 ``--hd N`` also writes a 1080p colour video of N frames (and one of 2N) and
 runs ``nlmeans video`` on them in a child process: frames/s, and the child's
 peak memory, which must not grow with the length.
 
-    python benchmarks/video.py --dataset ../shared/datasets/set12 --hd 6
+    python benchmarks/video.py --dataset ../shared/datasets/set12 --hd 8
 
 Writes video.md into --out (default benchmarks/results). Needs the `bench`
 extra (OpenCV) and the `video` extra for --hd.
@@ -116,7 +119,8 @@ def opencv_multi(noisy, h, colour):
     radius = 2
     index = [abs(i) if i < 0 else (2 * (len(noisy) - 1) - i if i >= len(noisy) else i)
              for i in range(-radius, len(noisy) + radius)]
-    padded = [np.ascontiguousarray(noisy[i]) for i in index]
+    # OpenCV's colour images are BGR (its Lab conversion depends on the order).
+    padded = [np.ascontiguousarray(noisy[i][..., ::-1] if colour else noisy[i]) for i in index]
     out = []
     for t in range(len(noisy)):
         if colour:
@@ -124,7 +128,8 @@ def opencv_multi(noisy, h, colour):
                                                             7, 21))
         else:
             out.append(cv2.fastNlMeansDenoisingMulti(padded, t + radius, 5, None, h, 7, 21))
-    return np.stack(out)
+    out = np.stack(out)
+    return out[..., ::-1] if colour else out
 
 
 def best_over_h(run, clean, sigma):
@@ -165,6 +170,28 @@ def run_case(name, clean, masks, sigma, seed):
         row["background"] = {key: psnr(out, clean, ~full) for key, out in
                              (("frame", frame), ("temporal", temporal), ("opencv", cv))}
     return row
+
+
+def speed_720p(repeats=2):
+    """Wall seconds (CPU/wall) of OpenCV Multi and nlmeans at OpenCV's windows on
+    10 grey 1280x720 frames (sigma 20, h 20): frames where OpenCV's own threads
+    have rows enough to use both cores. Run in turns, `repeats` rounds after a
+    warm-up; [(name, walls, cpu/wall)]."""
+    from skimage import data, transform
+
+    from speed import time_in_turns
+
+    import nlmeans
+
+    picture = transform.resize(data.astronaut()[..., 1].astype(np.float64), (760, 1320), order=1,
+                               preserve_range=True)
+    clean = np.stack([picture[t: t + 720, 2 * t: 2 * t + 1280] for t in range(FRAMES)])
+    noisy = noisy_frames(clean, 20.0, seed=7)
+    runs = time_in_turns([lambda: opencv_multi(noisy, 20.0, False),
+                          lambda: nlmeans.denoise(noisy, 20.0, patch_radius=3, search_radius=10,
+                                                  temporal_radius=2, time_axis=0)], repeats)
+    return [("OpenCV Multi", runs[0][0], runs[0][1]),
+            ("nlmeans, OpenCV's windows", runs[1][0], runs[1][1])]
 
 
 def hd_runs(frames, workdir):
@@ -255,6 +282,15 @@ def main():
                 f"{r['object'][k]:.2f} / {r['background'][k]:.2f}"
                 for k in ("frame", "temporal", "opencv")) + " |")
     lines += ["", "Seconds per sequence (CPU time / wall time):", ""] + time_table(rows)
+    speed = speed_720p()
+    cv_walls = speed[0][1]
+    lines += ["", "Equal windows on 10 grey frames of 1280×720 (σ 20, h 20; 7×7 patches, "
+              "21×21×5 window), in turns:", "",
+              "| method | seconds per round | CPU/wall | OpenCV / this |", "|---|---|---|---|"]
+    for name, walls, load in speed:
+        ratios = sorted(c / w for c, w in zip(cv_walls, walls))
+        lines.append(f"| {name} | {' '.join(f'{w:.2f}' for w in walls)} | {load:.2f} | "
+                     f"{ratios[len(ratios) // 2]:.2f}× ({ratios[0]:.2f}–{ratios[-1]:.2f}) |")
     if args.hd:
         with tempfile.TemporaryDirectory() as workdir:
             hd = hd_runs(args.hd, workdir)
