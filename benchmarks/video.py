@@ -28,9 +28,11 @@ OpenCV's Multi runs on one thread: its rows are too few to share).
 
 ``--hd N`` also writes a 1080p colour video of N frames (and one of 2N) and
 runs ``nlmeans video`` on them in a child process: frames/s, and the child's
-peak memory, which must not grow with the length.
+peak memory, which must not grow with the length; ``--hd-long M`` adds a video
+of M frames run with the automatic colour pass's layout on 3x3 windows (the
+same memory in a fraction of the time).
 
-    python benchmarks/video.py --dataset ../shared/datasets/set12 --hd 8
+    python benchmarks/video.py --dataset ../shared/datasets/set12 --hd 8 --hd-long 120
 
 Writes video.md into --out (default benchmarks/results). Needs the `bench`
 extra (OpenCV) and the `video` extra for --hd.
@@ -38,6 +40,7 @@ extra (OpenCV) and the `video` extra for --hd.
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -194,22 +197,32 @@ def speed_720p(repeats=2):
             ("nlmeans, OpenCV's windows", runs[1][0], runs[1][1])]
 
 
-def hd_runs(frames, workdir):
-    """[(frames, seconds, frames/s, peak MB of the child)] for 1080p colour
-    videos of `frames` and 2 x `frames` frames."""
+# The automatic colour pass's layout (patch-wise, largest-weight centre,
+# opponent colours, 7 frames) with 3x3 windows: the same memory in a fraction
+# of the time, for a long video.
+LAYOUT_ONLY = ["--h", "10", "--ds", "1", "--Ds", "1", "--temporal-radius", "3", "--aggregation",
+               "patch", "--centre-weight", "max", "--chroma-weight", "0.5"]
+
+
+def hd_runs(frames, workdir, long=0):
+    """[(frames, options, seconds, frames/s, peak MB of the child)] for 1080p
+    colour videos of `frames` and 2 x `frames` frames (automatic), and of `long`
+    frames with LAYOUT_ONLY."""
     import av
     from skimage import data, transform
 
     picture = transform.resize(data.astronaut(), (1200, 2100), order=1, preserve_range=True)
+    assert max(frames * 2, long) <= 180, "the pan runs off the picture"
     rng = np.random.default_rng(0)
     rows = []
-    for count in (frames, 2 * frames):
+    runs = [(frames, []), (2 * frames, [])] + ([(long, LAYOUT_ONLY)] if long else [])
+    for count, options in runs:
         source = os.path.join(workdir, f"hd{count}.mkv")
         with av.open(source, "w") as container:
             stream = container.add_stream("ffv1", rate=25)
             stream.width, stream.height, stream.pix_fmt = 1920, 1080, "bgr0"
             for t in range(count):
-                clean = picture[t: t + 1080, 3 * t: 3 * t + 1920]
+                clean = picture[t % 100: t % 100 + 1080, 1 * t: 1 * t + 1920]
                 noisy = np.clip(np.rint(clean + 20 * rng.standard_normal(clean.shape)), 0, 255)
                 frame = av.VideoFrame.from_ndarray(noisy.astype(np.uint8), format="rgb24")
                 for packet in stream.encode(frame):
@@ -222,11 +235,14 @@ def hd_runs(frames, workdir):
         code = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True); "
                 "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
         done = subprocess.run([sys.executable, "-c", code, sys.executable, "-m",
-                               "nlmeans_cli.main", "video", source, output, "-q"],
+                               "nlmeans_cli.main", "video", source, output, "-q"] + options,
                               check=True, capture_output=True, text=True)
         seconds = time.perf_counter() - started
         peak_mb = int(done.stdout.split()[-1]) / 1024
-        rows.append((count, seconds, count / seconds, peak_mb))
+        rows.append((count, "windows 3×3 (memory only)" if options else "automatic", seconds,
+                     count / seconds, peak_mb))
+        os.unlink(source)
+        os.unlink(output)
     return rows
 
 
@@ -253,6 +269,26 @@ def time_table(rows):
     return lines
 
 
+def hd_table(args):
+    with tempfile.TemporaryDirectory() as workdir:
+        hd = hd_runs(args.hd, workdir, args.hd_long)
+    lines = ["`nlmeans video` on 1080p colour (σ 20 noise, H.264 out; peak memory of the "
+             "process):", "", "| frames | options | seconds | frames/s | peak MB |",
+             "|---|---|---|---|---|"]
+    return lines + [f"| {n} | {o} | {s:.1f} | {fps:.3f} | {mb:.0f} |"
+                    for n, o, s, fps, mb in hd]
+
+
+def write_hd(args):
+    lines = ["# `nlmeans video` on 1080p", "", f"Machine: {machine()}; `python "
+             f"benchmarks/video.py --dataset {args.dataset} --hd {args.hd} --hd-long "
+             f"{args.hd_long} --hd-only`.", ""] + hd_table(args)
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "video_hd.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", required=True, help="folder of Set12 (01.png ... 12.png)")
@@ -260,7 +296,13 @@ def main():
     parser.add_argument("--hd", type=int, default=0,
                         help="also run nlmeans video on 1080p videos of this many frames and "
                              "twice as many")
+    parser.add_argument("--hd-long", type=int, default=0,
+                        help="and on one of this many frames with 3x3 windows (memory)")
+    parser.add_argument("--hd-only", action="store_true",
+                        help="run only the 1080p videos (written to video_hd.md)")
     args = parser.parse_args()
+    if args.hd_only:
+        return write_hd(args)
     import nlmeans
 
     nlmeans.denoise(np.zeros((3, 16, 16), np.uint8) + 9, time_axis=0)  # compile, untimed
@@ -270,7 +312,7 @@ def main():
             row = run_case(name, clean, masks, sigma, seed=index * 100 + int(sigma))
             rows.append(row)
             print(table([row])[-1], flush=True)
-    lines = [f"# Frames: temporal window against frame by frame and OpenCV Multi",
+    lines = ["# Frames: temporal window against frame by frame and OpenCV Multi",
              "", f"Machine: {machine()}; `python benchmarks/video.py --dataset {args.dataset}"
              + (f" --hd {args.hd}" if args.hd else "") + "`.", "",
              f"PSNR in dB over {FRAMES} frames of 256×256.", ""] + table(rows)
@@ -288,16 +330,11 @@ def main():
               "21×21×5 window), in turns:", "",
               "| method | seconds per round | CPU/wall | OpenCV / this |", "|---|---|---|---|"]
     for name, walls, load in speed:
-        ratios = sorted(c / w for c, w in zip(cv_walls, walls))
+        ratios = [c / w for c, w in zip(cv_walls, walls)]
         lines.append(f"| {name} | {' '.join(f'{w:.2f}' for w in walls)} | {load:.2f} | "
-                     f"{ratios[len(ratios) // 2]:.2f}× ({ratios[0]:.2f}–{ratios[-1]:.2f}) |")
+                     f"{statistics.median(ratios):.2f}× ({min(ratios):.2f}–{max(ratios):.2f}) |")
     if args.hd:
-        with tempfile.TemporaryDirectory() as workdir:
-            hd = hd_runs(args.hd, workdir)
-        lines += ["", "`nlmeans video` on 1080p colour (automatic, σ 20 noise; peak memory "
-                  "of the process):", "", "| frames | seconds | frames/s | peak MB |",
-                  "|---|---|---|---|"]
-        lines += [f"| {n} | {s:.1f} | {fps:.3f} | {mb:.0f} |" for n, s, fps, mb in hd]
+        lines += [""] + hd_table(args)
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "video.md"), "w") as f:
         f.write("\n".join(lines) + "\n")

@@ -154,7 +154,7 @@ class _Stream:
             self._add(frame)
         self.passes = settings.passes
         self.margins = [_margin(step) for step in self.passes]
-        frame_bytes = self.noisy[0].nbytes
+        frame_bytes = self.noisy[0].size * np.dtype(settings.work_dtype).itemsize
         self.batch = max(1, min(MAX_BATCH, BATCH_BYTES // frame_bytes))
         self.done = [0] * len(self.passes)
         self.results = [{} for _ in self.passes]
@@ -166,7 +166,9 @@ class _Stream:
         volume, _ = as_channel_first_volume(frame, self.frame_settings.channel_axis)
         if self.frame_settings.n_spatial == 2:
             volume = volume[:, 0]  # (C, Y, X): stacked into (C, T, Y, X)
-        self.noisy[self.read] = volume.astype(self.settings.work_dtype)
+        # Kept in their own dtype (8-bit video: a quarter of float32's memory) and
+        # converted when a batch is stacked, which is exact.
+        self.noisy[self.read] = volume
         self.read += 1
 
     def _read_more(self):
@@ -215,7 +217,8 @@ class _Stream:
         last = k == len(self.passes) - 1
         backend = partial(numba_pass, frames_padded=True)
         # The stack is passed, not kept: the colour transform's copy replaces it.
-        out = _run_pass(np.stack([self.noisy[i] for i in indices], axis=1), guide, step,
+        out = _run_pass(np.stack([self.noisy[i] for i in indices], axis=1)
+                        .astype(self.settings.work_dtype, copy=False), guide, step,
                         self.settings.work_dtype, self.bounds,
                         last and self.first.dtype.kind != "f", backend, self.transform)
         for offset, index in enumerate(range(start, stop)):
