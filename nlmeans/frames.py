@@ -27,9 +27,9 @@ from nlmeans.settings import Settings
 # frames plus the offset's distance along time, so longer batches waste less
 # (3 frames of 1080p RGB with a 7-frame window: about 1.6x the weights of the
 # batch, against 1.2x for the kernel's own 8-plane tiles); but a batch with
-# its margin is held about four times over (the frames, their opponent
-# colours, the kernel's mirrored copy, the kept noisy frames): 1080p colour
-# with 3-frame batches peaks at about 1.2 GB, whatever the video's length.
+# its margin is held about three times over in float (the frames, their
+# opponent colours, the kernel's mirrored copy): 1080p colour with 3-frame
+# batches peaked at 1.0 GB, the same for 16 frames as for 120.
 BATCH_BYTES = 96 * 2**20
 MAX_BATCH = 16
 
