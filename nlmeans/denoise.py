@@ -360,6 +360,10 @@ def _denoise_lazy(array, options, settings, device, estimate_error):
         raise ValueError("the SURE error estimate needs the whole image in memory: pass "
                          "estimate_error=False (or call denoise) for a dask array")
     layout = stand_in(array.shape, array.dtype)
+    axis = options["channel_axis"] if settings is None else settings.channel_axis
+    if array.ndim - (axis is not None) == 4:
+        raise ValueError("dask arrays of four spatial axes are not supported: pass a NumPy "
+                         "array")
     if settings is None:
         if options["channel_axis"] is not None:  # checked before anything is computed
             normalised_channel_axis(options["channel_axis"], array.ndim)

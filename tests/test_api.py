@@ -126,7 +126,7 @@ def test_invalid_arguments_raise_value_error(kwargs, message):
 @pytest.mark.parametrize("image, channel_axis, message", [
     (np.zeros((0, 5)), None, "must not be empty"),
     (np.zeros(5), None, "must be 2-D"),
-    (np.zeros((2, 3, 4, 5)), None, "must be 2-D"),
+    (np.zeros((2, 3, 4, 5, 6)), None, "must be 2-D"),
     (np.zeros((4, 5)), -1, "with channel_axis must be 3-D"),
     (np.zeros((4, 5, 3)), 1.0, "channel_axis must be an int"),
     (np.array([[1.0, np.nan], [0.0, 1.0]]), None, "NaN or inf"),

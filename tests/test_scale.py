@@ -146,7 +146,9 @@ def test_dask_input_errors_are_the_numpy_ones():
     with pytest.raises(ValueError, match="NaN"):
         nlmeans.denoise(da.from_array(bad, chunks=10))
     with pytest.raises(ValueError, match="channel_axis"):
-        nlmeans.denoise(da.zeros((4, 5, 6, 7, 8), chunks=2), channel_axis=-1)
+        nlmeans.denoise(da.zeros((3, 4, 5, 6, 7, 8), chunks=2), channel_axis=-1)
+    with pytest.raises(ValueError, match="four spatial axes"):
+        nlmeans.denoise(da.zeros((4, 5, 6, 7, 3), chunks=2), channel_axis=-1)
 
 
 def test_tasks_share_the_cores():
