@@ -14,11 +14,14 @@ first pass runs ahead of it by its temporal radius.
 
 import itertools
 from dataclasses import replace
+from functools import partial
 
 import numpy as np
 
-from nlmeans.denoise import _check_settings_fit, _in_callers_layout, sequence_bounds
-from nlmeans.layout import as_channel_first_volume, check_finite, check_pixel_type
+from nlmeans.backend import numba_pass
+from nlmeans.denoise import (_SETTINGS_OPTIONS, _check_settings_fit, _in_callers_layout, denoise,
+                             sequence_bounds)
+from nlmeans.layout import as_channel_first_volume, check_image
 from nlmeans.passes import OpponentColours, _run_pass
 from nlmeans.resolve import FRAMES_MEASURED, resolve
 from nlmeans.settings import Settings
@@ -67,11 +70,11 @@ def denoise_frames(frames, h=None, *, channel_axis=None, settings=None, **option
         For bad options or frames (a frame of another shape or dtype, NaN).
     """
     iterator = iter(frames)
-    head = [_checked(frame, None) for frame in itertools.islice(iterator, FRAMES_MEASURED)]
+    head = list(itertools.islice(iterator, FRAMES_MEASURED))
     if not head:
         return
-    for frame in head[1:]:
-        _checked(frame, head[0])
+    head[0] = _checked(head[0], None)
+    head[1:] = [_checked(frame, head[0]) for frame in head[1:]]
     stacked_axis = None if channel_axis is None else _stacked_axis(channel_axis, head[0].ndim)
     if settings is None:
         settings = resolve(np.stack(head), h, channel_axis=stacked_axis, time_axis=0, **options)
@@ -82,12 +85,10 @@ def denoise_frames(frames, h=None, *, channel_axis=None, settings=None, **option
         yield from (_checked(frame, head[0]).copy() for frame in iterator)
         return
     # The mirror at the sequence's ends needs more frames than the margin.
-    margin = max(_margin(step) for step in settings.passes)
+    margin = max(step.halo[0] for step in settings.passes)
     more = itertools.islice(iterator, max(0, margin + 1 - len(head)))
     head += [_checked(frame, head[0]) for frame in more]
     if len(head) <= margin:
-        from nlmeans.denoise import denoise
-
         yield from denoise(np.stack(head), settings=settings)
         return
     yield from _Stream(settings, head, iterator).run()
@@ -103,39 +104,29 @@ def _stacked_axis(channel_axis, frame_ndim):
 
 def _check_frame_settings(settings, frame, channel_axis, options):
     """ValueError unless `settings` are for frames like `frame` and no option is given."""
-    from nlmeans.denoise import _SETTINGS_OPTIONS
-
     if not isinstance(settings, Settings) or settings.time_axis is None:
         raise ValueError("settings must be an nlmeans.Settings for frames (resolved with "
                          "time_axis)")
     given = sorted(name for name, value in options.items() if value is not None)
     if given:
         raise ValueError(f"settings= fixes {', '.join(given)}: leave them out")
-    frame_axis = _frame_layout(settings).channel_axis
-    if channel_axis is not None and (frame_axis is None
-                                     or _stacked_axis(channel_axis, frame.ndim) % (frame.ndim + 1)
-                                     != _stacked_axis(frame_axis, frame.ndim)):
-        raise ValueError(f"channel_axis {channel_axis} contradicts the settings' frames' "
-                         f"{frame_axis}")
+    frame_axis = _frame_layout(settings).channel_axis  # non-negative, or None
+    if channel_axis is not None:
+        _stacked_axis(channel_axis, frame.ndim)  # ValueError if out of range
+        if frame_axis is None or channel_axis % frame.ndim != frame_axis:
+            raise ValueError(f"channel_axis {channel_axis} contradicts the settings' frames' "
+                             f"{frame_axis}")
     nothing = dict.fromkeys(_SETTINGS_OPTIONS + ("dtype", "channel_axis", "time_axis"))
     _check_settings_fit(settings, np.expand_dims(frame, settings.time_axis), nothing)
 
 
 def _checked(frame, first):
     """The frame as an array; ValueError unless it is like `first` (if given)."""
-    frame = np.asarray(frame)
-    check_pixel_type(frame.dtype, frame.shape)
-    check_finite((frame.min(), frame.max()), frame.dtype)
+    frame, _ = check_image(frame)
     if first is not None and (frame.shape, frame.dtype) != (first.shape, first.dtype):
         raise ValueError(f"every frame must have the first's shape and dtype {first.shape} "
                          f"{first.dtype}, got {frame.shape} {frame.dtype}")
     return frame
-
-
-def _margin(step):
-    """Frames before and after a batch that a pass reads (its kernel margin along time)."""
-    aggregation = step.patch_radius[0] if step.aggregation == "patch" else 0
-    return step.search_radius[0] + step.patch_radius[0] + aggregation
 
 
 class _Stream:
@@ -153,7 +144,8 @@ class _Stream:
         for frame in head:
             self._add(frame)
         self.passes = settings.passes
-        self.margins = [_margin(step) for step in self.passes]
+        # Frames before and after a batch that a pass reads: its halo along time.
+        self.margins = [step.halo[0] for step in self.passes]
         frame_bytes = self.noisy[0].size * np.dtype(settings.work_dtype).itemsize
         self.batch = max(1, min(MAX_BATCH, BATCH_BYTES // frame_bytes))
         self.done = [0] * len(self.passes)
@@ -206,10 +198,6 @@ class _Stream:
                 self._run_batch(k, step, start, stop)
 
     def _run_batch(self, k, step, start, stop):
-        from functools import partial
-
-        from nlmeans.backend import numba_pass
-
         indices = [_mirror(i, self.length) for i in range(start - self.margins[k],
                                                           stop + self.margins[k])]
         guide = np.stack([self.results[k - 1][i] for i in indices], axis=1) \

@@ -92,10 +92,16 @@ def frames_first(image, time_axis, channel_axis):
     time_axis = normalised_time_axis(time_axis, image.ndim, channel_axis)
     if time_axis is None:
         return image, channel_axis
-    if channel_axis is not None:
-        channel = int(channel_axis) % image.ndim
-        channel_axis = channel + 1 if channel < time_axis else channel
-    return np.moveaxis(image, time_axis, 0), channel_axis
+    return np.moveaxis(image, time_axis, 0), _channel_after_moving(channel_axis, time_axis,
+                                                                  image.ndim)
+
+
+def _channel_after_moving(channel_axis, time_axis, ndim):
+    """Where the channel axis is once the (non-negative) time axis is moved first."""
+    if channel_axis is None:
+        return None
+    channel = int(channel_axis) % ndim
+    return channel + 1 if channel < time_axis else channel
 
 
 def as_channel_first_volume(image, channel_axis, time_axis=None):
@@ -115,7 +121,7 @@ def from_channel_first_volume(volume, channel_axis, n_spatial, time_axis=None):
     """Undo :func:`as_channel_first_volume` (a view where possible)."""
     if time_axis is not None:
         ndim = n_spatial + (channel_axis is not None)
-        _, moved_channel = frames_first(np.empty((1,) * ndim), time_axis, channel_axis)
+        moved_channel = _channel_after_moving(channel_axis, time_axis, ndim)
         return np.moveaxis(from_channel_first_volume(volume, moved_channel, n_spatial), 0,
                            time_axis)
     if channel_axis is None:

@@ -28,7 +28,7 @@ def nd_pass(values, guide, step, dtype, bounds, rounded, frames_padded=False):
     n = values.ndim - 1
     patch, search = tuple(step.patch_radius), tuple(step.search_radius)
     aggregation = patch if step.aggregation == "patch" else (0,) * n
-    margin = [s + p + a for s, p, a in zip(search, patch, aggregation)]
+    margin = step.halo  # search + patch (+ patch again, patch-wise) per axis
     widths = [(0, 0)] + [(m, m) for m in margin]
     if frames_padded:
         widths[1] = (0, 0)

@@ -20,7 +20,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from nlmeans.io import ImageIOError
+from nlmeans.io import ImageIOError, _output_mode
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v")
 # Outputs: H.264 in these containers; FFV1 (lossless) in Matroska.
@@ -193,7 +193,9 @@ class _Pending:
                 shutil.rmtree(self.path)  # --overwrite of a frame folder
             os.chmod(self.tmp, 0o777 & ~_umask())
         else:
-            os.chmod(self.tmp, 0o666 & ~_umask())
+            # The permissions of a file written by write_image (a new file's, or
+            # those of the file it replaces); the temporary file's are private.
+            os.chmod(self.tmp, _output_mode(self.path))
         os.replace(self.tmp, self.path)
 
     def abort(self):
