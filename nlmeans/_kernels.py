@@ -66,6 +66,10 @@ WIDE_VECTORS = _prefer_wide_vectors()
 # Offsets whose weights are made and used together (see _fused_offsets).
 _GROUP = 4
 
+# Running sums along Y start afresh at the rows that are multiples of this
+# (see _stream_row and _box_sum_first_axis); output tiles start at such rows.
+ROW_RESTART = 16
+
 # exp(-d) is computed as 2**-x with x = d * log2(e) folded into the scale.
 LOG2_E = 1.4426950408889634
 
@@ -164,17 +168,22 @@ def half_offsets(search_radius):
 
 @njit(cache=True, fastmath=True)
 def _box_sum_first_axis(src, width, out):
-    """Running sums along axis 0 of 2-D arrays: out[i] = sum(src[i:i + width])."""
+    """Running sums along axis 0 of 2-D arrays: out[i] = sum(src[i:i + width]).
+
+    The add/subtract form costs the same for every patch size. It starts afresh
+    every ROW_RESTART rows, so that in a tile that starts at such a row of the
+    image, the sums of a row do not depend on where the tile starts."""
     n, m = out.shape
-    for k in range(m):
-        out[0, k] = src[0, k]
-    for a in range(1, width):
-        for k in range(m):
-            out[0, k] += src[a, k]
-    for i in range(1, n):
-        # The add/subtract form costs the same for every patch size.
-        for k in range(m):
-            out[i, k] = out[i - 1, k] + src[i + width - 1, k] - src[i - 1, k]
+    for i in range(n):
+        if i % ROW_RESTART == 0:
+            for k in range(m):
+                out[i, k] = src[i, k]
+            for a in range(1, width):
+                for k in range(m):
+                    out[i, k] += src[i + a, k]
+        else:
+            for k in range(m):
+                out[i, k] = out[i - 1, k] + src[i + width - 1, k] - src[i - 1, k]
 
 
 @njit(cache=True, fastmath=True)
@@ -439,19 +448,69 @@ def _plane_sums(padded, z0, y0, x0, offset, patch_radius, size, scratch):
     return planes
 
 
-@njit(cache=True, fastmath=True, inline="always")
+@njit(cache=True, fastmath=True)
+def _enter_row(padded, z, y, x0, offset, ring, signed):
+    """The differences of padded row y into its slot of the ring, row y % height."""
+    slot = ring[y % ring.shape[0]]
+    if signed:
+        _signed_diff_row(padded, z, y, x0, offset, slot)
+    else:
+        _diff_row(padded, z, y, x0, offset, slot)
+
+
+@njit(cache=True, fastmath=True)
+def _sum_ring(ring, y, sums, signed):
+    """sums = the column sums of the patch rows y .. y + height - 1, added in that
+    order (the same order wherever the sums start again)."""
+    height = ring.shape[0]
+    sums[:] = 0
+    for r in range(height):
+        row = ring[(y + r) % height, :sums.shape[0]]
+        if signed:
+            _add_squares(row, sums)
+        else:
+            _add_row(row, sums)
+
+
+@njit(cache=True, fastmath=True)
+def _slide_row(padded, z, y, x0, offset, ring, sums, signed):
+    """Column sums of the patch rows from y, given those from y - 1: the row
+    y - 1 leaves the patch, the row y + height - 1 takes its slot."""
+    height = ring.shape[0]
+    slot = ring[(y - 1) % height, :sums.shape[0]]
+    if signed:
+        _slide_signed(padded, z, y + height - 1, x0, offset, slot, sums)
+        return
+    for k in range(sums.shape[0]):
+        sums[k] -= slot[k]
+    _diff_row(padded, z, y + height - 1, x0, offset, slot)
+    for k in range(sums.shape[0]):
+        sums[k] += slot[k]
+
+
+@njit(cache=True, fastmath=True)
 def _stream_row(padded, z, y0, x0, offset, j, ring, column_sums, ex, planes, planar, signed):
     """Column sums (sums over the patch's rows of the squared differences) for
     row j of a window whose first patch row is y0, given those of row j - 1, in
     column_sums[:ex].
 
     The squared-difference rows in the patch are kept in `ring` (2 * py + 1
-    rows, of which the first ex columns are used): the row leaving the patch
-    gives its slot to the one entering, so the work per position is the same
-    for every patch size and stays in L1. With 3-D patches (`planar`) the rows
-    are all in `planes` (already summed over the patch's planes, see
-    _plane_sums) and the ring is not used; `signed`: one channel, the ring keeps
-    signed differences (see _slide_signed).
+    rows, of which the first ex columns are used; padded row y in slot
+    y % height): the row leaving the patch gives its slot to the one entering,
+    so the work per position is the same for every patch size and stays in L1.
+    `signed`: one channel, the ring keeps signed differences (see
+    _slide_signed).
+
+    The running sums start afresh at every padded row that is a multiple of
+    ROW_RESTART, and a window that starts between two such rows first runs
+    from the one before it. So the sums of a row, rounding included, are the
+    same whichever tile or piece of the image computes them (a piece whose
+    first row is a multiple of ROW_RESTART in the whole image's rows): a strip
+    gives the whole image's result bit for bit.
+
+    With 3-D patches (`planar`) the rows are all in `planes` (already summed
+    over the patch's planes, see _plane_sums) and the ring is not used; those
+    sums start at the window's first row.
     """
     height = ring.shape[0]
     sums = column_sums[:ex]
@@ -466,28 +525,20 @@ def _stream_row(padded, z, y0, x0, offset, j, ring, column_sums, ex, planes, pla
             for k in range(ex):
                 sums[k] += entering[k] - leaving[k]
         return
+    rows = ring[:, :ex]
+    y = y0 + j
     if j == 0:
-        for r in range(height):
-            if signed:
-                _signed_diff_row(padded, z, y0 + r, x0, offset, ring[r, :ex])
-            else:
-                _diff_row(padded, z, y0 + r, x0, offset, ring[r, :ex])
-        sums[:] = 0
-        for r in range(height):
-            if signed:
-                _add_squares(ring[r, :ex], sums)
-            else:
-                _add_row(ring[r, :ex], sums)
-    elif signed:
-        _slide_signed(padded, z, y0 + j + height - 1, x0, offset, ring[(j - 1) % height, :ex],
-                      sums)
+        first = y - y % ROW_RESTART
+        for r in range(first, first + height):
+            _enter_row(padded, z, r, x0, offset, rows, signed)
+        _sum_ring(rows, first, sums, signed)
+        for r in range(first + 1, y + 1):
+            _slide_row(padded, z, r, x0, offset, rows, sums, signed)
+    elif y % ROW_RESTART == 0:
+        _enter_row(padded, z, y + height - 1, x0, offset, rows, signed)
+        _sum_ring(rows, y, sums, signed)
     else:
-        slot = ring[(j - 1) % height, :ex]
-        for k in range(ex):
-            sums[k] -= slot[k]
-        _diff_row(padded, z, y0 + j + height - 1, x0, offset, slot)
-        for k in range(ex):
-            sums[k] += slot[k]
+        _slide_row(padded, z, y, x0, offset, rows, sums, signed)
 
 
 @njit(cache=True, fastmath=True)

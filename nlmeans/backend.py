@@ -29,6 +29,9 @@ _TILE_3D = (16, 32, 256)
 # for a tile then fit in L2 (a third of the 16-plane tile's), while the planes
 # computed again at a tile's ends along time stay few.
 _TILE_FRAMES = (8, 32, 256)
+# _kernels.ROW_RESTART, without importing Numba (~0.3 s) to know it; a test
+# checks that the two agree.
+_ROW_RESTART = 16
 
 
 def _tile_shape(n_spatial, channels, pixel_wise, spatial_shape, threads, flat_patches=False):
@@ -49,6 +52,9 @@ def _tile_shape(n_spatial, channels, pixel_wise, spatial_shape, threads, flat_pa
     # RGB's for the patch-wise one.
     budget = 2 * rows if pixel_wise else 4 * rows
     rows = max(16, min(rows, budget // (channels + 1)))
+    # Tiles start at rows where the kernel's running sums start afresh (see
+    # _kernels._stream_row), so that a tile's sums do not depend on its size.
+    rows -= rows % _ROW_RESTART
     height, image_width = spatial_shape[-2:]
     while rows > 32 and -(-height // rows) * -(-image_width // width) < 2 * threads:
         rows //= 2

@@ -2,7 +2,7 @@
 
 A strip of the image, grown by the settings' halo and denoised with the whole
 image's settings, gives the whole image's result in the strip (crop
-consistency, see :class:`~nlmeans.settings.Settings`), to float rounding. So a
+consistency, see :class:`~nlmeans.settings.Settings`), bit for bit. So a
 long job can run strip by strip along its first spatial axis: the caller hears
 after each strip how far it is, and Ctrl-C is answered between two strips
 instead of after the whole image.
@@ -38,9 +38,22 @@ def strip_axis(settings):
 
 
 def strip_reach(settings, start, stop, length):
-    """(low, high): the rows a strip [start, stop) reads, its halo included."""
-    halo = settings.halo[0]
-    return max(start - halo, 0), min(stop + halo, length)
+    """(low, high): the rows a strip [start, stop) reads, its halo included.
+
+    The kernel's running sums along the rows start afresh every ROW_RESTART
+    rows of the image, and a sum that starts between two such rows runs from
+    the one before (see nlmeans._kernels._stream_row). So above the halo, a
+    strip reads the rows those sums run over: up to ROW_RESTART - 1 more rows
+    per pass for the patch sums, as many again for patch-wise aggregation's box
+    sums, and its first row is a multiple of ROW_RESTART: the strip's sums are
+    then the whole image's, and so is its result, bit for bit."""
+    from nlmeans.backend import _ROW_RESTART
+
+    reach = settings.halo[0]
+    for step in settings.passes:
+        reach += (_ROW_RESTART - 1) * (2 if step.aggregation == "patch" else 1)
+    low = max(start - reach, 0)
+    return low - low % _ROW_RESTART, min(stop + settings.halo[0], length)
 
 
 def iter_strips(image, settings, rows, bounds, backend=None):
@@ -50,12 +63,9 @@ def iter_strips(image, settings, rows, bounds, backend=None):
     settings' halo, denoised with :func:`nlmeans.denoise.denoise_block` and cut
     back, so only one strip and its halo are in memory at a time.
 
-    Each piece runs with the whole image's tiles. The result still differs from
-    the whole image's by float rounding: the kernel's running sums start at
-    every tile, and a piece's tiles start at other rows. Aligning the pieces to
-    the whole image's tile grid would make them equal bit for bit, but costs
-    about a tile's rows per pass on each side (some 300 rows instead of 50),
-    which strips sized to a small memory budget cannot afford."""
+    Each piece runs with the whole image's tile shape and starts at a row where
+    the kernel's running sums start afresh (:func:`strip_reach`), so the result
+    equals the whole image's bit for bit."""
     from functools import partial
 
     from nlmeans.backend import numba_pass
@@ -82,9 +92,7 @@ def denoise_in_strips(image, settings, rows, progress=None, device="cpu", bounds
     first spatial axis; `progress(done, total)` is called after each strip.
     `bounds` is the image's (min, max) (measured when not given).
 
-    The result equals the whole-image run to float rounding (integer outputs
-    may differ by 1 where a value lies within rounding of .5; see
-    :func:`iter_strips`).
+    The result equals the whole-image run bit for bit (see :func:`iter_strips`).
     """
     from nlmeans.denoise import choose_backend
 

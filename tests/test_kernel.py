@@ -341,3 +341,32 @@ def test_tiles_give_every_thread_work():
     assert _tile_shape(2, 3, True, (4096, 4096), 2)[1] < _TILE_2D_PIXEL[1]
     assert _tile_shape(2, 3, False, (4096, 4096), 2)[1] == _TILE_2D_PATCH[1]
     assert _tile_shape(3, 1, True, (64, 64, 64), 16) == _TILE_3D
+
+
+@pytest.mark.parametrize("channels, options", [
+    (None, dict(h=25.0)),                                                  # fused, signed rows
+    (3, dict(h=40.0)),                                                     # fused, colour
+    (None, dict(h=25.0, aggregation="patch", centre_weight="max")),        # tiled, signed rows
+    (3, dict(h=40.0, aggregation="patch")),                                # tiled, colour
+])
+def test_the_tile_rows_do_not_change_a_bit(monkeypatch, channels, options):
+    """The running sums along the rows start afresh every ROW_RESTART rows of the
+    image, so tiles of any multiple of it give the same result bit for bit (the
+    property that makes strips equal to the whole image)."""
+    import nlmeans.backend as backend
+
+    assert backend._ROW_RESTART == _kernels.ROW_RESTART
+    shape = (150, 70) if channels is None else (150, 70, channels)
+    image = (RNG.random(shape) * 200).astype(np.float32)
+    axis = None if channels is None else -1
+    results = []
+    for rows in (16, 48, 160):
+        monkeypatch.setattr(backend, "_tile_shape", lambda *args, **kw: (1, rows, 64))
+        results.append(nlmeans.denoise(image, patch_radius=2, search_radius=5,
+                                       channel_axis=axis, **options))
+    for result in results[1:]:
+        np.testing.assert_array_equal(result, results[0])
+    expected = reference_2d(image, options["h"], 2, 5,
+                            aggregation=options.get("aggregation", "pixel"),
+                            centre=options.get("centre_weight", "one"))
+    assert relative_error(results[0], expected) < 1e-4
