@@ -147,23 +147,15 @@ def exp2_neg_array(x):
     return out
 
 
-@njit(cache=True)
 def half_offsets(search_radius):
-    """Search offsets t > 0 in lexicographic (z, y, x) order: one of each pair {t, -t}."""
-    rz, ry, rx = search_radius
-    count = ((2 * rz + 1) * (2 * ry + 1) * (2 * rx + 1) - 1) // 2
-    offsets = np.empty((count, 3), dtype=np.int64)
-    n = 0
-    for tz in range(0, rz + 1):
-        for ty in range(-ry, ry + 1):
-            for tx in range(-rx, rx + 1):
-                if tz == 0 and (ty < 0 or (ty == 0 and tx <= 0)):
-                    continue
-                offsets[n, 0] = tz
-                offsets[n, 1] = ty
-                offsets[n, 2] = tx
-                n += 1
-    return offsets
+    """Search offsets t > 0 in lexicographic (z, y, x) order: one of each pair {t, -t}.
+
+    Plain NumPy: it runs once per pass, and compiled it cost a third of a
+    second of the first run."""
+    grid = np.stack(np.meshgrid(*[np.arange(-r, r + 1) for r in search_radius],
+                                indexing="ij"), axis=-1).reshape(-1, 3)
+    # The lexicographic order puts the positive half after the centre.
+    return np.ascontiguousarray(grid[len(grid) // 2 + 1:], dtype=np.int64)
 
 
 @njit(cache=True, fastmath=True)
@@ -196,13 +188,6 @@ def _box_sum_planes(src, width, out):
 
 
 @njit(cache=True, fastmath=True)
-def _box_sum_rows(src, width, out):
-    """Box sum of `width` rows along axis 1 of 3-D arrays."""
-    for i in range(out.shape[0]):
-        _box_sum_first_axis(src[i], width, out[i])
-
-
-@njit(cache=True, fastmath=True)
 def _box_sum_row(row_in, width, row_out):
     """row_out[k] = sum(row_in[k:k + width])."""
     n = row_out.shape[0]
@@ -231,25 +216,18 @@ def _box_sum_row(row_in, width, row_out):
 
 
 @njit(cache=True, fastmath=True)
-def _box_sum_last(src, width, out):
-    """Box sum of `width` elements along the last axis of 3-D arrays."""
-    for i in range(out.shape[0]):
-        for j in range(out.shape[1]):
-            _box_sum_row(src[i, j], width, out[i, j])
-
-
-@njit(cache=True, fastmath=True)
 def _box_filter(src, radius, planes, rows, out):
     """3-D box sum of (2 radius + 1) elements per axis; `planes` and `rows` are scratch
     (`planes` None for 2-D patches: the sum across planes is then not compiled)."""
-    if planes is None:
-        _box_sum_rows(src, 2 * radius[1] + 1, rows)
-    elif radius[0] > 0:
-        _box_sum_planes(src, 2 * radius[0] + 1, planes)
-        _box_sum_rows(planes, 2 * radius[1] + 1, rows)
-    else:
-        _box_sum_rows(src, 2 * radius[1] + 1, rows)  # 2-D: nothing to sum across planes
-    _box_sum_last(rows, 2 * radius[2] + 1, out)
+    if planes is not None:
+        if radius[0] > 0:
+            _box_sum_planes(src, 2 * radius[0] + 1, planes)
+            src = planes
+    for i in range(rows.shape[0]):
+        _box_sum_first_axis(src[i], 2 * radius[1] + 1, rows[i])
+    for i in range(out.shape[0]):
+        for j in range(out.shape[1]):
+            _box_sum_row(rows[i, j], 2 * radius[2] + 1, out[i, j])
 
 
 @njit(cache=True, fastmath=True)
@@ -368,7 +346,7 @@ def _slide_signed(padded, z, y, x0, shift, slot, column_sums):
         slot[k] = d
 
 
-@njit(cache=True, fastmath=True, inline="always")
+@njit(cache=True, fastmath=True)
 def _row_to_weights(column_sums, width, scaled_threshold, inv_scale, pairs, out):
     """out[k] = 2**-max(sum(column_sums[k:k + width]) * inv_scale - scaled_threshold, 0).
 
@@ -449,46 +427,6 @@ def _plane_sums(padded, z0, y0, x0, offset, patch_radius, size, scratch):
 
 
 @njit(cache=True, fastmath=True)
-def _enter_row(padded, z, y, x0, offset, ring, signed):
-    """The differences of padded row y into its slot of the ring, row y % height."""
-    slot = ring[y % ring.shape[0]]
-    if signed:
-        _signed_diff_row(padded, z, y, x0, offset, slot)
-    else:
-        _diff_row(padded, z, y, x0, offset, slot)
-
-
-@njit(cache=True, fastmath=True)
-def _sum_ring(ring, y, sums, signed):
-    """sums = the column sums of the patch rows y .. y + height - 1, added in that
-    order (the same order wherever the sums start again)."""
-    height = ring.shape[0]
-    sums[:] = 0
-    for r in range(height):
-        row = ring[(y + r) % height, :sums.shape[0]]
-        if signed:
-            _add_squares(row, sums)
-        else:
-            _add_row(row, sums)
-
-
-@njit(cache=True, fastmath=True)
-def _slide_row(padded, z, y, x0, offset, ring, sums, signed):
-    """Column sums of the patch rows from y, given those from y - 1: the row
-    y - 1 leaves the patch, the row y + height - 1 takes its slot."""
-    height = ring.shape[0]
-    slot = ring[(y - 1) % height, :sums.shape[0]]
-    if signed:
-        _slide_signed(padded, z, y + height - 1, x0, offset, slot, sums)
-        return
-    for k in range(sums.shape[0]):
-        sums[k] -= slot[k]
-    _diff_row(padded, z, y + height - 1, x0, offset, slot)
-    for k in range(sums.shape[0]):
-        sums[k] += slot[k]
-
-
-@njit(cache=True, fastmath=True)
 def _stream_row(padded, z, y0, x0, offset, j, ring, column_sums, ex, planes, planar, signed):
     """Column sums (sums over the patch's rows of the squared differences) for
     row j of a window whose first patch row is y0, given those of row j - 1, in
@@ -527,18 +465,35 @@ def _stream_row(padded, z, y0, x0, offset, j, ring, column_sums, ex, planes, pla
         return
     rows = ring[:, :ex]
     y = y0 + j
-    if j == 0:
+    if j == 0 or y % ROW_RESTART == 0:
+        # Afresh from the row `first`: every row of the ring at the window's
+        # start, only the entering one at a restart.
         first = y - y % ROW_RESTART
-        for r in range(first, first + height):
-            _enter_row(padded, z, r, x0, offset, rows, signed)
-        _sum_ring(rows, first, sums, signed)
-        for r in range(first + 1, y + 1):
-            _slide_row(padded, z, r, x0, offset, rows, sums, signed)
-    elif y % ROW_RESTART == 0:
-        _enter_row(padded, z, y + height - 1, x0, offset, rows, signed)
-        _sum_ring(rows, y, sums, signed)
+        for r in range(first if j == 0 else y + height - 1, first + height):
+            if signed:
+                _signed_diff_row(padded, z, r, x0, offset, rows[r % height])
+            else:
+                _diff_row(padded, z, r, x0, offset, rows[r % height])
+        sums[:] = 0
+        for r in range(first, first + height):  # in row order, wherever it starts
+            if signed:
+                _add_squares(rows[r % height], sums)
+            else:
+                _add_row(rows[r % height], sums)
+        first += 1
     else:
-        _slide_row(padded, z, y, x0, offset, rows, sums, signed)
+        first = y
+    # Slide to row y: row r - 1 leaves the patch, row r + height - 1 takes its slot.
+    for r in range(first, y + 1):
+        slot = rows[(r - 1) % height]
+        if signed:
+            _slide_signed(padded, z, r + height - 1, x0, offset, slot, sums)
+        else:
+            for k in range(ex):
+                sums[k] -= slot[k]
+            _diff_row(padded, z, r + height - 1, x0, offset, slot)
+            for k in range(ex):
+                sums[k] += slot[k]
 
 
 @njit(cache=True, fastmath=True)
@@ -696,7 +651,7 @@ def _offset_window(offsets, n, ref_start, ref_size):
     return t, lo, size, forward, mirror
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, fastmath=True, nogil=True)
 def _fused_tile(padded, guide, out, start, stop, patch_radius, search_radius, offsets,
                 scaled_threshold, inv_scale, low, high, round_output, volume_patches):
     """Plain NL-means (pixel-wise, centre weight 1) for the output tile [start,
@@ -777,6 +732,38 @@ def _write_tile(out, acc, weight_sum, padded, start, stop, margin, low, high, ro
 
 
 @njit(cache=True, fastmath=True)
+def _normalise(centre, norm):
+    """norm = 1 / (sum of a reference's weights, its own included), for patch-wise
+    aggregation (pass 2 multiplies by it for every offset)."""
+    rz, ry, rx = norm.shape
+    for i in range(rz):
+        for j in range(ry):
+            for k in range(rx):
+                norm[i, j, k] += centre[i, j, k]
+                if norm[i, j, k] <= 0:
+                    # Every weight underflowed (centre_max, tiny h): keep the pixel.
+                    centre[i, j, k] = 1
+                    norm[i, j, k] = 1
+                norm[i, j, k] = 1 / norm[i, j, k]
+
+
+@njit(cache=True, fastmath=True)
+def _propose(weights, at, norm, aggregation_radius, ref_weights, planes, rows, tile_weights,
+             padded, v_at, acc, weight_sum):
+    """Add to the tile's sums the values padded[v_at + q] with the weights at
+    weights[at + q]: pixel-wise, as they are; patch-wise, each reference p
+    proposes v(p + t + k) to p + k with weight w(p, p + t) / C(p), so pixel q
+    gets the box sum over the patch of those weights."""
+    if aggregation_radius[0] > 0 or aggregation_radius[1] > 0 or aggregation_radius[2] > 0:
+        _scale_from(weights, at, norm, ref_weights)
+        _box_filter(ref_weights, aggregation_radius, planes, rows, tile_weights)
+        zero = at[0] * 0  # int64s: a literal (0, 0, 0) compiles again
+        _accumulate(tile_weights, (zero, zero, zero), padded, v_at, acc, weight_sum)
+    else:
+        _accumulate(weights, at, padded, v_at, acc, weight_sum)
+
+
+@njit(cache=True, fastmath=True, nogil=True)
 def _denoise_tile(padded, guide, out, start, stop, patch_radius, search_radius,
                   aggregation_radius, centre_max, offsets, scaled_threshold, inv_scale, low, high,
                   round_output, volume_patches):
@@ -827,33 +814,6 @@ def _denoise_tile(padded, guide, out, start, stop, patch_radius, search_radius,
     if centre_max:
         centre[:] = 0
 
-    # Pass 1 (only what needs every weight of a reference first): its largest
-    # weight and the sum of its weights.
-    if centre_max or aggregating:
-        for n in range(offsets.shape[0]):
-            t, lo, size, forward, mirror = _offset_window(offsets, n, ref_start, (rz, ry, rx))
-            weights = _offset_weights(guide, margin, lo, size, t, patch_radius, scaled_threshold,
-                                      inv_scale, ring, column_sums, pairs, plane_scratch,
-                                      weight_flat)
-            if centre_max:
-                _max_into(weights, forward, centre)
-                _max_into(weights, mirror, centre)
-            if aggregating:
-                _add_into(weights, forward, norm)
-                _add_into(weights, mirror, norm)
-        if aggregating:
-            for i in range(rz):
-                for j in range(ry):
-                    for k in range(rx):
-                        norm[i, j, k] += centre[i, j, k]
-                        if norm[i, j, k] <= 0:
-                            # Every weight underflowed (centre_max, tiny h): keep the pixel.
-                            centre[i, j, k] = 1
-                            norm[i, j, k] = 1
-                        # Its reciprocal: pass 2 multiplies by it for every offset.
-                        norm[i, j, k] = 1 / norm[i, j, k]
-
-    # Pass 2: accumulate.
     ref_weights = np.empty((rz, ry, rx) if aggregating else (1, 1, 1), dtype=dtype)
     # Only a 3-D box filter sums across planes (see _box_filter).
     if volume_patches is None:
@@ -862,38 +822,39 @@ def _denoise_tile(padded, guide, out, start, stop, patch_radius, search_radius,
         planes = np.empty((nz, ry, rx) if az > 0 else (1, 1, 1), dtype=dtype)
     rows = np.empty((nz, ny, rx) if aggregating else (1, 1, 1), dtype=dtype)
     tile_weights = np.empty((nz, ny, nx) if aggregating else (1, 1, 1), dtype=dtype)
-    origin = (nz * 0, nz * 0, nz * 0)  # int64s: a literal (0, 0, 0) compiles again
-    for n in range(offsets.shape[0]):
-        t, lo, size, forward, mirror = _offset_window(offsets, n, ref_start, (rz, ry, rx))
-        weights = _offset_weights(guide, margin, lo, size, t, patch_radius, scaled_threshold,
-                                  inv_scale, ring, column_sums, pairs, plane_scratch,
-                                  weight_flat)
-        # Pixel q of the tile receives v(q + t) and v(q - t).
-        v_forward = (start[0] + t[0] + margin[0], start[1] + t[1] + margin[1],
-                     start[2] + t[2] + margin[2])
-        v_mirror = (start[0] - t[0] + margin[0], start[1] - t[1] + margin[1],
-                    start[2] - t[2] + margin[2])
-        if aggregating:
-            # Reference p proposes v(p + t + k) to p + k with weight w(p, p + t) / C(p):
-            # for q, the box sum over the patch of those weights.
-            _scale_from(weights, forward, norm, ref_weights)
-            _box_filter(ref_weights, aggregation_radius, planes, rows, tile_weights)
-            _accumulate(tile_weights, origin, padded, v_forward, acc, weight_sum)
-            _scale_from(weights, mirror, norm, ref_weights)
-            _box_filter(ref_weights, aggregation_radius, planes, rows, tile_weights)
-            _accumulate(tile_weights, origin, padded, v_mirror, acc, weight_sum)
-        else:
-            _accumulate(weights, forward, padded, v_forward, acc, weight_sum)
-            _accumulate(weights, mirror, padded, v_mirror, acc, weight_sum)
+
+    # Two sweeps over the offsets: the first (only when something needs every
+    # weight of a reference first) finds each reference's largest weight and
+    # the sum of its weights, the second accumulates. One call site each for
+    # the weights and the proposals: every call site of a compiled helper is
+    # optimised again in this function, seconds of the first run.
+    for sweep in range(0 if centre_max or aggregating else 1, 2):
+        for n in range(offsets.shape[0]):
+            t, lo, size, forward, mirror = _offset_window(offsets, n, ref_start, (rz, ry, rx))
+            weights = _offset_weights(guide, margin, lo, size, t, patch_radius,
+                                      scaled_threshold, inv_scale, ring, column_sums, pairs,
+                                      plane_scratch, weight_flat)
+            for side in range(2):
+                at = forward if side == 0 else mirror
+                if sweep == 0:
+                    if centre_max:
+                        _max_into(weights, at, centre)
+                    if aggregating:
+                        _add_into(weights, at, norm)
+                else:
+                    # Pixel q of the tile receives v(q + t) (forward) and v(q - t).
+                    sign = 1 - 2 * side
+                    v_at = (start[0] + sign * t[0] + margin[0], start[1] + sign * t[1] + margin[1],
+                            start[2] + sign * t[2] + margin[2])
+                    _propose(weights, at, norm, aggregation_radius, ref_weights, planes, rows,
+                             tile_weights, padded, v_at, acc, weight_sum)
+        if sweep == 0 and aggregating:
+            _normalise(centre, norm)
 
     # The reference's own pixel (or patch).
     v_centre = (start[0] + margin[0], start[1] + margin[1], start[2] + margin[2])
-    if aggregating:
-        _scale_from(centre, origin, norm, ref_weights)
-        _box_filter(ref_weights, aggregation_radius, planes, rows, tile_weights)
-        _accumulate(tile_weights, origin, padded, v_centre, acc, weight_sum)
-    else:
-        _accumulate(centre, origin, padded, v_centre, acc, weight_sum)
+    _propose(centre, (nz * 0, nz * 0, nz * 0), norm, aggregation_radius, ref_weights, planes,
+             rows, tile_weights, padded, v_centre, acc, weight_sum)
 
     _write_tile(out, acc, weight_sum, padded, start, stop, margin, low, high, round_output)
 
@@ -933,15 +894,22 @@ def nlmeans_kernel(padded, guide, patch_radius, search_radius, aggregation_radiu
     -------
     (Z, Y, X, C) array of the padded input's dtype (channel-last).
 
-    Two compiled paths: the plain pixel-wise filter with centre weight 1
-    (_fused_tiles) and every other case (_tiled_tiles). A run compiles only the
-    one it needs (together they took twice as long to compile). The tiles are
-    shared among threads by :func:`_run_tiles`.
+    Two compiled paths, each one tile function that releases the GIL: the
+    plain pixel-wise filter with centre weight 1 (_fused_tile) and every other
+    case (_denoise_tile). A run compiles only the one it needs (together they
+    took twice as long to compile). The tiles are shared among threads by
+    :func:`_run_tiles`; their bounds, the offsets and the output are made here
+    in Python: each compiled entry point (and each level of compiled calls)
+    costs seconds of the first run, to optimise and emit again all the code
+    it calls.
     """
     from numba import get_num_threads
 
-    out, offsets, tiles = _output_and_tiles(padded, patch_radius, search_radius,
-                                            aggregation_radius, tile_shape)
+    margin = [s + p + a for s, p, a in zip(search_radius, patch_radius, aggregation_radius)]
+    shape = tuple(n - 2 * m for n, m in zip(padded.shape[1:], margin))
+    out = np.empty(shape + (padded.shape[0],), dtype=padded.dtype)
+    offsets = half_offsets(search_radius)
+    tiles = [range(0, n, t) for n, t in zip(shape, tile_shape)]
     # The weights are 2**-max(d * inv_scale - threshold * inv_scale, 0): one
     # multiply-add per weight (the caller keeps threshold * inv_scale finite).
     scaled_threshold = threshold * inv_scale
@@ -949,17 +917,22 @@ def nlmeans_kernel(padded, guide, patch_radius, search_radius, aggregation_radiu
     # compiled code (Numba prunes `is None` branches on a None argument), 3 s of
     # the first run's compile.
     volume_patches = None if patch_radius[0] == 0 else True
-    if not any(aggregation_radius) and not centre_max:
-        def run(tile):
-            _fused_tiles(padded, guide, out, patch_radius, search_radius, offsets,
-                         scaled_threshold, inv_scale, tile_shape, tiles, tile, low, high,
-                         round_output, volume_patches)
-    else:
-        def run(tile):
-            _tiled_tiles(padded, guide, out, patch_radius, search_radius, aggregation_radius,
-                         centre_max, offsets, scaled_threshold, inv_scale, tile_shape, tiles,
-                         tile, low, high, round_output, volume_patches)
-    _run_tiles(run, tiles[0] * tiles[1] * tiles[2], get_num_threads())
+    fused = kernel_for(aggregation_radius, centre_max) is _fused_tile
+
+    def run(tile):
+        iz, rest = divmod(tile, len(tiles[1]) * len(tiles[2]))
+        iy, ix = divmod(rest, len(tiles[2]))
+        start = (tiles[0][iz], tiles[1][iy], tiles[2][ix])
+        stop = tuple(min(a + t, n) for a, t, n in zip(start, tile_shape, shape))
+        if fused:
+            _fused_tile(padded, guide, out, start, stop, patch_radius, search_radius, offsets,
+                        scaled_threshold, inv_scale, low, high, round_output, volume_patches)
+        else:
+            _denoise_tile(padded, guide, out, start, stop, patch_radius, search_radius,
+                          aggregation_radius, centre_max, offsets, scaled_threshold, inv_scale,
+                          low, high, round_output, volume_patches)
+
+    _run_tiles(run, len(tiles[0]) * len(tiles[1]) * len(tiles[2]), get_num_threads())
     return out
 
 
@@ -1005,7 +978,7 @@ def _run_tiles(run, count, threads):
 
 def kernel_for(aggregation_radius, centre_max):
     """The compiled tile function that nlmeans_kernel runs for these options."""
-    return _fused_tiles if not any(aggregation_radius) and not centre_max else _tiled_tiles
+    return _fused_tile if not any(aggregation_radius) and not centre_max else _denoise_tile
 
 
 def will_compile(dispatcher):
@@ -1022,51 +995,3 @@ def will_compile(dispatcher):
         return False
     pattern = f"*.{dispatcher.py_func.__name__}-*.nbi"
     return not glob.glob(os.path.join(glob.escape(folder), pattern))
-
-
-@njit(cache=True)
-def _output_and_tiles(padded, patch_radius, search_radius, aggregation_radius, tile_shape):
-    """(channel-last output array, offsets, number of tiles along z, y, x)."""
-    channels = padded.shape[0]
-    margin = (search_radius[0] + patch_radius[0] + aggregation_radius[0],
-              search_radius[1] + patch_radius[1] + aggregation_radius[1],
-              search_radius[2] + patch_radius[2] + aggregation_radius[2])
-    shape = (padded.shape[1] - 2 * margin[0], padded.shape[2] - 2 * margin[1],
-             padded.shape[3] - 2 * margin[2])
-    out = np.empty((shape[0], shape[1], shape[2], channels), dtype=padded.dtype)
-    tiles = ((shape[0] + tile_shape[0] - 1) // tile_shape[0],
-             (shape[1] + tile_shape[1] - 1) // tile_shape[1],
-             (shape[2] + tile_shape[2] - 1) // tile_shape[2])
-    return out, half_offsets(search_radius), tiles
-
-
-@njit(cache=True)
-def _tile_bounds(tile, tiles, tile_shape, shape):
-    """(start, stop) of tile number `tile`."""
-    iz = tile // (tiles[1] * tiles[2])
-    iy = (tile // tiles[2]) % tiles[1]
-    ix = tile % tiles[2]
-    start = (iz * tile_shape[0], iy * tile_shape[1], ix * tile_shape[2])
-    stop = (min(start[0] + tile_shape[0], shape[0]), min(start[1] + tile_shape[1], shape[1]),
-            min(start[2] + tile_shape[2], shape[2]))
-    return start, stop
-
-
-@njit(cache=True, nogil=True)
-def _tiled_tiles(padded, guide, out, patch_radius, search_radius, aggregation_radius,
-                 centre_max, offsets, scaled_threshold, inv_scale, tile_shape, tiles, tile, low,
-                 high, round_output, volume_patches):
-    """Tile number `tile` of the general case (_denoise_tile), without the GIL."""
-    start, stop = _tile_bounds(tile, tiles, tile_shape, out.shape[:3])
-    _denoise_tile(padded, guide, out, start, stop, patch_radius, search_radius,
-                  aggregation_radius, centre_max, offsets, scaled_threshold, inv_scale, low,
-                  high, round_output, volume_patches)
-
-
-@njit(cache=True, nogil=True)
-def _fused_tiles(padded, guide, out, patch_radius, search_radius, offsets, scaled_threshold,
-                 inv_scale, tile_shape, tiles, tile, low, high, round_output, volume_patches):
-    """Tile number `tile` of the plain pixel-wise filter (_fused_tile), without the GIL."""
-    start, stop = _tile_bounds(tile, tiles, tile_shape, out.shape[:3])
-    _fused_tile(padded, guide, out, start, stop, patch_radius, search_radius, offsets,
-                scaled_threshold, inv_scale, low, high, round_output, volume_patches)

@@ -99,7 +99,7 @@ def numba_pass(values, guide, step, dtype, bounds, rounded, image_shape=None,
     if _kernels.will_compile(_kernels.kernel_for(aggregation_radius,
                                                  step.centre_weight == "max")):
         logging.getLogger("nlmeans").info(
-            "compiling the denoising kernel (first run only, about half a minute; Numba "
+            "compiling the denoising kernel (first run only, 10 to 20 s; Numba "
             "caches it)...")
     result = _kernels.nlmeans_kernel(padded, padded_guide, patch, search, aggregation_radius,
                                      step.centre_weight == "max", threshold, inv_scale, tile, low,

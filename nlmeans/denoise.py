@@ -488,15 +488,15 @@ def _report_error(report, terms):
 def kernel_is_cached(method="nlmeans"):
     """Whether the compiled kernels of `method` are loaded or in Numba's cache
     (else the first call of a missing one compiles it: NL-means has two paths,
-    about half a minute each; NL-Bayes one, about 20 s)."""
+    10 to 20 s each; NL-Bayes one, about 20 s)."""
     from nlmeans import _kernels
 
     if method == "nlbayes":
         from nlmeans import _bayes_kernels
 
         return not _kernels.will_compile(_bayes_kernels.bayes_tile)
-    return not any(_kernels.will_compile(k) for k in (_kernels._tiled_tiles,
-                                                        _kernels._fused_tiles))
+    return not any(_kernels.will_compile(k) for k in (_kernels._denoise_tile,
+                                                        _kernels._fused_tile))
 
 
 def available_memory():

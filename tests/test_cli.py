@@ -334,7 +334,7 @@ def test_the_kernel_knows_whether_it_is_cached():
 
     nlmeans.denoise(np.zeros((8, 8)) + np.arange(8), 10)  # the fused path, loaded or compiled
     nlmeans.denoise(np.zeros((8, 8)) + np.arange(8))  # the general path
-    assert not _kernels.will_compile(_kernels._fused_tiles)
+    assert not _kernels.will_compile(_kernels._fused_tile)
     assert kernel_is_cached()
 
 
