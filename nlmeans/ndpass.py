@@ -45,8 +45,17 @@ def nd_pass(values, guide, step, dtype, bounds, rounded, frames_padded=False):
     scale = 1.0 / (step.h ** 2 * terms) if step.h > 0 else np.inf
     offsets = [t for t in itertools.product(*[range(-s, s + 1) for s in search]) if any(t)]
 
+    # Patch-wise aggregation and the largest-weight centre visit every offset
+    # two or three times: its weights are kept when they all fit in 64 MB.
+    memo = {} if len(offsets) * np.prod(ref_shape) * work.itemsize <= 64 * 2**20 else None
+
     def weights(t):
-        return _weights(compared, lo, ref_shape, t, patch, threshold, scale)
+        if memo is not None and t in memo:
+            return memo[t]
+        result = _weights(compared, lo, ref_shape, t, patch, threshold, scale)
+        if memo is not None:
+            memo[t] = result
+        return result
 
     centre = np.ones(ref_shape, work)
     if step.centre_weight == "max":
@@ -87,7 +96,10 @@ def _weights(compared, lo, shape, t, patch, threshold, scale):
     there = tuple(slice(a - p + d, a + size + p + d) for a, size, p, d in zip(lo, shape, patch, t))
     squares = ((compared[(slice(None),) + here] - compared[(slice(None),) + there]) ** 2).sum(0)
     distance = _box_sum(squares, patch)
-    return np.exp(-np.maximum(distance - threshold, 0) * scale)
+    weights = np.exp(-np.maximum(distance - threshold, 0) * scale)
+    # Below the smallest normal number, 0, as in the kernel.
+    weights[weights < np.finfo(weights.dtype).tiny] = 0
+    return weights
 
 
 def _box_sum(array, radii):
