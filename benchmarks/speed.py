@@ -14,6 +14,7 @@ apart.
 
     python benchmarks/speed.py                 # 512^2 and 2048^2, 5/15 and 7/21
     python benchmarks/speed.py --sizes 512 --repeats 3
+    python benchmarks/speed.py --startup-only  # first run and cached start-up only
 
 Writes benchmarks/results/speed.md and speed.csv. Needs the `bench` extra
 (opencv-python-headless); scikit-image is a dependency of nlmeans.
@@ -125,23 +126,49 @@ def methods(threads, h, ds, Ds, include_skimage):
     return groups
 
 
-def cli_startup(size=512):
-    """Wall time of `nlmeans denoise` on a PNG: first run (compiling) and second (cached)."""
+def cli_startup():
+    """`nlmeans denoise` in fresh processes sharing an empty NUMBA_CACHE_DIR, in
+    this order: the README's quick start (the bundled sample, automatic mode,
+    --report) compiling, then cached; a 64x64 crop of it, cached; a 512x512 PNG
+    with --h 20, which compiles the kernel's other path (fixed h). Returns
+    (what, wall seconds, CPU seconds / wall seconds) per run."""
+    import resource
+
     import imageio.v3 as iio
 
-    _, noisy = test_image(size)
-    times = []
+    sample = os.path.join(os.path.dirname(HERE), "sample_images", "camera_noisy.png")
+    runs = []
     with tempfile.TemporaryDirectory() as tmp:
-        src = os.path.join(tmp, "in.png")
-        iio.imwrite(src, noisy)
+        small, large = os.path.join(tmp, "small.png"), os.path.join(tmp, "large.png")
+        iio.imwrite(small, iio.imread(sample)[96:160, 96:160])
+        iio.imwrite(large, test_image(512)[1])
         env = dict(os.environ, NUMBA_CACHE_DIR=os.path.join(tmp, "numba-cache"))
-        for _ in range(2):
+
+        def timed(what, src, *options):
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             t0 = time.perf_counter()
             subprocess.run([sys.executable, "-m", "nlmeans_cli.main", "denoise", src,
-                            os.path.join(tmp, "out.png"), "--h", "20", "--overwrite", "-q"],
-                           check=True, env=env)
-            times.append(time.perf_counter() - t0)
-    return times
+                            os.path.join(tmp, "out.png"), "--overwrite", "-q", *options],
+                           check=True, env=env, stdout=subprocess.DEVNULL)
+            wall = time.perf_counter() - t0
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+            runs.append((what, wall, cpu / wall))
+
+        timed("quick start (256x256 sample, automatic, --report): first run, compiling",
+              sample, "--report")
+        timed("quick start: second run, cached", sample, "--report")
+        timed("64x64 PNG, automatic: cached", small)
+        timed("512x512 PNG, --h 20: first run of the fixed-h path, compiling", large,
+              "--h", "20")
+    return runs
+
+
+def startup_table():
+    """cli_startup's runs as a Markdown table."""
+    return ("`nlmeans denoise` start-up, fresh processes, empty Numba cache at first:\n\n"
+            "| run | wall s | CPU/wall |\n|---|---|---|\n" + "".join(
+                f"| {what} | {wall:.2f} | {load:.2f} |\n" for what, wall, load in cli_startup()))
 
 
 def main(argv=None):
@@ -151,7 +178,12 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--no-skimage", action="store_true", help="Skip the slow scikit-image runs.")
     parser.add_argument("--out", default=os.path.join(HERE, "results"))
+    parser.add_argument("--startup-only", action="store_true",
+                        help="Only the start-up runs (printed, no files written).")
     args = parser.parse_args(argv)
+    if args.startup_only:
+        print(f"{startup_table()}\nMachine: {machine()}")
+        return
 
     rows = []
     header = ("method", "size", "windows", "threads", "MP/s", "CPU/wall", "vs OpenCV",
@@ -181,10 +213,8 @@ def main(argv=None):
                     rows.append(row)
                     print("| " + " | ".join(str(v) for v in row) + " |", flush=True)
 
-    first, second = cli_startup()
-    startup = (f"`nlmeans denoise` on a 512x512 PNG: {first:.2f} s first run (compiling), "
-               f"{second:.2f} s second run (cached)")
-    print(f"\n{startup}\nMachine: {machine()}")
+    startup = startup_table()
+    print(f"\n{startup}\nMachine: {machine()}", flush=True)
 
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "speed.csv"), "w", newline="") as f:
@@ -199,7 +229,7 @@ def main(argv=None):
         f.write("| " + " | ".join(header) + " |\n|" + "---|" * len(header) + "\n")
         for row in rows:
             f.write("| " + " | ".join(str(v) for v in row) + " |\n")
-        f.write(f"\n{startup}.\n")
+        f.write(f"\n{startup}")
 
 
 if __name__ == "__main__":
