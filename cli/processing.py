@@ -104,8 +104,10 @@ def warm_up(options):
 LARGE_JOB_SECONDS = 10.0
 
 
-def denoise_image(image, options, volume=False, estimate_error=False, interactive=False):
+def denoise_image(image, options, volume=False, estimate_error=False, interactive=False,
+                  one_shot=False):
     """Denoise an io.Image's pixels: a volume in 3-D with --volume, else page by page.
+    `one_shot`: the process denoises this image only (see _denoise_array).
 
     Returns (pixels, report of the first page or of the volume).
     """
@@ -113,18 +115,21 @@ def denoise_image(image, options, volume=False, estimate_error=False, interactiv
 
     axis = image.channel_axis
     if not image.is_volume or volume:
-        return _denoise_array(image.pixels, axis, options, estimate_error, interactive)
+        return _denoise_array(image.pixels, axis, options, estimate_error, interactive,
+                              one_shot)
     pages, first = [], None
     for page in image.pixels:
         result, report = _denoise_array(page, axis, options, estimate_error and first is None,
-                                        interactive)
+                                        interactive, one_shot)
         pages.append(result)
         first = first or report
     return np.stack(pages), first
 
 
-def _denoise_array(pixels, axis, options, estimate_error, interactive):
-    """(result, report) of one array; large CPU jobs go strip by strip."""
+def _denoise_array(pixels, axis, options, estimate_error, interactive, one_shot=False):
+    """(result, report) of one array; large CPU jobs go strip by strip. `one_shot`:
+    small jobs run on the NumPy pass, which takes less time than starting Numba
+    (a process that denoises more, a batch, gains by starting it once)."""
     from nlmeans import denoise_with_report, resolve
 
     spatial = [n for i, n in enumerate(pixels.shape)
@@ -135,13 +140,17 @@ def _denoise_array(pixels, axis, options, estimate_error, interactive):
     if estimate_error or options.get("h") == "sure" or options.get("device", "cpu") != "cpu":
         # SURE needs whole-image runs; h="sure" has run them while resolving.
         return denoise_with_report(pixels, channel_axis=axis, estimate_error=estimate_error,
-                                   **options)
-    from numba import get_num_threads
-
+                                   small_on_numpy=one_shot, **options)
+    from nlmeans.backend import small_for_numpy
     from nlmeans.strips import estimated_seconds
 
     settings = resolve(pixels, channel_axis=axis,
                        **{k: v for k, v in options.items() if k != "device"})
+    if one_shot and small_for_numpy(settings, spatial):  # a fraction of a second
+        return denoise_with_report(pixels, settings=settings, estimate_error=False,
+                                   small_on_numpy=True)
+    from numba import get_num_threads
+
     seconds = estimated_seconds(settings, spatial, get_num_threads())
     if seconds <= LARGE_JOB_SECONDS:
         return denoise_with_report(pixels, settings=settings, estimate_error=False)
@@ -221,8 +230,9 @@ def strip_progress(length, interactive):
 
 
 def process(input_path, output_path, options, *, fmt=None, volume=False, quality=95,
-            estimate_error=False, interactive=False, max_memory=None):
+            estimate_error=False, interactive=False, max_memory=None, one_shot=False):
     """Read, denoise and write one file. Raises ClickException with a one-line reason.
+    `one_shot`: the process denoises this file only (see _denoise_array).
 
     A TIFF whose run would need more than `max_memory` bytes (default: half the
     available memory) is streamed in strips (:mod:`nlmeans.outofcore`)."""
@@ -242,7 +252,8 @@ def process(input_path, output_path, options, *, fmt=None, volume=False, quality
         out_format = output_format(output_path, fmt)
         check_writable(output_path, image, out_format)
         try:
-            result, details = denoise_image(image, options, volume, estimate_error, interactive)
+            result, details = denoise_image(image, options, volume, estimate_error, interactive,
+                                            one_shot)
         except (ValueError, MemoryError) as exc:
             raise click.ClickException(f"{input_path}: {exc}") from None
         merged = image.merged(result)

@@ -328,6 +328,35 @@ def test_first_run_says_it_compiles(noisy_png, tmp_path, monkeypatch, caplog):
     assert result.exit_code == 1 and "compiling" not in result.stderr
 
 
+def test_small_images_run_without_numba(tmp_path, numpy_for_small):
+    """A small image on the command line runs on the NumPy pass: less time than
+    importing Numba and loading the kernel. Run in a fresh process, which must
+    not import Numba at all; the result equals the kernel's to float rounding."""
+    import subprocess
+    import sys
+
+    image = np.clip(128 + 30 * RNG.standard_normal((48, 48)), 0, 255).astype(np.uint8)
+    iio.imwrite(tmp_path / "small.png", image)
+    code = ("import sys; from nlmeans_cli.main import main; sys.argv = ['nlmeans', 'denoise', "
+            f"{str(tmp_path / 'small.png')!r}, {str(tmp_path / 'out.png')!r}, '--report']; "
+            "import atexit; atexit.register(lambda: print('numba', 'numba' in sys.modules)); "
+            "main()")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "numba False" in done.stdout and "estimated PSNR" in done.stdout + done.stderr
+    written = iio.imread(tmp_path / "out.png")
+    expected = nlmeans.denoise(image)
+    assert np.abs(written.astype(int) - expected).max() <= 1
+    assert np.mean(written != expected) < 0.01
+    # A larger one, or a batch, starts Numba once for good.
+    from nlmeans.backend import small_for_numpy
+
+    assert small_for_numpy(nlmeans.resolve(image), image.shape)
+    assert not small_for_numpy(nlmeans.resolve(np.tile(image, (4, 4))), (192, 192))
+    assert not small_for_numpy(nlmeans.resolve(image, method="nlbayes"), image.shape)
+
+
 def test_the_kernel_knows_whether_it_is_cached():
     from nlmeans import _kernels
     from nlmeans.denoise import kernel_is_cached

@@ -370,3 +370,26 @@ def test_the_tile_rows_do_not_change_a_bit(monkeypatch, channels, options):
                             aggregation=options.get("aggregation", "pixel"),
                             centre=options.get("centre_weight", "one"))
     assert relative_error(results[0], expected) < 1e-4
+
+
+@pytest.mark.parametrize("name, axis", [("camera_noisy", None), ("astronaut_noisy", -1)])
+def test_numpy_pass_equals_the_kernel(name, axis):
+    """The NumPy pass (small images on the command line) against the kernel,
+    automatic settings: equal to float rounding. (Its float32 weights once
+    summed to a denormal number whose reciprocal was inf: NaN pixels.)"""
+    import imageio.v3 as iio
+
+    from conftest import SAMPLES
+    from nlmeans.backend import numpy_pass
+    from nlmeans.layout import as_channel_first_volume
+    from nlmeans.passes import run_passes
+
+    image = np.ascontiguousarray(iio.imread(f"{SAMPLES}/{name}.png")[:128, :128])
+    settings = nlmeans.resolve(image, channel_axis=axis)
+    volume, _ = as_channel_first_volume(image, axis, None)
+    values = volume.astype(np.float32)
+    bounds = (float(image.min()), float(image.max()))
+    fast = run_passes(values, settings, bounds, rounded=True)
+    numpy = run_passes(values, settings, bounds, rounded=True, backend=numpy_pass)
+    assert np.isfinite(numpy).all()
+    assert np.abs(numpy - fast).max() <= 1 and np.mean(numpy != fast) < 1e-3
