@@ -463,29 +463,29 @@ def _stream_row(padded, z, y0, x0, offset, j, ring, column_sums, ex, planes, pla
             for k in range(ex):
                 sums[k] += entering[k] - leaving[k]
         return
-    rows = ring[:, :ex]
     y = y0 + j
+    # (ring[i, :ex], not a view of ring[:, :ex]: rows of unknown stride do not vectorise.)
     if j == 0 or y % ROW_RESTART == 0:
         # Afresh from the row `first`: every row of the ring at the window's
         # start, only the entering one at a restart.
         first = y - y % ROW_RESTART
         for r in range(first if j == 0 else y + height - 1, first + height):
             if signed:
-                _signed_diff_row(padded, z, r, x0, offset, rows[r % height])
+                _signed_diff_row(padded, z, r, x0, offset, ring[r % height, :ex])
             else:
-                _diff_row(padded, z, r, x0, offset, rows[r % height])
+                _diff_row(padded, z, r, x0, offset, ring[r % height, :ex])
         sums[:] = 0
         for r in range(first, first + height):  # in row order, wherever it starts
             if signed:
-                _add_squares(rows[r % height], sums)
+                _add_squares(ring[r % height, :ex], sums)
             else:
-                _add_row(rows[r % height], sums)
+                _add_row(ring[r % height, :ex], sums)
         first += 1
     else:
         first = y
     # Slide to row y: row r - 1 leaves the patch, row r + height - 1 takes its slot.
     for r in range(first, y + 1):
-        slot = rows[(r - 1) % height]
+        slot = ring[(r - 1) % height, :ex]
         if signed:
             _slide_signed(padded, z, r + height - 1, x0, offset, slot, sums)
         else:

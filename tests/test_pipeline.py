@@ -190,7 +190,8 @@ def test_passes_on_the_reference_backend_match_the_kernel(shape, channel_axis, o
 
 
 @pytest.mark.parametrize("shape, options", [((150, 60), {}), ((70, 50, 3), dict(channel_axis=-1)),
-                                            ((64, 40, 3), dict(channel_axis=0, h=12.0))])
+                                            ((64, 40, 3), dict(channel_axis=0, h=12.0)),
+                                            ((40, 24, 20), dict(h=12.0, aggregation="patch"))])
 def test_strips_give_the_whole_images_result(shape, options):
     from nlmeans.strips import denoise_in_strips
 
