@@ -63,6 +63,13 @@ def _prefer_wide_vectors():
 
 WIDE_VECTORS = _prefer_wide_vectors()
 
+def _compiled(**options):
+    """njit for the helpers, which only compiled code calls: without the wrappers
+    that would let Python call them (each cost a few tenths of a second of the
+    first run: 25 % of the automatic mode's compile time)."""
+    return njit(cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, **options)
+
+
 # Offsets whose weights are made and used together (see _fused_offsets).
 _GROUP = 4
 
@@ -79,7 +86,7 @@ def exp2_neg(x):
     return np.exp2(-x)
 
 
-@overload(exp2_neg, inline="always")
+@overload(exp2_neg)
 def _exp2_neg_overload(x):
     # 2**-x = 2**r * 2**-k with k = round(x) and r = k - x in [-1/2, 1/2]: both
     # exact in floating point, so no extended-precision reduction is needed.
@@ -158,7 +165,7 @@ def half_offsets(search_radius):
     return np.ascontiguousarray(grid[len(grid) // 2 + 1:], dtype=np.int64)
 
 
-@njit(cache=True, fastmath=True)
+@_compiled(fastmath=True)
 def _box_sum_first_axis(src, width, out):
     """Running sums along axis 0 of 2-D arrays: out[i] = sum(src[i:i + width]).
 
@@ -178,7 +185,7 @@ def _box_sum_first_axis(src, width, out):
                 out[i, k] = out[i - 1, k] + src[i + width - 1, k] - src[i - 1, k]
 
 
-@njit(cache=True, fastmath=True)
+@_compiled(fastmath=True)
 def _box_sum_planes(src, width, out):
     """Box sum of `width` planes along axis 0 of 3-D arrays."""
     nz, ny, nx = out.shape
@@ -187,7 +194,7 @@ def _box_sum_planes(src, width, out):
                         out.reshape((nz, ny * nx)))
 
 
-@njit(cache=True, fastmath=True)
+@_compiled(fastmath=True)
 def _box_sum_row(row_in, width, row_out):
     """row_out[k] = sum(row_in[k:k + width])."""
     n = row_out.shape[0]
@@ -215,7 +222,7 @@ def _box_sum_row(row_in, width, row_out):
                 row_out[k] += c[k + a]
 
 
-@njit(cache=True, fastmath=True)
+@_compiled(fastmath=True)
 def _box_filter(src, radius, planes, rows, out):
     """3-D box sum of (2 radius + 1) elements per axis; `planes` and `rows` are scratch
     (`planes` None for 2-D patches: the sum across planes is then not compiled)."""
@@ -230,7 +237,7 @@ def _box_filter(src, radius, planes, rows, out):
             _box_sum_row(rows[i, j], 2 * radius[2] + 1, out[i, j])
 
 
-@njit(cache=True, fastmath=True)
+@_compiled(fastmath=True)
 def _accumulate(weights, w_origin, padded, v_origin, acc, weight_sum):
     """acc[c, q] += weights[w_origin + q] * padded[c, v_origin + q]; weight_sum[q] += weights[...].
 
@@ -247,7 +254,7 @@ def _accumulate(weights, w_origin, padded, v_origin, acc, weight_sum):
                 _accumulate_row(w, padded[c, vz + i, vy + j, vx:vx + nx], acc[c, i, j])
 
 
-@njit(cache=True, fastmath=True)
+@_compiled(fastmath=True)
 def _max_into(weights, origin, running_max):
     """running_max[q] = max(running_max[q], weights[origin + q])."""
     oz, oy, ox = origin
@@ -260,7 +267,7 @@ def _max_into(weights, origin, running_max):
                 m[k] = max(m[k], w[k])
 
 
-@njit(cache=True, fastmath=True)
+@_compiled(fastmath=True)
 def _add_into(weights, origin, total):
     """total[q] += weights[origin + q]."""
     oz, oy, ox = origin
@@ -270,7 +277,7 @@ def _add_into(weights, origin, total):
             _add_row(weights[oz + i, oy + j, ox:ox + nx], total[i, j])
 
 
-@njit(cache=True, fastmath=True)
+@_compiled(fastmath=True)
 def _scale_from(weights, origin, inv_norm, out):
     """out[q] = weights[origin + q] * inv_norm[q]."""
     oz, oy, ox = origin
@@ -284,7 +291,7 @@ def _scale_from(weights, origin, inv_norm, out):
                 o[k] = w[k] * d[k]
 
 
-@njit(cache=True, fastmath=True)
+@_compiled(fastmath=True)
 def _diff_row(padded, z, y, x0, shift, out):
     """out[k] = sum_c (padded[c, z, y, x0 + k] - padded[c, z + sz, y + sy, x0 + sx + k])**2."""
     sz, sy, sx = shift
@@ -312,7 +319,7 @@ def _diff_row(padded, z, y, x0, shift, out):
             out[k] += diff * diff
 
 
-@njit(cache=True, fastmath=True)
+@_compiled(fastmath=True)
 def _signed_diff_row(padded, z, y, x0, shift, out):
     """out[k] = padded[0, z, y, x0 + k] - padded[0, z + sz, y + sy, x0 + sx + k]."""
     sz, sy, sx = shift
@@ -323,13 +330,13 @@ def _signed_diff_row(padded, z, y, x0, shift, out):
         out[k] = a[k] - b[k]
 
 
-@njit(cache=True, fastmath=True)
+@_compiled(fastmath=True)
 def _add_squares(row, total):
     for k in range(total.shape[0]):
         total[k] += row[k] * row[k]
 
 
-@njit(cache=True, fastmath=True)
+@_compiled(fastmath=True)
 def _slide_signed(padded, z, y, x0, shift, slot, column_sums):
     """One channel: row y enters the patch, the row whose differences are in
     `slot` leaves it. Keeping signed differences makes the update one pass of
@@ -346,7 +353,7 @@ def _slide_signed(padded, z, y, x0, shift, slot, column_sums):
         slot[k] = d
 
 
-@njit(cache=True, fastmath=True)
+@_compiled(fastmath=True)
 def _row_to_weights(column_sums, width, scaled_threshold, inv_scale, pairs, out):
     """out[k] = 2**-max(sum(column_sums[k:k + width]) * inv_scale - scaled_threshold, 0).
 
@@ -392,20 +399,20 @@ def _row_to_weights(column_sums, width, scaled_threshold, inv_scale, pairs, out)
             out[k] = exp2_neg(max(out[k] * inv_scale - scaled_threshold, zero))
 
 
-@njit(cache=True, fastmath=True)
+@_compiled(fastmath=True)
 def _accumulate_row(weights, values, acc_row):
     """acc_row += weights * values (one row of one channel)."""
     for k in range(acc_row.shape[0]):
         acc_row[k] += weights[k] * values[k]
 
 
-@njit(cache=True, fastmath=True)
+@_compiled(fastmath=True)
 def _add_row(weights, weight_sum_row):
     for k in range(weight_sum_row.shape[0]):
         weight_sum_row[k] += weights[k]
 
 
-@njit(cache=True, fastmath=True)
+@_compiled(fastmath=True)
 def _plane_sums(padded, z0, y0, x0, offset, patch_radius, size, scratch):
     """3-D patches: the squared differences of the window's rows, summed over the
     patch's planes (running sums), as a (wz, ey, ex) view of `scratch`. Patches
@@ -426,7 +433,7 @@ def _plane_sums(padded, z0, y0, x0, offset, patch_radius, size, scratch):
     return planes
 
 
-@njit(cache=True, fastmath=True)
+@_compiled(fastmath=True)
 def _stream_row(padded, z, y0, x0, offset, j, ring, column_sums, ex, planes, planar, signed):
     """Column sums (sums over the patch's rows of the squared differences) for
     row j of a window whose first patch row is y0, given those of row j - 1, in
@@ -496,7 +503,7 @@ def _stream_row(padded, z, y0, x0, offset, j, ring, column_sums, ex, planes, pla
                 sums[k] += slot[k]
 
 
-@njit(cache=True, fastmath=True)
+@_compiled(fastmath=True)
 def _offset_weights(padded, margin, lo, size, offset, patch_radius, scaled_threshold, inv_scale,
                     ring, column_sums, pairs, plane_scratch, weight_flat):
     """Weights w(p, p + offset) for the positions p in the box [lo, lo + size),
@@ -523,7 +530,7 @@ def _offset_weights(padded, margin, lo, size, offset, patch_radius, scaled_thres
     return weights
 
 
-@njit(cache=True, fastmath=True, inline="always")
+@_compiled(fastmath=True, inline="always")
 def _accumulate_four(weight_rows, w_at, padded, vz, vy, v_at, g, n, acc, weight_sum, i, j):
     """Row (i, j) of the tile += sum over the offsets g .. g + 3 of
     weight_rows[g, w_at[g] + k] * padded[c, vz, vy, v_at[g] + k], and the
@@ -549,7 +556,7 @@ def _accumulate_four(weight_rows, w_at, padded, vz, vy, v_at, g, n, acc, weight_
             a[k] += (w0[k] * v0[k] + w1[k] * v1[k]) + (w2[k] * v2[k] + w3[k] * v3[k])
 
 
-@njit(cache=True, fastmath=True, inline="always")
+@_compiled(fastmath=True, inline="always")
 def _accumulate_one(weight_rows, w_at, padded, vz, vy, v_at, g, n, acc, weight_sum, i, j):
     """_accumulate_four for the single offset g."""
     w = weight_rows[g, w_at[g]:w_at[g] + n]
@@ -558,7 +565,7 @@ def _accumulate_one(weight_rows, w_at, padded, vz, vy, v_at, g, n, acc, weight_s
         _accumulate_row(w, padded[c, vz, vy, v_at[g]:v_at[g] + n], acc[c, i, j])
 
 
-@njit(cache=True, fastmath=True, inline="always")
+@_compiled(fastmath=True, inline="always")
 def _accumulate_group(weight_rows, w_at, padded, vz, vy, v_at, members, n, acc, weight_sum,
                       i, j):
     """_accumulate_four for any number of offsets: four at a time, then one by one."""
@@ -571,7 +578,7 @@ def _accumulate_group(weight_rows, w_at, padded, vz, vy, v_at, members, n, acc, 
         g += 1
 
 
-@njit(cache=True, fastmath=True)
+@_compiled(fastmath=True)
 def _fused_offsets(padded, guide, margin, offsets, first, members, ref_start, patch_radius,
                    scaled_threshold, inv_scale, rings, column_sums, pairs, weight_rows,
                    plane_scratch, columns, start, stop, acc, weight_sum):
@@ -637,7 +644,7 @@ def _fused_offsets(padded, guide, margin, offsets, first, members, ref_start, pa
                                   qy - start[1])
 
 
-@njit(cache=True)
+@_compiled()
 def _offset_window(offsets, n, ref_start, ref_size):
     """For the n-th half offset t and the reference positions [ref_start, + ref_size):
     the box of positions p whose pair (p, p + t) concerns them (origin, size), and
@@ -700,14 +707,14 @@ def _fused_tile(padded, guide, out, start, stop, patch_radius, search_radius, of
     _write_tile(out, acc, weight_sum, padded, start, stop, margin, low, high, round_output)
 
 
-@njit(cache=True)
+@_compiled()
 def _plane_scratch_size(wz_max, wy_max, row, patch_radius):
     """3-D patches: room for the plane sums and the squared differences of all planes."""
     pz, py = patch_radius[0], patch_radius[1]
     return ((2 * wz_max + 2 * pz) * (wy_max + 2 * py) * row if pz > 0 else 0) + 1
 
 
-@njit(cache=True, fastmath=True)
+@_compiled(fastmath=True)
 def _write_tile(out, acc, weight_sum, padded, start, stop, margin, low, high, round_output):
     """The tile's weighted means into `out`, channel-last (the layout of colour
     images in memory, so that the caller needs no transposing copy)."""
@@ -731,7 +738,7 @@ def _write_tile(out, acc, weight_sum, padded, start, stop, margin, low, high, ro
                     row[k, c] = np.rint(value) if round_output else value
 
 
-@njit(cache=True, fastmath=True)
+@_compiled(fastmath=True)
 def _normalise(centre, norm):
     """norm = 1 / (sum of a reference's weights, its own included), for patch-wise
     aggregation (pass 2 multiplies by it for every offset)."""
@@ -747,7 +754,7 @@ def _normalise(centre, norm):
                 norm[i, j, k] = 1 / norm[i, j, k]
 
 
-@njit(cache=True, fastmath=True)
+@_compiled(fastmath=True)
 def _propose(weights, at, norm, aggregation_radius, ref_weights, planes, rows, tile_weights,
              padded, v_at, acc, weight_sum):
     """Add to the tile's sums the values padded[v_at + q] with the weights at
