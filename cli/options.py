@@ -142,5 +142,5 @@ max_memory_option = click.option(
     "--max-memory", type=MemorySize(), default=None,
     help="Memory budget, e.g. 300M or 2G (batch: shared by the files in flight). A TIFF "
          "that would need more in one piece is streamed: read, denoised and written in "
-         "strips, with the same result to float rounding. [default: half the available "
+         "strips, with the same result bit for bit. [default: half the available "
          "memory]")

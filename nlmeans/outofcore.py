@@ -9,7 +9,7 @@ strip, as for an image in memory: the minimum and maximum of the whole image
 are denoised and their tiles written in order to a tiled TIFF (BigTIFF from
 2 GiB), in a temporary file renamed when complete. Only one strip (and less
 than a row of tiles of output) is in memory at a time: the strip height follows
-from the memory budget. The result is the in-memory run's to float rounding
+from the memory budget. The result is the in-memory run's, bit for bit
 (:func:`nlmeans.strips.iter_strips`).
 """
 
