@@ -42,7 +42,11 @@ def nd_pass(values, guide, step, dtype, bounds, rounded, frames_padded=False):
     ref_shape = tuple(size + 2 * a for size, a in zip(shape, aggregation))
     terms = compared.shape[0] * int(np.prod([2 * p + 1 for p in patch]))
     threshold = 2.0 * step.sigma ** 2 * terms
-    scale = 1.0 / (step.h ** 2 * terms) if step.h > 0 else np.inf
+    # As in the kernel: a tiny h (h² underflows) keeps only identical patches, and
+    # the scale is capped so that 0 * scale stays 0.
+    denominator = step.h * step.h * terms
+    cap = 1e30 if work == np.float32 else 1e300
+    scale = min(1.0 / denominator, cap) if denominator > 0 else cap
     offsets = [t for t in itertools.product(*[range(-s, s + 1) for s in search]) if any(t)]
 
     # Patch-wise aggregation and the largest-weight centre visit every offset
