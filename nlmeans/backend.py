@@ -154,14 +154,26 @@ def _kernel_scales(h, sigma, terms, work_dtype):
 
     # The kernel compares patch sums: fold the mean into the threshold and the scale.
     threshold = work_dtype.type(2.0 * sigma * sigma * terms)
-    # The kernel's exponential is base 2: fold log2(e) into the scale. A tiny h
-    # (h² underflows) means: only identical patches get weight; cap the scale so
-    # that 0 * scale stays 0 and never becomes inf * 0.
-    denominator = h * h * terms
-    cap = 1e30 if work_dtype == np.float32 else 1e300
-    inv_scale = min(LOG2_E / denominator, cap) if denominator > 0 else cap
+    # The kernel's exponential is base 2: fold log2(e) into the scale.
+    inv_scale = decay_scale(h, terms, work_dtype, LOG2_E)
+    cap = _scale_cap(work_dtype)
     if threshold > 0:
         # Keep threshold * inv_scale finite: a larger scale changes only weights of
         # patches whose distance equals the threshold to within float rounding.
         inv_scale = min(inv_scale, cap / threshold)
     return threshold, work_dtype.type(inv_scale)
+
+
+def _scale_cap(work_dtype):
+    """The largest scale of a weight's exponent: finite, so that 0 * scale stays 0."""
+    return 1e30 if work_dtype == np.float32 else 1e300
+
+
+def decay_scale(h, terms, work_dtype, numerator=1.0):
+    """numerator / (h² terms), the factor of a patch sum of squared differences
+    over `terms` values in the weight's exponent. A tiny h (h² underflows)
+    means: only identical patches get weight; the scale is capped (see
+    _scale_cap) so that it never becomes inf, nor inf * 0 a NaN."""
+    denominator = h * h * terms
+    cap = _scale_cap(work_dtype)
+    return min(numerator / denominator, cap) if denominator > 0 else cap

@@ -18,6 +18,8 @@ import itertools
 
 import numpy as np
 
+from nlmeans.backend import decay_scale
+
 
 def nd_pass(values, guide, step, dtype, bounds, rounded, frames_padded=False):
     """`step` run over the channel-first (C, *spatial) float array `values`,
@@ -42,11 +44,7 @@ def nd_pass(values, guide, step, dtype, bounds, rounded, frames_padded=False):
     ref_shape = tuple(size + 2 * a for size, a in zip(shape, aggregation))
     terms = compared.shape[0] * int(np.prod([2 * p + 1 for p in patch]))
     threshold = 2.0 * step.sigma ** 2 * terms
-    # As in the kernel: a tiny h (h² underflows) keeps only identical patches, and
-    # the scale is capped so that 0 * scale stays 0.
-    denominator = step.h * step.h * terms
-    cap = 1e30 if work == np.float32 else 1e300
-    scale = min(1.0 / denominator, cap) if denominator > 0 else cap
+    scale = decay_scale(step.h, terms, work)  # the kernel's, less its base-2 factor
     offsets = [t for t in itertools.product(*[range(-s, s + 1) for s in search]) if any(t)]
 
     # Patch-wise aggregation and the largest-weight centre visit every offset
