@@ -434,7 +434,8 @@ def _plane_sums(padded, z0, y0, x0, offset, patch_radius, size, scratch):
 
 
 @_compiled(fastmath=True)
-def _stream_row(padded, z, y0, x0, offset, j, ring, column_sums, ex, planes, planar, signed):
+def _stream_row(padded, z, y0, x0, offset, j, ring, column_sums, ex, planes, planar,
+                multichannel):
     """Column sums (sums over the patch's rows of the squared differences) for
     row j of a window whose first patch row is y0, given those of row j - 1, in
     column_sums[:ex].
@@ -443,8 +444,9 @@ def _stream_row(padded, z, y0, x0, offset, j, ring, column_sums, ex, planes, pla
     rows, of which the first ex columns are used; padded row y in slot
     y % height): the row leaving the patch gives its slot to the one entering,
     so the work per position is the same for every patch size and stays in L1.
-    `signed`: one channel, the ring keeps signed differences (see
-    _slide_signed).
+    `multichannel` None: one channel, and the ring keeps signed differences (see
+    _slide_signed); the code for several channels is then not compiled (Numba
+    prunes `is None` branches on a None argument), nor that for one with True.
 
     The running sums start afresh at every padded row that is a multiple of
     ROW_RESTART, and a window that starts between two such rows first runs
@@ -477,13 +479,13 @@ def _stream_row(padded, z, y0, x0, offset, j, ring, column_sums, ex, planes, pla
         # start, only the entering one at a restart.
         first = y - y % ROW_RESTART
         for r in range(first if j == 0 else y + height - 1, first + height):
-            if signed:
+            if multichannel is None:
                 _signed_diff_row(padded, z, r, x0, offset, ring[r % height, :ex])
             else:
                 _diff_row(padded, z, r, x0, offset, ring[r % height, :ex])
         sums[:] = 0
         for r in range(first, first + height):  # in row order, wherever it starts
-            if signed:
+            if multichannel is None:
                 _add_squares(ring[r % height, :ex], sums)
             else:
                 _add_row(ring[r % height, :ex], sums)
@@ -493,7 +495,7 @@ def _stream_row(padded, z, y0, x0, offset, j, ring, column_sums, ex, planes, pla
     # Slide to row y: row r - 1 leaves the patch, row r + height - 1 takes its slot.
     for r in range(first, y + 1):
         slot = ring[(r - 1) % height, :ex]
-        if signed:
+        if multichannel is None:
             _slide_signed(padded, z, r + height - 1, x0, offset, slot, sums)
         else:
             for k in range(ex):
@@ -505,7 +507,7 @@ def _stream_row(padded, z, y0, x0, offset, j, ring, column_sums, ex, planes, pla
 
 @_compiled(fastmath=True)
 def _offset_weights(padded, margin, lo, size, offset, patch_radius, scaled_threshold, inv_scale,
-                    ring, column_sums, pairs, plane_scratch, weight_flat):
+                    ring, column_sums, pairs, plane_scratch, weight_flat, multichannel):
     """Weights w(p, p + offset) for the positions p in the box [lo, lo + size),
     as a view of `weight_flat`. Positions are output coordinates; `margin`
     converts them to padded ones. Rows are streamed (see _stream_row)."""
@@ -521,11 +523,10 @@ def _offset_weights(padded, margin, lo, size, offset, patch_radius, scaled_thres
         planes = weight_flat[:1].reshape((1, 1, 1))
     else:
         planes = _plane_sums(padded, z0, y0, x0, offset, patch_radius, size, plane_scratch)
-    signed = padded.shape[0] == 1 and not planar
     for i in range(wz):
         for j in range(wy):
             _stream_row(padded, z0 + i, y0, x0, offset, j, ring, column_sums, ex,
-                        planes[i if planar else 0], planar, signed)
+                        planes[i if planar else 0], planar, multichannel)
             _row_to_weights(sums, 2 * px + 1, scaled_threshold, inv_scale, pairs, weights[i, j])
     return weights
 
@@ -581,7 +582,7 @@ def _accumulate_group(weight_rows, w_at, padded, vz, vy, v_at, members, n, acc, 
 @_compiled(fastmath=True)
 def _fused_offsets(padded, guide, margin, offsets, first, members, ref_start, patch_radius,
                    scaled_threshold, inv_scale, rings, column_sums, pairs, weight_rows,
-                   plane_scratch, columns, start, stop, acc, weight_sum):
+                   plane_scratch, columns, start, stop, acc, weight_sum, multichannel):
     """Pixel-wise NL-means with centre weight 1, for the offsets
     offsets[first:first + members], which share tz and ty: the tile [start, stop)
     gets w(p, p + t) v(p + t) at p and w(p, p + t) v(p) at p + t, added to acc
@@ -619,7 +620,6 @@ def _fused_offsets(padded, guide, margin, offsets, first, members, ref_start, pa
         planes = weight_rows[0, :1].reshape((1, 1, 1))
     else:
         planes = _plane_sums(guide, z0, y0, x0[0], t, patch_radius, size, plane_scratch)
-    signed = guide.shape[0] == 1 and not planar
     for i in range(wz):
         plane = planes[i if planar else 0]
         for j in range(wy):
@@ -627,7 +627,7 @@ def _fused_offsets(padded, guide, margin, offsets, first, members, ref_start, pa
                 shift = (tz, ty, offsets[first + g, 2])
                 ex = wx[g] + 2 * px
                 _stream_row(guide, z0 + i, y0, x0[g], shift, j, rings[g], column_sums[g], ex,
-                            plane, planar, signed)
+                            plane, planar, multichannel)
                 _row_to_weights(column_sums[g, :ex], 2 * px + 1, scaled_threshold, inv_scale,
                                 pairs, weight_rows[g, :wx[g]])
             pz_, py_ = lo[0] + i, lo[1] + j  # this row's positions p (output coordinates)
@@ -660,7 +660,8 @@ def _offset_window(offsets, n, ref_start, ref_size):
 
 @njit(cache=True, fastmath=True, nogil=True)
 def _fused_tile(padded, guide, out, start, stop, patch_radius, search_radius, offsets,
-                scaled_threshold, inv_scale, low, high, round_output, volume_patches):
+                scaled_threshold, inv_scale, low, high, round_output, volume_patches,
+                multichannel):
     """Plain NL-means (pixel-wise, centre weight 1) for the output tile [start,
     stop): the weights of each group of offsets are made and used at once
     (_fused_offsets)."""
@@ -697,7 +698,7 @@ def _fused_tile(padded, guide, out, start, stop, patch_radius, search_radius, of
             members += 1
         _fused_offsets(padded, guide, margin, offsets, n, members, start, patch_radius,
                        scaled_threshold, inv_scale, rings, column_sums, pairs, weight_rows,
-                       plane_scratch, columns, start, stop, acc, weight_sum)
+                       plane_scratch, columns, start, stop, acc, weight_sum, multichannel)
         n += members
     # The pixel itself, weight 1.
     centre = np.ones((nz, ny, nx), dtype=dtype)
@@ -773,7 +774,7 @@ def _propose(weights, at, norm, aggregation_radius, ref_weights, planes, rows, t
 @njit(cache=True, fastmath=True, nogil=True)
 def _denoise_tile(padded, guide, out, start, stop, patch_radius, search_radius,
                   aggregation_radius, centre_max, offsets, scaled_threshold, inv_scale, low, high,
-                  round_output, volume_patches):
+                  round_output, volume_patches, multichannel):
     """NL-means for the output tile [start, stop) (output coordinates), with a
     tile of weights per offset: the weights compare patches of `guide`, the
     means average pixels of `padded`. (The plain pixel-wise case with centre
@@ -840,7 +841,7 @@ def _denoise_tile(padded, guide, out, start, stop, patch_radius, search_radius,
             t, lo, size, forward, mirror = _offset_window(offsets, n, ref_start, (rz, ry, rx))
             weights = _offset_weights(guide, margin, lo, size, t, patch_radius,
                                       scaled_threshold, inv_scale, ring, column_sums, pairs,
-                                      plane_scratch, weight_flat)
+                                      plane_scratch, weight_flat, multichannel)
             for side in range(2):
                 at = forward if side == 0 else mirror
                 if sweep == 0:
@@ -915,8 +916,27 @@ def nlmeans_kernel(padded, guide, patch_radius, search_radius, aggregation_radiu
     margin = [s + p + a for s, p, a in zip(search_radius, patch_radius, aggregation_radius)]
     shape = tuple(n - 2 * m for n, m in zip(padded.shape[1:], margin))
     out = np.empty(shape + (padded.shape[0],), dtype=padded.dtype)
-    offsets = half_offsets(search_radius)
     tiles = [range(0, n, t) for n, t in zip(shape, tile_shape)]
+    entry, arguments = tile_call(padded, guide, out, patch_radius, search_radius,
+                                 aggregation_radius, centre_max, threshold, inv_scale, low, high,
+                                 round_output)
+
+    def run(tile):
+        iz, rest = divmod(tile, len(tiles[1]) * len(tiles[2]))
+        iy, ix = divmod(rest, len(tiles[2]))
+        start = (tiles[0][iz], tiles[1][iy], tiles[2][ix])
+        stop = tuple(min(a + t, n) for a, t, n in zip(start, tile_shape, shape))
+        entry(*arguments(start, stop))
+
+    _run_tiles(run, len(tiles[0]) * len(tiles[1]) * len(tiles[2]), get_num_threads())
+    return out
+
+
+def tile_call(padded, guide, out, patch_radius, search_radius, aggregation_radius, centre_max,
+              threshold, inv_scale, low, high, round_output):
+    """The compiled tile function that these options need, and a function of a
+    tile's (start, stop) that gives its arguments (see nlmeans_kernel)."""
+    offsets = half_offsets(search_radius)
     # The weights are 2**-max(d * inv_scale - threshold * inv_scale, 0): one
     # multiply-add per weight (the caller keeps threshold * inv_scale finite).
     scaled_threshold = threshold * inv_scale
@@ -924,23 +944,17 @@ def nlmeans_kernel(padded, guide, patch_radius, search_radius, aggregation_radiu
     # compiled code (Numba prunes `is None` branches on a None argument), 3 s of
     # the first run's compile.
     volume_patches = None if patch_radius[0] == 0 else True
-    fused = kernel_for(aggregation_radius, centre_max) is _fused_tile
-
-    def run(tile):
-        iz, rest = divmod(tile, len(tiles[1]) * len(tiles[2]))
-        iy, ix = divmod(rest, len(tiles[2]))
-        start = (tiles[0][iz], tiles[1][iy], tiles[2][ix])
-        stop = tuple(min(a + t, n) for a, t, n in zip(start, tile_shape, shape))
-        if fused:
-            _fused_tile(padded, guide, out, start, stop, patch_radius, search_radius, offsets,
-                        scaled_threshold, inv_scale, low, high, round_output, volume_patches)
-        else:
-            _denoise_tile(padded, guide, out, start, stop, patch_radius, search_radius,
-                          aggregation_radius, centre_max, offsets, scaled_threshold, inv_scale,
-                          low, high, round_output, volume_patches)
-
-    _run_tiles(run, len(tiles[0]) * len(tiles[1]) * len(tiles[2]), get_num_threads())
-    return out
+    # None for a guide of one channel: only its difference rows are compiled
+    # (a tenth of the code), and only the others' for several channels.
+    multichannel = None if guide.shape[0] == 1 else True
+    if kernel_for(aggregation_radius, centre_max) is _fused_tile:
+        return _fused_tile, lambda start, stop: (
+            padded, guide, out, start, stop, patch_radius, search_radius, offsets,
+            scaled_threshold, inv_scale, low, high, round_output, volume_patches, multichannel)
+    return _denoise_tile, lambda start, stop: (
+        padded, guide, out, start, stop, patch_radius, search_radius, aggregation_radius,
+        centre_max, offsets, scaled_threshold, inv_scale, low, high, round_output,
+        volume_patches, multichannel)
 
 
 def _run_tiles(run, count, threads):
@@ -988,10 +1002,26 @@ def kernel_for(aggregation_radius, centre_max):
     return _fused_tile if not any(aggregation_radius) and not centre_max else _denoise_tile
 
 
-def will_compile(dispatcher):
-    """Whether calling `dispatcher` compiles it: nothing of it is loaded in this
-    process and Numba's cache holds no index of it (a cache of another
-    signature is taken as cached: only float64 runs after float32 ones meet it)."""
+def will_compile(dispatcher, arguments=None):
+    """Whether calling `dispatcher` with `arguments` compiles it: this process
+    has not compiled or loaded it for their types, and Numba's cache index holds
+    no machine code for them (Numba's own lookup, through its private cache
+    API; False where that API differs). Without `arguments`: whether nothing of
+    it is loaded or cached, whatever the types."""
+    if arguments is None:
+        return _nothing_cached(dispatcher)
+    signature = tuple(dispatcher.typeof_pyval(a) for a in arguments)
+    if signature in dispatcher.overloads:
+        return False
+    try:
+        cache = dispatcher._cache
+        key = cache._index_key(signature, dispatcher.targetctx.codegen())
+        return key not in cache._cache_file._load_index()
+    except Exception:  # noqa: BLE001 - another Numba's internals: say nothing
+        return False
+
+
+def _nothing_cached(dispatcher):
     import glob
 
     if dispatcher.overloads:

@@ -200,7 +200,7 @@ def test_first_run_says_it_compiles(monkeypatch, caplog):
 
     from nlmeans import _kernels
 
-    monkeypatch.setattr(_kernels, "will_compile", lambda dispatcher: True)
+    monkeypatch.setattr(_kernels, "will_compile", lambda dispatcher, arguments=None: True)
     with caplog.at_level(logging.INFO, logger="nlmeans"):
         nlmeans.denoise(_smooth_noisy((1, 1, 24, 24), 20.0, 12)[0, 0], method="nlbayes")
     assert caplog.text.count("compiling the NL-Bayes kernel (first run only") == 1
