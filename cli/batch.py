@@ -189,7 +189,7 @@ def batch_command(input_dir, output_dir, patterns, recursive, suffix, fmt, quali
         if scheduler is not None:
             jobs = None
         elif jobs > 1:
-            warm_up(kwargs)
+            warm_up(kwargs, tasks[0][0])
         # SIGTERM (a service manager, `kill`) stops the batch as Ctrl-C does.
         previous = signal.signal(signal.SIGTERM, _terminate)
         try:

@@ -83,7 +83,7 @@ def run_on_cluster(tasks, scheduler, settings, show_bar, work=_cluster_task):
     from nlmeans_cli.processing import Outcome, warm_up
 
     if scheduler.startswith("local:"):
-        warm_up(settings["options"])  # workers then load the kernel from the cache
+        warm_up(settings["options"], tasks[0][0])  # workers then load the kernel from the cache
     done = []
     bar = files_bar(len(tasks))
     with _client(scheduler) as (client, threads), \

@@ -84,19 +84,43 @@ def log_to_stderr(quiet):
     logger.setLevel(logging.WARNING if quiet else logging.INFO)
 
 
-def warm_up(options):
+def warm_up(options, example=None):
     """Compile the kernel for these options on a tiny image when it is not cached
     yet, so that worker processes find it in the cache instead of all compiling it
-    at once (where it is cached, loading it here would only delay the workers)."""
-    import numpy as np
-
-    from nlmeans import denoise
+    at once (where it is cached, loading it here would only delay the workers).
+    The tiny image is a corner of `example` (the batch's first file), whose
+    channels and pixel type choose the kernel's compiled variant."""
+    from nlmeans import denoise, resolve
+    from nlmeans.backend import passes_compiled
     from nlmeans.denoise import kernel_is_cached
 
-    if kernel_is_cached(options.get("method") or "nlmeans"):
+    tiny = _corner_of(example)
+    axis = -1 if tiny.ndim == 3 else None
+    if options.get("method") == "nlbayes":
+        if kernel_is_cached("nlbayes"):
+            return
+    elif passes_compiled(resolve(tiny, channel_axis=axis,
+                                 **{k: v for k, v in options.items() if k != "device"})):
         return
+    denoise(tiny, channel_axis=axis, **options)
 
-    denoise(np.random.default_rng(0).random((16, 16)) * 255, **options)
+
+def _corner_of(path, size=32, max_bytes=64 << 20):
+    """A size² corner of the image file at `path` (a page of a volume), or random
+    grey pixels where there is no such file or it is large or unreadable."""
+    import numpy as np
+
+    from nlmeans.io import ImageIOError, read_image
+
+    try:
+        if path is not None and os.path.getsize(path) <= max_bytes:
+            image = read_image(path)
+            pixels = image.pixels[0] if image.is_volume else image.pixels
+            if min(pixels.shape[:2]) >= 8:
+                return np.ascontiguousarray(pixels[:size, :size])
+    except (OSError, ImageIOError):
+        pass
+    return np.random.default_rng(0).random((16, 16)) * 255
 
 
 # Jobs estimated above this many seconds run in strips: a note, a progress bar on a
@@ -128,8 +152,9 @@ def denoise_image(image, options, volume=False, estimate_error=False, interactiv
 
 def _denoise_array(pixels, axis, options, estimate_error, interactive, one_shot=False):
     """(result, report) of one array; large CPU jobs go strip by strip. `one_shot`:
-    small jobs run on the NumPy pass, which takes less time than starting Numba
-    (a process that denoises more, a batch, gains by starting it once)."""
+    small jobs run on the NumPy pass, which takes less time than starting Numba,
+    or than compiling a kernel not compiled yet (a process that denoises more, a
+    batch, gains by starting it once)."""
     from nlmeans import denoise_with_report, resolve
 
     spatial = [n for i, n in enumerate(pixels.shape)
@@ -141,12 +166,12 @@ def _denoise_array(pixels, axis, options, estimate_error, interactive, one_shot=
         # SURE needs whole-image runs; h="sure" has run them while resolving.
         return denoise_with_report(pixels, channel_axis=axis, estimate_error=estimate_error,
                                    small_on_numpy=one_shot, **options)
-    from nlmeans.backend import small_for_numpy
+    from nlmeans.backend import numpy_is_faster
     from nlmeans.strips import estimated_seconds
 
     settings = resolve(pixels, channel_axis=axis,
                        **{k: v for k, v in options.items() if k != "device"})
-    if one_shot and small_for_numpy(settings, spatial):  # a fraction of a second
+    if one_shot and numpy_is_faster(settings, spatial):
         return denoise_with_report(pixels, settings=settings, estimate_error=False,
                                    small_on_numpy=True)
     from numba import get_num_threads

@@ -71,15 +71,65 @@ def _tile_shape(n_spatial, channels, pixel_wise, spatial_shape, threads, flat_pa
 # this project's 2-core EPYC, 32² to 128²).
 NUMPY_WORK = 4_000_000
 
+# Whole images with no more work than this (in NUMPY_WORK's units) run on the
+# NumPy pass when a kernel they need is not compiled yet: e.g. automatic mode
+# up to about 300² grey (the README's quick start, 256², is 44 million). That
+# NumPy pass took 1.3 s at 256² (2.5 s with --report's SURE run), up to 4 s at
+# this size, while compiling the kernel took 15-20 s (same machine); NumPy's
+# time per pair grows with the image (twice that at 512²: its arrays leave the
+# caches), so the limit stays well below the break-even.
+FIRST_RUN_WORK = 64_000_000
+
+
+def _work(settings, spatial_shape):
+    """(pixel, offset) pairs over all passes, a colour pair counting
+    (1 + channels) / 2; None where the NumPy pass does not apply."""
+    if settings.method != "nlmeans" or settings.time_axis is not None:
+        return None
+    pairs = sum(math.prod(2 * r + 1 for r in step.search_radius) for step in settings.passes)
+    return math.prod(spatial_shape) * pairs * (1 + settings.channels) / 2
+
 
 def small_for_numpy(settings, spatial_shape):
     """Whether `settings` on an image of `spatial_shape` run faster on the NumPy
     pass than Numba takes to start (see NUMPY_WORK)."""
-    if settings.method != "nlmeans":
-        return False
-    pairs = sum(math.prod(2 * r + 1 for r in step.search_radius) for step in settings.passes)
-    work = math.prod(spatial_shape) * pairs * (1 + settings.channels) / 2
-    return work <= NUMPY_WORK
+    work = _work(settings, spatial_shape)
+    return work is not None and work <= NUMPY_WORK
+
+
+def numpy_is_faster(settings, spatial_shape):
+    """Whether a process that denoises only this image is done sooner on the
+    NumPy pass: a small image (:func:`small_for_numpy`, without importing
+    Numba), or one up to FIRST_RUN_WORK whose kernel would first be compiled."""
+    if small_for_numpy(settings, spatial_shape):
+        return True
+    work = _work(settings, spatial_shape)
+    return work is not None and work <= FIRST_RUN_WORK and not passes_compiled(settings)
+
+
+def passes_compiled(settings):
+    """Whether every kernel that the settings' passes run is loaded or in Numba's
+    cache (else the first call compiles it: 10 to 20 s)."""
+    return all(kernel_compiled(step, settings.channels, settings.work_dtype)
+               for step in settings.passes)
+
+
+def kernel_compiled(step, channels, dtype):
+    """Whether the kernel for `step` on `channels` channels in `dtype` is loaded
+    or in Numba's cache: the exact compiled variant, asked with arguments of the
+    types numba_pass gives it."""
+    from nlmeans import _kernels
+
+    dtype = np.dtype(dtype)
+    patch, search = _kernel_radii(step.patch_radius), _kernel_radii(step.search_radius)
+    aggregation_radius = patch if step.aggregation == "patch" else (0, 0, 0)
+    values = np.zeros((channels, 1, 1, 1), dtype=dtype)
+    threshold, inv_scale = _kernel_scales(step.h, step.sigma, channels, dtype)
+    entry, arguments = _kernels.tile_call(
+        values, values, np.zeros((1, 1, 1, channels), dtype=dtype), patch, search,
+        aggregation_radius, step.centre_weight == "max", threshold, inv_scale, dtype.type(0),
+        dtype.type(1), False)
+    return not _kernels.will_compile(entry, arguments((0, 0, 0), (1, 1, 1)))
 
 
 def numpy_pass(values, guide, step, dtype, bounds, rounded):
@@ -130,8 +180,7 @@ def numba_pass(values, guide, step, dtype, bounds, rounded, image_shape=None,
                        image_shape or values.shape[1:], get_num_threads(),
                        flat_patches=patch[0] == 0)
     low, high = (work_dtype.type(b) for b in bounds)
-    if _kernels.will_compile(_kernels.kernel_for(aggregation_radius,
-                                                 step.centre_weight == "max")):
+    if not kernel_compiled(step, padded_guide.shape[0], work_dtype):
         logging.getLogger("nlmeans").info(
             "compiling the denoising kernel (first run only, 10 to 20 s; Numba "
             "caches it)...")

@@ -12,7 +12,7 @@ import numpy as np
 
 # The tile rule lives with the backend; tests and older code import it from here.
 from nlmeans.backend import _TILE_2D_PATCH, _TILE_2D_PIXEL, _TILE_3D, _tile_shape  # noqa: F401
-from nlmeans.backend import numpy_pass, small_for_numpy
+from nlmeans.backend import numpy_is_faster, numpy_pass
 from nlmeans.chunked import is_dask_array
 from nlmeans.layout import (as_channel_first_volume, check_image, from_channel_first_volume,
                             normalised_channel_axis)
@@ -264,12 +264,13 @@ def denoise_with_report(image, h=None, *, patch_radius=None, search_radius=None,
                         device="cpu", estimate_error=True, small_on_numpy=False):
     """:func:`denoise`, also returning a :class:`Report` of what it did.
 
-    With `small_on_numpy`, on the CPU, images with little work (automatic mode
-    up to about 64² grey, see :data:`nlmeans.backend.NUMPY_WORK`) run on the
-    NumPy pass (:mod:`nlmeans.ndpass`, the same formula, equal to float
-    rounding) instead of the compiled kernel: less time than importing Numba
-    and loading the kernel take, for a process that denoises one small image
-    (the command line's ``nlmeans denoise``).
+    With `small_on_numpy`, on the CPU, images with little work run on the NumPy
+    pass (:mod:`nlmeans.ndpass`, the same formula, equal to float rounding)
+    instead of the compiled kernel, for a process that denoises one image (the
+    command line's ``nlmeans denoise``): automatic mode up to about 64² grey,
+    which takes less time than importing Numba and loading the kernel (see
+    :data:`nlmeans.backend.NUMPY_WORK`), and up to about 300² while the kernel
+    it needs is not compiled yet (:data:`nlmeans.backend.FIRST_RUN_WORK`).
 
     With `estimate_error` (and sigma > 0) the report holds the SURE estimate of
     the mean squared error and the PSNR it implies; that costs one more run of
@@ -296,7 +297,7 @@ def denoise_with_report(image, h=None, *, patch_radius=None, search_radius=None,
         bounds = sequence_bounds(image.dtype)
     report = Report.of(settings)
     backend, report.device = choose_backend(device, settings)
-    if small_on_numpy and backend is None and small_for_numpy(settings, volume.shape[1:]):
+    if small_on_numpy and backend is None and numpy_is_faster(settings, volume.shape[1:]):
         backend = numpy_pass
     if isinstance(h, str) and h == "sure" and settings.mode != "sure":
         _sure_applies(settings, report)

@@ -315,7 +315,7 @@ def test_first_run_says_it_compiles(noisy_png, tmp_path, monkeypatch, caplog):
 
     from nlmeans import _kernels
 
-    monkeypatch.setattr(_kernels, "will_compile", lambda dispatcher: True)
+    monkeypatch.setattr(_kernels, "will_compile", lambda dispatcher, arguments=None: True)
     with caplog.at_level(logging.INFO, logger="nlmeans"):
         nlmeans.denoise(np.zeros((8, 8)) + np.arange(8), 10)
     assert "compiling the denoising kernel (first run only" in caplog.text
@@ -359,12 +359,81 @@ def test_small_images_run_without_numba(tmp_path, numpy_for_small):
 
 def test_the_kernel_knows_whether_it_is_cached():
     from nlmeans import _kernels
+    from nlmeans.backend import passes_compiled
     from nlmeans.denoise import kernel_is_cached
 
-    nlmeans.denoise(np.zeros((8, 8)) + np.arange(8), 10)  # the fused path, loaded or compiled
-    nlmeans.denoise(np.zeros((8, 8)) + np.arange(8))  # the general path
+    image = np.zeros((8, 8)) + np.arange(8)
+    nlmeans.denoise(image, 10)  # the fused path, loaded or compiled
+    nlmeans.denoise(image)  # the general path
     assert not _kernels.will_compile(_kernels._fused_tile)
     assert kernel_is_cached()
+    assert passes_compiled(nlmeans.resolve(image, 10)) and passes_compiled(nlmeans.resolve(image))
+
+
+def test_the_kernel_knows_which_variants_are_compiled(tmp_path):
+    """With an empty Numba cache no variant is compiled, grey or colour; after a
+    run, the variant it ran is."""
+    code = ("import numpy as np, nlmeans; from nlmeans.backend import passes_compiled; "
+            "grey = np.zeros((8, 8)) + np.arange(8); rgb = np.stack([grey] * 3, -1); "
+            "print(passes_compiled(nlmeans.resolve(grey, 10)), "
+            "passes_compiled(nlmeans.resolve(rgb, 10, channel_axis=-1)))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, env=dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path)))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "False"]
+    from nlmeans.backend import kernel_compiled
+
+    grey = np.zeros((8, 8)) + np.arange(8)
+    nlmeans.denoise(grey, 10)
+    step = nlmeans.resolve(grey, 10).passes[0]
+    assert kernel_compiled(step, 1, np.float32)
+
+
+def test_the_first_run_of_a_medium_image_skips_the_compile(tmp_path, numpy_for_small):
+    """While the kernel an image needs is not compiled, `nlmeans denoise` runs
+    images up to FIRST_RUN_WORK on the NumPy pass: sooner done than compiling.
+    A fresh process with an empty Numba cache denoises a 128² PNG without
+    compiling anything; the result equals the kernel's to float rounding."""
+    image = np.clip(128 + 30 * RNG.standard_normal((128, 128)), 0, 255).astype(np.uint8)
+    iio.imwrite(tmp_path / "medium.png", image)
+    cache = tmp_path / "cache"
+    code = ("import sys; from nlmeans_cli.main import main; sys.argv = ['nlmeans', 'denoise', "
+            f"{str(tmp_path / 'medium.png')!r}, {str(tmp_path / 'out.png')!r}]; main()")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, env=dict(os.environ, NUMBA_CACHE_DIR=str(cache)))
+    assert done.returncode == 0, done.stderr
+    assert "compiling" not in done.stderr
+    assert not list(cache.rglob("*.nbi"))  # Numba cached nothing: nothing was compiled
+    written = iio.imread(tmp_path / "out.png")
+    expected = nlmeans.denoise(image)
+    assert np.abs(written.astype(int) - expected).max() <= 1
+    assert np.mean(written != expected) < 0.01
+
+
+def test_numpy_takes_the_first_run_of_medium_images_only(monkeypatch, numpy_for_small):
+    from nlmeans import backend
+
+    medium = RNG.normal(128, 20, (128, 128))
+    large = RNG.normal(128, 20, (512, 512))
+    monkeypatch.setattr(backend, "passes_compiled", lambda settings: False)
+    assert backend.numpy_is_faster(nlmeans.resolve(medium), medium.shape)
+    assert not backend.numpy_is_faster(nlmeans.resolve(large), large.shape)
+    assert not backend.numpy_is_faster(nlmeans.resolve(medium, method="nlbayes"), medium.shape)
+    monkeypatch.setattr(backend, "passes_compiled", lambda settings: True)
+    assert not backend.numpy_is_faster(nlmeans.resolve(medium), medium.shape)
+    assert backend.numpy_is_faster(nlmeans.resolve(medium[:48, :48]), (48, 48))
+
+
+def test_a_batch_warms_up_the_variant_its_files_need(tmp_path):
+    from nlmeans.backend import passes_compiled
+    from nlmeans_cli.processing import warm_up
+
+    rgb = np.clip(RNG.normal(128, 25, (40, 40, 3)), 0, 255).astype(np.uint8)
+    iio.imwrite(tmp_path / "first.png", rgb)
+    warm_up({"h": 12.0}, str(tmp_path / "first.png"))
+    assert passes_compiled(nlmeans.resolve(rgb[:32, :32], 12.0, channel_axis=-1))
+    warm_up({"h": 12.0}, str(tmp_path / "missing.png"))  # random grey instead
+    assert passes_compiled(nlmeans.resolve(np.zeros((16, 16)), 12.0))
 
 
 def test_noise_with_a_non_finite_sigma_is_a_usage_error(noisy_png, tmp_path):
