@@ -63,9 +63,12 @@ def _client(scheduler):
     workers = int(scheduler[len("local:"):])
     # One task per worker thread at a time: a worker that dies then takes only the file
     # it was denoising with it (tasks queued on it would count its death too).
+    # No statistical profiler: it samples every worker thread's stack every 10 ms,
+    # taking the GIL and a core's time from processes that fill every core.
     with dask.config.set({"distributed.scheduler.allowed-failures": _ALLOWED_FAILURES,
                           "distributed.scheduler.worker-saturation": 1.0,
-                          "distributed.worker.daemon": False}):
+                          "distributed.worker.daemon": False,
+                          "distributed.worker.profile.enabled": False}):
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                dashboard_address=None, silence_logs=40)
         with cluster, Client(cluster) as client:
