@@ -365,3 +365,19 @@ def test_batch_streams_large_tiffs_within_its_share_of_the_budget(tmp_path, no_b
     monkeypatch.setattr(batch, "_run", lambda *args: shares.append(args[-1]) or [])
     run("batch", inputs, tmp_path / "shared", "--max-memory", "12M", "--jobs", "2", "-q")
     assert shares == [6 * 2**20]
+
+
+def test_local_cluster_workers_do_not_profile():
+    """The workers of --scheduler local:N run without dask's statistical profiler,
+    which samples every thread's stack every 10 ms: time taken from the cores
+    the workers fill."""
+    from nlmeans_cli.cluster import _client
+
+    def profiling(dask_worker):
+        import dask
+
+        return dask.config.get("distributed.worker.profile.enabled")
+
+    with _client("local:1") as (client, threads):
+        assert list(client.run(profiling).values()) == [False]
+        assert threads == max(1, os.cpu_count() or 1)
