@@ -88,6 +88,14 @@ class TiffSource:
 def open_tiff(path):
     """A :class:`TiffSource` for a TIFF holding one 2-D grey or RGB image, or None
     for anything else (pages, volumes, alpha): those are read into memory."""
+    from nlmeans.io import _TIFF_SIGNATURES
+
+    try:
+        with open(path, "rb") as f:
+            if not f.read(4).startswith(_TIFF_SIGNATURES):
+                return None  # (without importing tifffile: 0.03 s of a small PNG's run)
+    except OSError:
+        return None
     import tifffile
 
     try:
