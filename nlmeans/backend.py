@@ -121,10 +121,10 @@ def kernel_compiled(step, channels, dtype):
     from nlmeans import _kernels
 
     dtype = np.dtype(dtype)
-    patch, search = _kernel_radii(step.patch_radius), _kernel_radii(step.search_radius)
-    aggregation_radius = patch if step.aggregation == "patch" else (0, 0, 0)
+    patch, search, aggregation_radius = _kernel_geometry(step)
     values = np.zeros((channels, 1, 1, 1), dtype=dtype)
-    threshold, inv_scale = _kernel_scales(step.h, step.sigma, channels, dtype)
+    # Only the arguments' types matter here (terms = 1 gives the scales' types).
+    threshold, inv_scale = _kernel_scales(step.h, step.sigma, 1, dtype)
     entry, arguments = _kernels.tile_call(
         values, values, np.zeros((1, 1, 1, channels), dtype=dtype), patch, search,
         aggregation_radius, step.centre_weight == "max", threshold, inv_scale, dtype.type(0),
@@ -165,8 +165,7 @@ def numba_pass(values, guide, step, dtype, bounds, rounded, image_shape=None,
     from nlmeans import _kernels
 
     work_dtype = np.dtype(dtype)
-    patch, search = _kernel_radii(step.patch_radius), _kernel_radii(step.search_radius)
-    aggregation_radius = patch if step.aggregation == "patch" else (0, 0, 0)
+    patch, search, aggregation_radius = _kernel_geometry(step)
     margins = [(0, 0)] + [(s + p + a,) * 2 for s, p, a in zip(search, patch, aggregation_radius)]
     if frames_padded:
         margins[1] = (0, 0)
@@ -189,6 +188,12 @@ def numba_pass(values, guide, step, dtype, bounds, rounded, image_shape=None,
                                      high, rounded)
     # The kernel writes channel-last; a channel-first view matches `values`.
     return np.moveaxis(result, -1, 0)
+
+
+def _kernel_geometry(step):
+    """The kernel's (z, y, x) patch, search and aggregation radii for `step`."""
+    patch, search = _kernel_radii(step.patch_radius), _kernel_radii(step.search_radius)
+    return patch, search, patch if step.aggregation == "patch" else (0, 0, 0)
 
 
 def _kernel_radii(radii):
