@@ -17,6 +17,8 @@ import click
 INSTALL = "pip install 'nlmeans[dask]'"
 # A file whose worker died is given to one more worker, then reported failed.
 _ALLOWED_FAILURES = 1
+# How often a LocalCluster's servers check that their event loop is responsive.
+_TICK_INTERVAL = "1s"
 
 
 def check_scheduler(scheduler):
@@ -63,12 +65,14 @@ def _client(scheduler):
     workers = int(scheduler[len("local:"):])
     # One task per worker thread at a time: a worker that dies then takes only the file
     # it was denoising with it (tasks queued on it would count its death too).
-    # No statistical profiler: it samples every worker thread's stack every 10 ms,
-    # taking the GIL and a core's time from processes that fill every core.
+    # No statistical profiler (it samples every worker thread's stack every 10 ms), and
+    # event-loop health checks every second instead of every 20 ms: with every core
+    # denoising, both take the GIL and a core's time from the workers.
     with dask.config.set({"distributed.scheduler.allowed-failures": _ALLOWED_FAILURES,
                           "distributed.scheduler.worker-saturation": 1.0,
                           "distributed.worker.daemon": False,
-                          "distributed.worker.profile.enabled": False}):
+                          "distributed.worker.profile.enabled": False,
+                          "distributed.admin.tick.interval": _TICK_INTERVAL}):
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                dashboard_address=None, silence_logs=40)
         with cluster, Client(cluster) as client:

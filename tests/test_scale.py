@@ -367,9 +367,10 @@ def test_batch_streams_large_tiffs_within_its_share_of_the_budget(tmp_path, no_b
     assert shares == [6 * 2**20]
 
 
-def test_local_cluster_workers_do_not_profile():
+def test_local_cluster_servers_stay_quiet():
     """The workers of --scheduler local:N run without dask's statistical profiler,
-    which samples every thread's stack every 10 ms: time taken from the cores
+    which samples every thread's stack every 10 ms, and every server checks its
+    event loop once a second rather than every 20 ms: time taken from the cores
     the workers fill."""
     from nlmeans_cli.cluster import _client
 
@@ -378,6 +379,11 @@ def test_local_cluster_workers_do_not_profile():
 
         return dask.config.get("distributed.worker.profile.enabled")
 
+    def tick_ms(dask_worker=None, dask_scheduler=None):
+        return (dask_worker or dask_scheduler).periodic_callbacks["tick"].callback_time
+
     with _client("local:1") as (client, threads):
         assert list(client.run(profiling).values()) == [False]
+        assert list(client.run(tick_ms).values()) == [1000]
+        assert client.run_on_scheduler(tick_ms) == 1000
         assert threads == max(1, os.cpu_count() or 1)
