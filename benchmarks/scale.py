@@ -19,7 +19,7 @@ a figure taken while something else ran on the machine is void.
     python benchmarks/scale.py                        # every part at full size
     python benchmarks/scale.py --parts stream dask --stream-size 6000
 
-Writes benchmarks/results/scale.md (the parts run, appended by part).
+Writes benchmarks/results/scale.md (the parts run), or the file --out names.
 """
 
 import argparse
@@ -200,22 +200,46 @@ def part_batch(args, folder, lines):
             ("LocalCluster, 1 process x 1 thread (kernel on all cores)",
              ["--scheduler", "local:1"], {}),
             ("LocalCluster, 2 processes x 1 thread", ["--scheduler", "local:2"], {})]
-    results = []
-    for index, (name, extra, env) in enumerate(runs):
-        out = os.path.join(folder, f"batch-out-{index}")
-        start = time.perf_counter()
-        proc = subprocess.run(["nlmeans", "batch", inputs, out, "--json", "-q"] + extra,
-                              capture_output=True, text=True, env=dict(os.environ, **env))
-        wall = time.perf_counter() - start
-        summary = json.loads(proc.stdout)["summary"]
-        results.append((name, wall, summary["done"], summary["seconds"]))
-    base = results[0][1]
+    # Rounds run the rows in turns, so that a drift of the machine's speed shows in
+    # every row alike rather than in one.
+    results = {name: [] for name, _, _ in runs}
+    for round_ in range(args.batch_rounds):
+        for index, (name, extra, env) in enumerate(runs):
+            out = os.path.join(folder, f"batch-out-{round_}-{index}")
+            wall, cpu, stdout = _timed_batch(["nlmeans", "batch", inputs, out, "--json", "-q"]
+                                             + extra, env)
+            summary = json.loads(stdout)["summary"]
+            results[name].append((wall, cpu / wall, summary["done"]))
+            shutil.rmtree(out, ignore_errors=True)
+    base = results[runs[0][0]]
+    cluster_one = results[runs[2][0]]
     lines += [f"## Batch: 16 images of {args.batch_size}² (automatic settings), wall time "
-              f"including start-up", "", "| run | files done | wall s (batch's own) | speed-up "
-              "vs 1 process, 1 thread |", "|---|---|---|---|"]
-    lines += [f"| {name} | {done} | {wall:.1f} ({own:.1f}) | {base / wall:.2f}x |"
-              for name, wall, done, own in results]
+              f"including start-up, {args.batch_rounds} round(s) in turns", "",
+              "| run | files done | wall s | CPU/wall | vs local batch, 1 process, 1 thread "
+              "| vs LocalCluster, 1 process x 1 thread |", "|---|---|---|---|---|---|"]
+    for name, rows in results.items():
+        lines.append(" | ".join([
+            f"| {name}", " / ".join(str(done) for _, _, done in rows),
+            " / ".join(f"{wall:.1f}" for wall, _, _ in rows),
+            " / ".join(f"{ratio:.2f}" for _, ratio, _ in rows),
+            " / ".join(f"{b[0] / wall:.2f}x" for b, (wall, _, _) in zip(base, rows)),
+            " / ".join(f"{c[0] / wall:.2f}x" for c, (wall, _, _) in zip(cluster_one, rows))])
+            + " |")
     lines.append("")
+
+
+def _timed_batch(command, env):
+    """(wall s, CPU s of the batch and every process it waited for, stdout)."""
+    before = os.times()
+    start = time.perf_counter()
+    proc = subprocess.run(command, capture_output=True, text=True, env=dict(os.environ, **env))
+    wall = time.perf_counter() - start
+    after = os.times()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{proc.stderr}")
+    cpu = (after.children_user - before.children_user
+           + after.children_system - before.children_system)
+    return wall, cpu, proc.stdout
 
 
 def main():
@@ -226,6 +250,8 @@ def main():
     parser.add_argument("--large-size", type=int, default=40000)
     parser.add_argument("--dask-size", type=int, default=8192)
     parser.add_argument("--batch-size", type=int, default=1024)
+    parser.add_argument("--batch-rounds", type=int, default=1,
+                        help="run the batch part's rows this many times, in turns")
     parser.add_argument("--budget", default="300M")
     parser.add_argument("--options", nargs="*", default=[],
                         help="extra nlmeans denoise options for the stream part")
