@@ -20,6 +20,9 @@ import numpy as np
 
 from nlmeans.backend import decay_scale
 
+# The size of a group of offsets' difference arrays (see nd_pass).
+_GROUP_BYTES = 1 << 18
+
 
 def nd_pass(values, guide, step, dtype, bounds, rounded, frames_padded=False):
     """`step` run over the channel-first (C, *spatial) float array `values`,
@@ -46,42 +49,51 @@ def nd_pass(values, guide, step, dtype, bounds, rounded, frames_padded=False):
     threshold = 2.0 * step.sigma ** 2 * terms
     scale = decay_scale(step.h, terms, work)  # the kernel's, less its base-2 factor
     offsets = [t for t in itertools.product(*[range(-s, s + 1) for s in search]) if any(t)]
+    # Offsets go in groups whose difference arrays fill about 256 kB: one array
+    # operation then serves many offsets (small images spend their time in the
+    # operations' fixed costs), and a group stays in the core's cache.
+    compared_size = int(np.prod([size + 2 * p for size, p in zip(ref_shape, patch)]))
+    per_group = max(1, _GROUP_BYTES // (compared_size * work.itemsize))
+    groups = [tuple(offsets[i:i + per_group]) for i in range(0, len(offsets), per_group)]
 
     # Patch-wise aggregation and the largest-weight centre visit every offset
     # two or three times: its weights are kept when they all fit in 64 MB.
     memo = {} if len(offsets) * np.prod(ref_shape) * work.itemsize <= 64 * 2**20 else None
 
-    def weights(t):
-        if memo is not None and t in memo:
-            return memo[t]
-        result = _weights(compared, lo, ref_shape, t, patch, threshold, scale)
+    def weights(group):
+        """The weights of the offsets in `group`, stacked: (len(group), *ref_shape)."""
+        if memo is not None and group in memo:
+            return memo[group]
+        result = _weights(compared, lo, ref_shape, group, patch, threshold, scale)
         if memo is not None:
-            memo[t] = result
+            memo[group] = result
         return result
 
     centre = np.ones(ref_shape, work)
     if step.centre_weight == "max":
         centre[:] = 0
-        for t in offsets:
-            np.maximum(centre, weights(t), out=centre)
+        for group in groups:
+            np.maximum(centre, weights(group).max(0), out=centre)
     inner = tuple(slice(m, m + size) for m, size in zip(margin, shape))
     acc = np.zeros((values.shape[0],) + shape, work)
     total = np.zeros(shape, work)
     if any(aggregation):
         norm = centre.copy()
-        for t in offsets:
-            norm += weights(t)
+        for group in groups:
+            norm += weights(group).sum(0)
         bad = norm <= 0  # every weight underflowed: keep the pixel
         centre[bad], norm[bad] = 1, 1
         inverse = 1 / norm
-        pairs = [(t, lambda t=t: weights(t) * inverse) for t in offsets]
-        pairs.append(((0,) * n, lambda: centre * inverse))
-        for t, share in pairs:
-            spread = _box_sum(share(), aggregation)  # over the references whose patch covers q
-            _add(acc, total, spread, padded, inner, t)
+        # Each reference's share spreads over the pixels its patch covers.
+        for group in groups + [((0,) * n,)]:
+            shares = weights(group) * inverse if any(group[0]) else (centre * inverse)[None]
+            spread = _box_sum(shares, aggregation, lead=1)
+            for t, weight in zip(group, spread):
+                _add(acc, total, weight, padded, inner, t)
     else:
-        for t in offsets:
-            _add(acc, total, weights(t), padded, inner, t)
+        for group in groups:
+            for t, weight in zip(group, weights(group)):
+                _add(acc, total, weight, padded, inner, t)
         _add(acc, total, centre, padded, inner, (0,) * n)
     kept = total <= 0
     total[kept] = 1
@@ -92,31 +104,67 @@ def nd_pass(values, guide, step, dtype, bounds, rounded, frames_padded=False):
     return np.rint(out, out=out) if rounded else out
 
 
-def _weights(compared, lo, shape, t, patch, threshold, scale):
-    """w(r, r + t) for the references r in the box [lo, lo + shape) (padded coordinates)."""
+def _weights(compared, lo, shape, group, patch, threshold, scale):
+    """w(r, r + t) for the references r in the box [lo, lo + shape) (padded
+    coordinates), for each offset t in `group`: (len(group), *shape)."""
     here = tuple(slice(a - p, a + size + p) for a, size, p in zip(lo, shape, patch))
-    there = tuple(slice(a - p + d, a + size + p + d) for a, size, p, d in zip(lo, shape, patch, t))
-    squares = ((compared[(slice(None),) + here] - compared[(slice(None),) + there]) ** 2).sum(0)
-    distance = _box_sum(squares, patch)
-    weights = np.exp(-np.maximum(distance - threshold, 0) * scale)
+    squares = np.empty((len(group),) + tuple(s.stop - s.start for s in here), compared.dtype)
+    for square, t in zip(squares, group):
+        there = tuple(slice(s.start + d, s.stop + d) for s, d in zip(here, t))
+        if len(compared) == 1:
+            np.subtract(compared[0][here], compared[0][there], out=square)
+        else:
+            difference = compared[(slice(None),) + here] - compared[(slice(None),) + there]
+            difference *= difference
+            difference.sum(0, out=square)
+    if len(compared) == 1:
+        squares *= squares
+    # exp(-max(d² - threshold, 0) * scale), in place.
+    weights = _box_sum(squares, patch, lead=1)
+    weights -= threshold
+    np.maximum(weights, 0, out=weights)
+    weights *= -scale
+    np.exp(weights, out=weights)
     # Below the smallest normal number, 0, as in the kernel.
-    weights[weights < np.finfo(weights.dtype).tiny] = 0
+    weights *= weights >= np.finfo(weights.dtype).tiny
     return weights
 
 
-def _box_sum(array, radii):
-    """Sums over the boxes of (2 r + 1) along each axis that fit in `array` (the
-    result is 2 r smaller along each axis)."""
-    for axis, r in enumerate(radii):
-        length = array.shape[axis] - 2 * r
-        total = None
-        for k in range(2 * r + 1):
-            index = [slice(None)] * array.ndim
-            index[axis] = slice(k, k + length)
-            part = array[tuple(index)]
-            total = part.copy() if total is None else total + part
-        array = total
-    return array
+def _box_sum(array, radii, lead=0):
+    """Sums over the boxes of (2 r + 1) along each axis after the first `lead`
+    ones that fit in `array` (the result is 2 r smaller along each such axis; a
+    new array)."""
+    for axis, r in enumerate(radii, start=lead):
+        array = _window_sum(array, axis, 2 * r + 1)
+    return array if any(radii) else array.copy()
+
+
+def _window_sum(array, axis, width):
+    """Sums of `width` consecutive entries along `axis`, built from sums of 1, 2,
+    4, ... entries (one addition per doubling and per bit of `width`: 4 for a
+    width of 9 instead of 8), each addition a whole-array operation."""
+    def part(block, start, length):
+        index = [slice(None)] * block.ndim
+        index[axis] = slice(start, start + length)
+        return block[tuple(index)]
+
+    if width == 1:
+        return array
+    length = array.shape[axis] - width + 1
+    pieces, done, block, size = [], 0, array, 1
+    while True:
+        if width & size:  # this block's sums cover entries [done, done + size)
+            pieces.append(part(block, done, length))
+            done += size
+        if 2 * size > width:
+            break
+        block = part(block, 0, block.shape[axis] - size) + part(block, size,
+                                                                 block.shape[axis] - size)
+        size *= 2
+    total = pieces[0] + pieces[1]
+    for piece in pieces[2:]:
+        total += piece
+    return total
 
 
 def _add(acc, total, weight, padded, inner, t):

@@ -394,3 +394,20 @@ def test_numpy_pass_equals_the_kernel(name, axis):
     numpy = run_passes(values, settings, bounds, rounded=True, backend=numpy_pass)
     assert np.isfinite(numpy).all()
     assert np.abs(numpy - fast).max() <= 1 and np.mean(numpy != fast) < 1e-3
+
+
+@pytest.mark.parametrize("radii", [(0, 0), (1, 2), (4, 3), (5, 7, 1), (6,)])
+def test_numpy_pass_box_sums_equal_the_naive_sums(radii):
+    """The NumPy pass's box sums (from sums of 1, 2, 4, ... entries) against
+    sums of every box entry by entry, in float64."""
+    from nlmeans.ndpass import _box_sum
+
+    shape = [20, 17, 15][:len(radii)]
+    array = RNG.random(shape) * 100
+    expected = np.zeros([n - 2 * r for n, r in zip(shape, radii)])
+    for box in np.ndindex(*[2 * r + 1 for r in radii]):
+        expected += array[tuple(slice(k, k + n) for k, n in zip(box, expected.shape))]
+    result = _box_sum(array, radii)
+    assert result.shape == expected.shape
+    np.testing.assert_allclose(result, expected, rtol=1e-12)
+    assert not np.shares_memory(result, array)
