@@ -46,6 +46,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from nlmeans.parameters import block_means, estimate_noise, high_pass
+from nlmeans.quantiles import median, quantiles
 
 # The correlation figure (level at scale 2 / level at scale 1) from which noise
 # is taken as correlated; see the module docstring.
@@ -175,9 +176,9 @@ def _levels(channel, scale):
     if not responses:
         return (0.0, 0.0, 0.0), (0.0, 0.0, 0.0)
     responses, brightness = np.concatenate(responses), np.concatenate(brightness)
-    low, high = np.quantile(brightness, [1 / 3, 2 / 3])
+    low, high = quantiles(brightness, (1 / 3, 2 / 3))
     thirds = [brightness <= low, (brightness > low) & (brightness <= high), brightness > high]
-    levels = tuple(float(np.median(responses[t]) * _MAD_TO_SIGMA / 6.0 * scale) if t.any()
+    levels = tuple(median(responses[t]) * _MAD_TO_SIGMA / 6.0 * scale if t.any()
                    else 0.0 for t in thirds)
-    intensities = tuple(float(np.median(brightness[t])) if t.any() else 0.0 for t in thirds)
+    intensities = tuple(median(brightness[t]) if t.any() else 0.0 for t in thirds)
     return levels, intensities

@@ -32,6 +32,8 @@ colour gets one pass.
 
 import numpy as np
 
+from nlmeans.quantiles import median, quantiles
+
 # (upper sigma bound in 8-bit units, patch radius, search radius, h / sigma)
 GREY_RULES = (
     (12.0, 2, 7, 0.60),
@@ -100,7 +102,7 @@ def data_range(image, sigma=0.0, maximum=None):
         top = float(np.iinfo(image.dtype).max)
         maximum = image.max() if maximum is None else maximum
         return 4095.0 if image.dtype.itemsize == 2 and maximum <= 4095 else top
-    low, high = np.percentile(image, [0.1, 99.9])
+    low, high = quantiles(image, (0.001, 0.999))
     for scale in (1.0, 255.0, 65535.0):
         overshoot = 0.5 * scale + 4.0 * sigma
         if -overshoot <= low and high <= scale + overshoot and high - low > 0.02 * scale:
@@ -140,14 +142,14 @@ def estimate_noise(image, channel_axis=None, scale=1):
                               for c in range(image.shape[-1])]))
     if image.ndim == 3:
         # Volume: the same 2-D estimate on every slice, pooled.
-        return float(np.median([estimate_noise(plane, scale=scale) for plane in image]))
+        return median([estimate_noise(plane, scale=scale) for plane in image])
     if image.ndim != 2:
         raise ValueError(f"estimate_noise needs a 2-D image or 3-D volume, got {image.ndim}-D")
     if scale > 1:
         return scale * estimate_noise(block_means(image, scale))
     if min(image.shape) < 3:
         return 0.0
-    return float(np.median(np.abs(high_pass(image))) * _MAD_TO_SIGMA / 6.0)
+    return median(np.abs(high_pass(image))) * _MAD_TO_SIGMA / 6.0
 
 
 def high_pass(plane):

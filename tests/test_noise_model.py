@@ -180,3 +180,21 @@ def test_real_camera_noise_is_correlated_and_denoising_helps():
         assert model.kind == "correlated" and 0.6 < model.sigma / true < 2.5
         denoised = nlmeans.denoise(noisy, channel_axis=-1).astype(np.float64)
         assert np.mean((denoised - reference) ** 2) < 0.8 * np.mean((noisy - reference) ** 2)
+
+
+@pytest.mark.parametrize("size", [1, 2, 7, 10, 1001])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.uint8, np.int16])
+def test_medians_and_quantiles_equal_numpys(size, dtype):
+    """The estimators' medians and quantiles (np.partition, no numpy.ma import)
+    against numpy's median and quantile (linear method), odd and even counts."""
+    from nlmeans.quantiles import median, quantiles
+
+    rng = np.random.default_rng(size)
+    values = (rng.random((size,)) * 200 - (50 if dtype == np.int16 else 0)).astype(dtype)
+    values = values.reshape(-1, 1) if size % 2 else values  # any shape: all values count
+    assert median(values) == pytest.approx(float(np.median(values)), rel=1e-6, abs=1e-12)
+    fractions = (0, 0.001, 1 / 3, 0.5, 2 / 3, 0.999, 1)
+    expected = np.quantile(values.astype(np.float64), fractions)
+    np.testing.assert_allclose(quantiles(values, fractions), expected, rtol=1e-6, atol=1e-12)
+    with pytest.raises(ValueError, match="no values"):
+        median(values[:0])
