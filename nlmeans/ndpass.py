@@ -161,7 +161,7 @@ def _window_sum(array, axis, width):
         block = part(block, 0, block.shape[axis] - size) + part(block, size,
                                                                  block.shape[axis] - size)
         size *= 2
-    total = pieces[0] + pieces[1]
+    total = pieces[0] + pieces[1] if len(pieces) > 1 else pieces[0].copy()  # (even widths)
     for piece in pieces[2:]:
         total += piece
     return total

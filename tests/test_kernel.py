@@ -411,3 +411,13 @@ def test_numpy_pass_box_sums_equal_the_naive_sums(radii):
     assert result.shape == expected.shape
     np.testing.assert_allclose(result, expected, rtol=1e-12)
     assert not np.shares_memory(result, array)
+
+
+@pytest.mark.parametrize("width", range(1, 12))
+def test_numpy_pass_window_sums_of_any_width(width):
+    """Sums of `width` consecutive entries, odd or even, against np.convolve."""
+    from nlmeans.ndpass import _window_sum
+
+    array = RNG.random((3, 25)) * 100
+    expected = np.array([np.convolve(row, np.ones(width), mode="valid") for row in array])
+    np.testing.assert_allclose(_window_sum(array, 1, width), expected, rtol=1e-12)
