@@ -198,3 +198,7 @@ def test_medians_and_quantiles_equal_numpys(size, dtype):
     np.testing.assert_allclose(quantiles(values, fractions), expected, rtol=1e-6, atol=1e-12)
     with pytest.raises(ValueError, match="no values"):
         median(values[:0])
+    if values.dtype.kind == "f" and size > 1:  # NaN anywhere gives NaN, as numpy's do
+        values.flat[size // 3] = np.nan
+        assert np.isnan(median(values)) and np.isnan(np.median(values))
+        assert np.isnan(quantiles(values, fractions)).all()
