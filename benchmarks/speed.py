@@ -178,7 +178,8 @@ def startup_table():
     """cli_startup's runs as a Markdown table."""
     return ("`nlmeans denoise` start-up, fresh processes, empty Numba cache at first:\n\n"
             "| run | wall s | CPU/wall |\n|---|---|---|\n" + "".join(
-                f"| {what} | {_walls(walls)} | {load:.2f} |\n" for what, walls, load in cli_startup()))
+                f"| {what} | {_walls(walls)} | {load:.2f} |\n"
+                for what, walls, load in cli_startup()))
 
 
 def _walls(walls):
