@@ -77,15 +77,17 @@ def write_test_tiff(path, size, seed=0):
                      compression="zlib", photometric="minisblack")
 
 
-def timed(command):
-    """(wall s, CPU s, peak RSS MB, stderr) of a command, via /usr/bin/time."""
+def timed(command, env=None):
+    """(wall s, CPU s, peak RSS MB, the finished process) of a command, via
+    /usr/bin/time; its CPU counts every process it waited for. `env`: variables
+    added to this process's environment."""
     fmt = "%e %U %S %M"
     proc = subprocess.run(["/usr/bin/time", "-f", fmt] + command, capture_output=True,
-                          text=True)
+                          text=True, env=dict(os.environ, **(env or {})))
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed:\n{proc.stderr}")
     wall, user, system, rss = proc.stderr.strip().splitlines()[-1].split()
-    return float(wall), float(user) + float(system), float(rss) / 1024, proc.stderr
+    return float(wall), float(user) + float(system), float(rss) / 1024, proc
 
 
 def compare_tiffs(a, b, rows=2048):
@@ -111,8 +113,8 @@ def part_stream(args, folder, lines):
     for name, extra in (("in memory", []), (f"--max-memory {args.budget}",
                                             ["--max-memory", args.budget])):
         out = os.path.join(folder, f"out-{len(runs)}.tif")
-        wall, cpu, rss, err = timed(["nlmeans", "denoise", source, out] + extra + args.options)
-        runs[name] = (wall, cpu, rss, out, "streaming" in err)
+        wall, cpu, rss, proc = timed(["nlmeans", "denoise", source, out] + extra + args.options)
+        runs[name] = (wall, cpu, rss, out, "streaming" in proc.stderr)
     worst, count = compare_tiffs(runs["in memory"][3], runs[f"--max-memory {args.budget}"][3])
     base = runs["in memory"][0]
     lines += [f"## A {size}x{size} 8-bit TIFF ({size * size / 1e6:.0f} MP, Deflate, "
@@ -206,9 +208,9 @@ def part_batch(args, folder, lines):
     for round_ in range(args.batch_rounds):
         for index, (name, extra, env) in enumerate(runs):
             out = os.path.join(folder, f"batch-out-{round_}-{index}")
-            wall, cpu, stdout = _timed_batch(["nlmeans", "batch", inputs, out, "--json", "-q"]
-                                             + extra, env)
-            summary = json.loads(stdout)["summary"]
+            wall, cpu, _, proc = timed(["nlmeans", "batch", inputs, out, "--json", "-q"] + extra,
+                                       env)
+            summary = json.loads(proc.stdout)["summary"]
             results[name].append((wall, cpu / wall, summary["done"]))
             shutil.rmtree(out, ignore_errors=True)
     base = results[runs[0][0]]
@@ -226,20 +228,6 @@ def part_batch(args, folder, lines):
             " / ".join(f"{c[0] / wall:.2f}x" for c, (wall, _, _) in zip(cluster_one, rows))])
             + " |")
     lines.append("")
-
-
-def _timed_batch(command, env):
-    """(wall s, CPU s of the batch and every process it waited for, stdout)."""
-    before = os.times()
-    start = time.perf_counter()
-    proc = subprocess.run(command, capture_output=True, text=True, env=dict(os.environ, **env))
-    wall = time.perf_counter() - start
-    after = os.times()
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} failed:\n{proc.stderr}")
-    cpu = (after.children_user - before.children_user
-           + after.children_system - before.children_system)
-    return wall, cpu, proc.stdout
 
 
 def main():
