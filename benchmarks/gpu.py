@@ -46,7 +46,7 @@ def timed(fn, repeats):
 def kernel_seconds(noisy, options, repeats):
     """Median time of the GPU kernels alone for every pass of the settings."""
     import nlmeans
-    from nlmeans.cuda_backend import import_cuda, run_on_device, to_device
+    from nlmeans.backends.cuda import import_cuda, run_on_device, to_device
 
     cuda = import_cuda()
     settings = nlmeans.resolve(noisy, **options)
@@ -107,7 +107,7 @@ def main():
     import cv2
     from numba import cuda
 
-    from nlmeans.cuda_backend import import_cuda
+    from nlmeans.backends.cuda import import_cuda
 
     import_cuda()
     cv2.setNumThreads(os.cpu_count())

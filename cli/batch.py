@@ -11,6 +11,8 @@ import time
 import click
 
 from nlmeans_cli.options import denoise_kwargs, denoise_options, max_memory_option
+from nlmeans_cli.processing import (Interrupted, Terminated, files_bar, process_task,
+                                    raise_terminated)
 
 EXAMPLE = """
 Examples:
@@ -74,27 +76,7 @@ def _init_worker(threads, options, volume, quality, fmt, max_memory=None):
 
 
 def _work(task):
-    return _process_task(task, **_WORKER)
-
-
-def _process_task(task, options, volume, quality, fmt, max_memory=None):
-    """The Outcome of one (input, output) task; never raises for a bad file."""
-    from nlmeans_cli.processing import Outcome, process
-
-    input_path, output_path = task
-    try:
-        outcome = process(input_path, output_path, options, fmt=fmt, volume=volume,
-                          quality=quality, max_memory=max_memory)
-        outcome.details = None  # keep the reply small
-        return outcome
-    except click.ClickException as exc:
-        reason = exc.format_message()
-        for prefix in (f"{input_path}: ", f"{output_path}: "):
-            reason = reason[len(prefix):] if reason.startswith(prefix) else reason
-        return Outcome(input_path, output_path, status="failed", reason=reason)
-    except Exception as exc:  # one bad file never stops the batch
-        return Outcome(input_path, output_path, status="failed",
-                       reason=f"{type(exc).__name__}: {exc}".splitlines()[0])
+    return process_task(task, **_WORKER)
 
 
 @click.command("batch", epilog=EXAMPLE)
@@ -191,7 +173,7 @@ def batch_command(input_dir, output_dir, patterns, recursive, suffix, fmt, quali
         elif jobs > 1:
             warm_up(kwargs, tasks[0][0])
         # SIGTERM (a service manager, `kill`) stops the batch as Ctrl-C does.
-        previous = signal.signal(signal.SIGTERM, _terminate)
+        previous = signal.signal(signal.SIGTERM, raise_terminated)
         try:
             if scheduler is not None:
                 from nlmeans_cli.cluster import run_on_cluster
@@ -201,12 +183,12 @@ def batch_command(input_dir, output_dir, patterns, recursive, suffix, fmt, quali
                     max_memory=max_memory), show_bar)
             else:
                 # The files in flight share the memory budget.
-                from nlmeans.outofcore import default_budget
+                from nlmeans.runners.outofcore import default_budget
 
                 share = (max_memory or default_budget()) // jobs
                 outcomes += _run(tasks, jobs, max(1, cores // jobs), kwargs, volume, quality,
                                  fmt, show_bar, share)
-        except _Interrupted as stop:
+        except Interrupted as stop:
             outcomes += stop.outcomes
             interrupted = 143 if stop.terminated else 130
         finally:
@@ -217,20 +199,6 @@ def batch_command(input_dir, output_dir, patterns, recursive, suffix, fmt, quali
         raise SystemExit(interrupted)  # 128 + the signal's number
     if any(o.status == "failed" for o in outcomes):
         raise SystemExit(1)
-
-
-class _Interrupted(Exception):
-    def __init__(self, outcomes, terminated=False):
-        self.outcomes = outcomes
-        self.terminated = terminated
-
-
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where Ctrl-C's KeyboardInterrupt would be."""
-
-
-def _terminate(signum, frame):
-    raise _Terminated()
 
 
 def _run(tasks, jobs, threads, options, volume, quality, fmt, show_bar, max_memory=None):
@@ -248,7 +216,7 @@ def _run(tasks, jobs, threads, options, volume, quality, fmt, show_bar, max_memo
                 # In-process: Ctrl-C and SIGTERM must reach this loop (the worker setup
                 # ignores them).
                 signal.signal(signal.SIGINT, signal.default_int_handler)
-                signal.signal(signal.SIGTERM, _terminate)
+                signal.signal(signal.SIGTERM, raise_terminated)
                 for task in tasks:
                     done.append(_work(task))
                     if bar is not None:
@@ -276,17 +244,10 @@ def _run(tasks, jobs, threads, options, volume, quality, fmt, show_bar, max_memo
                     pool.shutdown(wait=True, cancel_futures=True)
                     done += [future.result() for future in pending
                              if future.done() and not future.cancelled()]
-                    raise _Interrupted(done, isinstance(stop, _Terminated)) from None
+                    raise Interrupted(done, isinstance(stop, Terminated)) from None
             return done
         except KeyboardInterrupt as stop:
-            raise _Interrupted(done, isinstance(stop, _Terminated)) from None
-
-
-def files_bar(count):
-    """The batch's progress bar over `count` files, naming the last one done."""
-    return click.progressbar(length=count, label="denoising", file=sys.stderr, show_pos=True,
-                             show_eta=True,
-                             item_show_func=lambda o: os.path.basename(o.input) if o else "")
+            raise Interrupted(done, isinstance(stop, Terminated)) from None
 
 
 def _finish(outcomes, seconds, as_json, quiet, dry_run=False, interrupted=False, jobs=1):

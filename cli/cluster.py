@@ -14,6 +14,9 @@ import os
 
 import click
 
+from nlmeans_cli.processing import (Interrupted, Outcome, Terminated, files_bar, process_task,
+                                    warm_up)
+
 INSTALL = "pip install 'nlmeans[dask]'"
 # A file whose worker died is given to one more worker, then reported failed.
 _ALLOWED_FAILURES = 1
@@ -39,12 +42,11 @@ def _cluster_task(task, settings, threads):
     """Run on a worker: the batch's task with the worker's share of the cores."""
     import numba
 
-    from nlmeans.chunked import task_threads
-    from nlmeans_cli.batch import _process_task
+    from nlmeans.api.jobs import task_threads
 
     cap = numba.config.NUMBA_NUM_THREADS  # the most this process has (NUMBA_NUM_THREADS)
     numba.set_num_threads(min(threads or task_threads() or cap, cap))
-    return _process_task(task, **settings)
+    return process_task(task, **settings)
 
 
 @contextlib.contextmanager
@@ -86,9 +88,6 @@ def run_on_cluster(tasks, scheduler, settings, show_bar, work=_cluster_task):
     written."""
     from distributed import as_completed
 
-    from nlmeans_cli.batch import _Interrupted, _Terminated, files_bar
-    from nlmeans_cli.processing import Outcome, warm_up
-
     if scheduler.startswith("local:"):
         warm_up(settings["options"], tasks[0][0])  # workers then load the kernel from the cache
     done = []
@@ -110,7 +109,7 @@ def run_on_cluster(tasks, scheduler, settings, show_bar, work=_cluster_task):
                 with contextlib.suppress(Exception):
                     future.result()
                 done.append(_outcome(future, futures[future], Outcome))
-            raise _Interrupted(done, isinstance(stop, _Terminated)) from None
+            raise Interrupted(done, isinstance(stop, Terminated)) from None
     return done
 
 

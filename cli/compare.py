@@ -93,7 +93,7 @@ def compare_command(reference, images, as_json, montage, overwrite):
             click.echo(f"{r['image']:<{width}}  {r['psnr']:>8.2f}  {r['ssim']:>6.4f}  "
                        f"{r['mse']:>10.4g}  {r['max_abs_error']:>8.4g}")
     if montage:
-        from nlmeans.montage import make_montage
+        from nlmeans.io.montage import make_montage
         from nlmeans.io import write_image
 
         picture = make_montage(reference, ref_pixels, [(p, i.merged(), r["psnr"])

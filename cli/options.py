@@ -130,7 +130,7 @@ class MemorySize(click.ParamType):
     def convert(self, value, param, ctx):
         if isinstance(value, int):
             return value
-        from nlmeans.outofcore import parse_size
+        from nlmeans.runners.outofcore import parse_size
 
         try:
             return parse_size(value)

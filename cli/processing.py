@@ -91,8 +91,7 @@ def warm_up(options, example=None):
     The tiny image is a corner of `example` (the batch's first file), whose
     channels and pixel type choose the kernel's compiled variant."""
     from nlmeans import denoise, resolve
-    from nlmeans.backend import passes_compiled
-    from nlmeans.denoise import kernel_is_cached
+    from nlmeans.api.jobs import kernel_is_cached, passes_compiled
 
     tiny = _corner_of(example)
     axis = -1 if tiny.ndim == 3 else None
@@ -166,8 +165,7 @@ def _denoise_array(pixels, axis, options, estimate_error, interactive, one_shot=
         # SURE needs whole-image runs; h="sure" has run them while resolving.
         return denoise_with_report(pixels, channel_axis=axis, estimate_error=estimate_error,
                                    small_on_numpy=one_shot, **options)
-    from nlmeans.backend import numpy_is_faster
-    from nlmeans.strips import estimated_seconds
+    from nlmeans.api.jobs import estimated_seconds, numpy_is_faster
 
     settings = resolve(pixels, channel_axis=axis,
                        **{k: v for k, v in options.items() if k != "device"})
@@ -212,9 +210,7 @@ def _nlbayes_with_progress(pixels, axis, options, spatial, interactive):
     import numpy as np
 
     from nlmeans import Report, resolve
-    from nlmeans.denoise import denoise_block
-    from nlmeans.layout import check_image
-    from nlmeans.nlbayes import tile_count
+    from nlmeans.api.jobs import check_image, denoise_block, tile_count
 
     settings = resolve(pixels, channel_axis=axis,
                        **{k: v for k, v in options.items() if k != "device"})
@@ -227,7 +223,7 @@ def _nlbayes_with_progress(pixels, axis, options, spatial, interactive):
 
 def _in_strips(pixels, settings, spatial, seconds, interactive):
     from nlmeans import Report
-    from nlmeans.strips import denoise_in_strips
+    from nlmeans.api.jobs import denoise_in_strips
 
     length, halo = spatial[0], settings.halo[0]
     # Strips of 16 halos or more: the rows read twice cost at most an eighth more.
@@ -260,7 +256,7 @@ def process(input_path, output_path, options, *, fmt=None, volume=False, quality
     `one_shot`: the process denoises this file only (see _denoise_array).
 
     A TIFF whose run would need more than `max_memory` bytes (default: half the
-    available memory) is streamed in strips (:mod:`nlmeans.outofcore`)."""
+    available memory) is streamed in strips (:mod:`nlmeans.runners.outofcore`)."""
     from nlmeans.io import ImageIOError, check_writable, read_bytes, read_image, write_image
 
     started = time.perf_counter()
@@ -308,7 +304,7 @@ def _stream_if_large(input_path, output_path, options, fmt, max_memory, estimate
     """The Outcome of streaming a TIFF too large for the memory budget in strips,
     or None when the file is read into memory as usual."""
     from nlmeans.io import ImageIOError
-    from nlmeans import outofcore
+    from nlmeans.runners import outofcore
 
     try:
         source = outofcore.open_tiff(input_path)
@@ -337,7 +333,7 @@ def _stream_if_large(input_path, output_path, options, fmt, max_memory, estimate
 def _too_large_for(path, max_memory):
     """Whether a file is larger than the memory budget itself (it is then surely
     too large to denoise in memory)."""
-    from nlmeans.outofcore import default_budget
+    from nlmeans.runners.outofcore import default_budget
 
     return os.path.getsize(path) > (max_memory or default_budget()) / 4
 
@@ -347,10 +343,10 @@ def _stream(source, output_path, options, fmt, budget, need, estimate_error, int
     import numpy as np
 
     from nlmeans import Report
-    from nlmeans.layout import stand_in
+    from nlmeans.api.jobs import stand_in
     from nlmeans.io import Image, check_writable
-    from nlmeans.outofcore import TILE, denoise_tiff, format_size, measure, strip_rows
-    from nlmeans.resolve import resolve_checked
+    from nlmeans.runners.outofcore import TILE, denoise_tiff, format_size, measure, strip_rows
+    from nlmeans.api.jobs import resolve_checked
 
     started = time.perf_counter()
     path, shape = source.path, source.shape
@@ -382,3 +378,46 @@ def _stream(source, output_path, options, fmt, budget, need, estimate_error, int
     return Outcome(path, output_path, seconds=time.perf_counter() - started,
                    pixels=int(shape[0] * shape[1]), details=report)
 
+
+# Batch tasks, run in worker processes or on a cluster's workers (cli.batch, cli.cluster).
+
+def process_task(task, options, volume, quality, fmt, max_memory=None):
+    """The Outcome of one (input, output) task; never raises for a bad file."""
+    input_path, output_path = task
+    try:
+        outcome = process(input_path, output_path, options, fmt=fmt, volume=volume,
+                          quality=quality, max_memory=max_memory)
+        outcome.details = None  # keep the reply small
+        return outcome
+    except click.ClickException as exc:
+        reason = exc.format_message()
+        for prefix in (f"{input_path}: ", f"{output_path}: "):
+            reason = reason[len(prefix):] if reason.startswith(prefix) else reason
+        return Outcome(input_path, output_path, status="failed", reason=reason)
+    except Exception as exc:  # one bad file never stops the batch
+        return Outcome(input_path, output_path, status="failed",
+                       reason=f"{type(exc).__name__}: {exc}".splitlines()[0])
+
+
+class Interrupted(Exception):
+    """A batch stopped by Ctrl-C or SIGTERM, with the outcomes of the files done."""
+
+    def __init__(self, outcomes, terminated=False):
+        self.outcomes = outcomes
+        self.terminated = terminated
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C's KeyboardInterrupt would be."""
+
+
+def raise_terminated(signum, frame):
+    """A SIGTERM handler: stop as Ctrl-C does, telling the two apart."""
+    raise Terminated()
+
+
+def files_bar(count):
+    """The batch's progress bar over `count` files, naming the last one done."""
+    return click.progressbar(length=count, label="denoising", file=sys.stderr, show_pos=True,
+                             show_eta=True,
+                             item_show_func=lambda o: os.path.basename(o.input) if o else "")

@@ -53,7 +53,7 @@ def video_command(input_path, output_path, temporal_radius, time_series, crf, lo
     complete: Ctrl-C leaves no partial output.
     """
     from nlmeans.io import ImageIOError
-    from nlmeans.video import output_kind
+    from nlmeans.io.video import output_kind
 
     kwargs = _video_kwargs(options, temporal_radius)
     try:
@@ -63,10 +63,10 @@ def video_command(input_path, output_path, temporal_radius, time_series, crf, lo
     if lossless and (kind != "video" or os.path.splitext(output_path)[1].lower() != ".mkv"):
         raise click.UsageError("--lossless writes FFV1 video: OUTPUT must be a .mkv file")
     _check_paths(input_path, output_path, overwrite)
-    from nlmeans_cli.processing import log_to_stderr
+    from nlmeans_cli.processing import Terminated, log_to_stderr, raise_terminated
 
     log_to_stderr(quiet)
-    previous = signal.signal(signal.SIGTERM, _terminate)
+    previous = signal.signal(signal.SIGTERM, raise_terminated)
     try:
         count, seconds = _run(input_path, output_path, kind, kwargs, time_series, crf, lossless,
                               interactive=not quiet)
@@ -74,7 +74,7 @@ def video_command(input_path, output_path, temporal_radius, time_series, crf, lo
         raise click.ClickException(str(exc)) from None
     except ValueError as exc:
         raise click.ClickException(f"{input_path}: {exc}") from None
-    except _Terminated:
+    except Terminated:
         click.echo("Terminated.", err=True)
         sys.exit(143)
     finally:
@@ -83,14 +83,6 @@ def video_command(input_path, output_path, temporal_radius, time_series, crf, lo
         rate = count / seconds if seconds > 0 else 0.0
         click.echo(f"{output_path}: {count} frames denoised in {seconds:.1f} s "
                    f"({rate:.2f} frames/s)", err=True)
-
-
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where Ctrl-C's KeyboardInterrupt would be."""
-
-
-def _terminate(signum, frame):
-    raise _Terminated()
 
 
 def _video_kwargs(options, temporal_radius):
@@ -121,7 +113,7 @@ def _check_paths(input_path, output_path, overwrite):
 def _run(input_path, output_path, kind, kwargs, time_series, crf, lossless, interactive):
     """Denoise INPUT's frames into OUTPUT; (frames written, seconds)."""
     from nlmeans import denoise_frames
-    from nlmeans.video import FolderWriter, Source, TiffWriter, VideoWriter
+    from nlmeans.io.video import FolderWriter, Source, TiffWriter, VideoWriter
 
     started = time.perf_counter()
     source = Source(input_path, time_series=time_series)

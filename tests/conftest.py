@@ -9,10 +9,10 @@ SAMPLES = os.path.join(PROJECT_ROOT, "sample_images")
 
 import pytest  # noqa: E402
 
-import nlmeans.backend  # noqa: E402
+import nlmeans.planning.backend_choice  # noqa: E402
 
-NUMPY_WORK = nlmeans.backend.NUMPY_WORK
-FIRST_RUN_WORK = nlmeans.backend.FIRST_RUN_WORK
+NUMPY_WORK = nlmeans.planning.backend_choice.NUMPY_WORK
+FIRST_RUN_WORK = nlmeans.planning.backend_choice.FIRST_RUN_WORK
 
 
 @pytest.fixture(autouse=True)
@@ -22,11 +22,11 @@ def kernel_for_every_size(monkeypatch):
     the tests compare the command line with the API bit for bit, so here every
     size runs on the kernel, as in the API. The tests of those rules ask for
     them back (`numpy_for_small`)."""
-    monkeypatch.setattr(nlmeans.backend, "NUMPY_WORK", 0)
-    monkeypatch.setattr(nlmeans.backend, "FIRST_RUN_WORK", 0)
+    monkeypatch.setattr(nlmeans.planning.backend_choice, "NUMPY_WORK", 0)
+    monkeypatch.setattr(nlmeans.planning.backend_choice, "FIRST_RUN_WORK", 0)
 
 
 @pytest.fixture
 def numpy_for_small(monkeypatch):
-    monkeypatch.setattr(nlmeans.backend, "NUMPY_WORK", NUMPY_WORK)
-    monkeypatch.setattr(nlmeans.backend, "FIRST_RUN_WORK", FIRST_RUN_WORK)
+    monkeypatch.setattr(nlmeans.planning.backend_choice, "NUMPY_WORK", NUMPY_WORK)
+    monkeypatch.setattr(nlmeans.planning.backend_choice, "FIRST_RUN_WORK", FIRST_RUN_WORK)

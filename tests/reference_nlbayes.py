@@ -1,7 +1,7 @@
 """Slow, obviously-correct NL-Bayes in float64 NumPy, for the tests.
 
 One step, written from its description (Lebrun, Buades and Morel 2013, as
-:mod:`nlmeans.nlbayes` states it): patches are named by their first corner,
+:mod:`nlmeans.methods.nlbayes` states it): patches are named by their first corner,
 the search window is shifted inwards at the borders, references lie every
 `stride` positions plus the last, the paste-trick marks are kept per tile of
 reference positions, and groups are estimated with NumPy's linear algebra.

@@ -189,7 +189,7 @@ def test_report_data_range_is_computed_when_needed(kwargs, expected):
 def test_data_range_of_float_images_with_strong_unclipped_noise(sigma):
     """Float data on 0-255 with black and white areas: at sigma 50, the 0.1 and 99.9
     percentiles lie about 155 beyond them, more than half the range."""
-    from nlmeans.parameters import data_range
+    from nlmeans.model.parameters import data_range
 
     clean = np.zeros((200, 200))
     clean[:, 100:] = 255.0

@@ -9,8 +9,8 @@ import pytest
 
 import nlmeans
 from conftest import PROJECT_ROOT, SAMPLES
-from nlmeans.parameters import GREY_RULES, auto_parameters
-from nlmeans.sure import sure_mse
+from nlmeans.model.parameters import GREY_RULES, auto_parameters
+from nlmeans.model.sure import sure_mse
 
 
 def clean_sample(name):

@@ -19,8 +19,8 @@ import nlmeans
 from nlmeans_cli.main import cli
 
 RNG = np.random.default_rng(31)
-DENOISE_MODULE = sys.modules["nlmeans.denoise"]
-import nlmeans.io as IO_MODULE  # noqa: E402
+import nlmeans.planning.memory as MEMORY_MODULE  # noqa: E402
+import nlmeans.io.images as IO_MODULE  # noqa: E402
 
 
 def run(*args):
@@ -82,7 +82,7 @@ def test_float_tiff_with_nan_or_inf(tmp_path, bad):
 def test_image_too_large_for_memory_is_refused(tmp_path, monkeypatch):
     src = tmp_path / "in.png"
     iio.imwrite(src, np.zeros((64, 64), np.uint8))
-    monkeypatch.setattr(DENOISE_MODULE, "available_memory", lambda: 100_000)
+    monkeypatch.setattr(MEMORY_MODULE, "available_memory", lambda: 100_000)
     assert_clean_failure(run("denoise", src, tmp_path / "out.png"), 1,
                          "memory and only 0.1 MiB is available", tmp_path)
 
@@ -112,7 +112,7 @@ def test_ctrl_c_while_writing_leaves_nothing(tmp_path):
     marker = tmp_path / "writing"
     script = (
         "import os, sys, time\n"
-        "import nlmeans.io as nio\n"
+        "import nlmeans.io.images as nio\n"
         "real = os.replace\n"
         "def slow_replace(a, b):\n"
         f"    open({str(marker)!r}, 'w').close()\n"

@@ -313,7 +313,7 @@ def test_first_run_says_it_compiles(noisy_png, tmp_path, monkeypatch, caplog):
     """The kernel logs that it compiles, when it is about to: after the input was read."""
     import logging
 
-    from nlmeans import _kernels
+    from nlmeans.kernels import nlm as _kernels
 
     monkeypatch.setattr(_kernels, "will_compile", lambda dispatcher, arguments=None: True)
     with caplog.at_level(logging.INFO, logger="nlmeans"):
@@ -353,7 +353,7 @@ def test_small_images_run_without_numba(tmp_path, numpy_for_small):
     assert np.abs(written.astype(int) - expected).max() <= 1
     assert np.mean(written != expected) < 0.01
     # A larger one, or a batch, starts Numba once for good.
-    from nlmeans.backend import small_for_numpy
+    from nlmeans.planning.backend_choice import small_for_numpy
 
     assert small_for_numpy(nlmeans.resolve(image), image.shape)
     assert not small_for_numpy(nlmeans.resolve(np.tile(image, (4, 4))), (192, 192))
@@ -361,9 +361,8 @@ def test_small_images_run_without_numba(tmp_path, numpy_for_small):
 
 
 def test_the_kernel_knows_whether_it_is_cached():
-    from nlmeans import _kernels
-    from nlmeans.backend import passes_compiled
-    from nlmeans.denoise import kernel_is_cached
+    from nlmeans.kernels import nlm as _kernels
+    from nlmeans.backends.cpu import kernel_is_cached, passes_compiled
 
     image = np.zeros((8, 8)) + np.arange(8)
     nlmeans.denoise(image, 10)  # the fused path, loaded or compiled
@@ -376,7 +375,7 @@ def test_the_kernel_knows_whether_it_is_cached():
 def test_the_kernel_knows_which_variants_are_compiled(tmp_path):
     """With an empty Numba cache no variant is compiled, grey or colour; after a
     run, the variant it ran is."""
-    code = ("import numpy as np, nlmeans; from nlmeans.backend import passes_compiled; "
+    code = ("import numpy as np, nlmeans; from nlmeans.backends.cpu import passes_compiled; "
             "grey = np.zeros((8, 8)) + np.arange(8); rgb = np.stack([grey] * 3, -1); "
             "print(passes_compiled(nlmeans.resolve(grey, 10)), "
             "passes_compiled(nlmeans.resolve(rgb, 10, channel_axis=-1)))")
@@ -384,7 +383,7 @@ def test_the_kernel_knows_which_variants_are_compiled(tmp_path):
                           timeout=120, env=dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path)))
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["False", "False"]
-    from nlmeans.backend import kernel_compiled
+    from nlmeans.backends.cpu import kernel_compiled
 
     grey = np.zeros((8, 8)) + np.arange(8)
     nlmeans.denoise(grey, 10)
@@ -414,21 +413,22 @@ def test_the_first_run_of_a_medium_image_skips_the_compile(tmp_path, numpy_for_s
 
 
 def test_numpy_takes_the_first_run_of_medium_images_only(monkeypatch, numpy_for_small):
-    from nlmeans import backend
+    from nlmeans.backends import cpu as backend
+    from nlmeans.planning import backend_choice
 
     medium = RNG.normal(128, 20, (128, 128))
     large = RNG.normal(128, 20, (512, 512))
     monkeypatch.setattr(backend, "passes_compiled", lambda settings: False)
-    assert backend.numpy_is_faster(nlmeans.resolve(medium), medium.shape)
-    assert not backend.numpy_is_faster(nlmeans.resolve(large), large.shape)
-    assert not backend.numpy_is_faster(nlmeans.resolve(medium, method="nlbayes"), medium.shape)
+    assert backend_choice.numpy_is_faster(nlmeans.resolve(medium), medium.shape)
+    assert not backend_choice.numpy_is_faster(nlmeans.resolve(large), large.shape)
+    assert not backend_choice.numpy_is_faster(nlmeans.resolve(medium, method="nlbayes"), medium.shape)
     monkeypatch.setattr(backend, "passes_compiled", lambda settings: True)
-    assert not backend.numpy_is_faster(nlmeans.resolve(medium), medium.shape)
-    assert backend.numpy_is_faster(nlmeans.resolve(medium[:48, :48]), (48, 48))
+    assert not backend_choice.numpy_is_faster(nlmeans.resolve(medium), medium.shape)
+    assert backend_choice.numpy_is_faster(nlmeans.resolve(medium[:48, :48]), (48, 48))
 
 
 def test_a_batch_warms_up_the_variant_its_files_need(tmp_path):
-    from nlmeans.backend import passes_compiled
+    from nlmeans.backends.cpu import passes_compiled
     from nlmeans_cli.processing import warm_up
 
     rgb = np.clip(RNG.normal(128, 25, (40, 40, 3)), 0, 255).astype(np.uint8)

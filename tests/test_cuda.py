@@ -16,9 +16,9 @@ from conftest import PROJECT_ROOT
 SIMULATED = textwrap.dedent("""
     import numpy as np
     import nlmeans
-    from nlmeans.backend import numba_pass
-    from nlmeans.cuda_backend import cuda_pass
-    from nlmeans.settings import Pass
+    from nlmeans.backends.cpu import numba_pass
+    from nlmeans.backends.cuda import cuda_pass
+    from nlmeans.model.settings import Pass
 
     rng = np.random.default_rng(0)
     grey = (rng.random((1, 1, 12, 13)) * 255).astype(np.float32)
@@ -74,7 +74,7 @@ def test_device_choice():
 def _real_gpu():
     if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
         return False
-    from nlmeans.cuda_backend import cuda_available
+    from nlmeans.backends.cuda import cuda_available
 
     return cuda_available()
 

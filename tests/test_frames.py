@@ -10,7 +10,7 @@ from scipy import ndimage
 from reference import reference_nlmeans
 
 import nlmeans
-import nlmeans.frames as frames_module
+import nlmeans.runners.frames as frames_module
 from nlmeans import Settings, denoise, denoise_frames, resolve
 
 

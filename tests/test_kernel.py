@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import nlmeans
-from nlmeans import _kernels
+from nlmeans.kernels import nlm as _kernels
 from reference import mirror_index, mirror_pad, reference_2d, reference_nlmeans
 
 RNG = np.random.default_rng(12345)
@@ -75,7 +75,7 @@ def test_several_tiles_match_reference(channels):
     """Images larger than one tile: the tiles' seams must not show."""
     from numba import get_num_threads
 
-    from nlmeans.denoise import _TILE_2D_PIXEL, _tile_shape
+    from nlmeans.backends.cpu import _TILE_2D_PIXEL, _tile_shape
 
     # The tile of a large image (a small one would get fewer rows, see below).
     _, rows, width = _tile_shape(2, 1 if channels is None else channels, True, (8192, 8192), 1)
@@ -174,7 +174,7 @@ def test_patch_aggregation_in_3d_matches_reference():
 def test_patch_aggregation_across_tiles_matches_reference():
     from numba import get_num_threads
 
-    from nlmeans.denoise import _tile_shape
+    from nlmeans.backends.cpu import _tile_shape
 
     _, rows, width = _tile_shape(2, 1, False, (8192, 8192), 1)  # patch-wise tiles of a large image
     image = RNG.random((rows + 6, width + 20)) * 100
@@ -207,7 +207,7 @@ def _wide_vectors_in_subprocess(env_changes, before=""):
     env = {k: v for k, v in os.environ.items()
            if k not in ("NLMEANS_WIDE_VECTORS", "NUMBA_CPU_NAME", "NUMBA_CPU_FEATURES")}
     env.update(env_changes)
-    script = (before + "\nfrom nlmeans import _kernels\n"
+    script = (before + "\nfrom nlmeans.kernels import nlm as _kernels\n"
               "from numba.core.registry import cpu_target\n"
               "print(_kernels.WIDE_VECTORS, cpu_target.target_context.codegen()._tm_features)")
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
@@ -288,7 +288,7 @@ _REFINE_CASES = {}
 def _refine_case(spatial, channels):
     """(image, first pass, expected result) from the reference, computed once per
     case for both precisions."""
-    from nlmeans.parameters import refine_parameters
+    from nlmeans.model.parameters import refine_parameters
 
     if (spatial, channels) not in _REFINE_CASES:
         h, sigma = 30.0, 8.0
@@ -326,7 +326,7 @@ def test_refine_is_nl_means_guided_by_the_first_pass(spatial, channels, dtype, r
 
 
 def test_tiles_give_every_thread_work():
-    from nlmeans.denoise import _TILE_2D_PATCH, _TILE_2D_PIXEL, _TILE_3D, _tile_shape
+    from nlmeans.backends.cpu import _TILE_2D_PATCH, _TILE_2D_PIXEL, _TILE_3D, _tile_shape
 
     # A large image keeps the tile that measured fastest; with many threads a
     # smaller one gets tiles of fewer rows (not below 32), two or more per thread.
@@ -353,9 +353,9 @@ def test_the_tile_rows_do_not_change_a_bit(monkeypatch, channels, options):
     """The running sums along the rows start afresh every ROW_RESTART rows of the
     image, so tiles of any multiple of it give the same result bit for bit (the
     property that makes strips equal to the whole image)."""
-    import nlmeans.backend as backend
+    import nlmeans.backends.cpu as backend
 
-    assert backend._ROW_RESTART == _kernels.ROW_RESTART
+    assert backend.ROW_RESTART == _kernels.ROW_RESTART  # one constant, both layers
     shape = (150, 70) if channels is None else (150, 70, channels)
     image = (RNG.random(shape) * 200).astype(np.float32)
     axis = None if channels is None else -1
@@ -381,9 +381,9 @@ def test_numpy_pass_equals_the_kernel(name, axis):
     import imageio.v3 as iio
 
     from conftest import SAMPLES
-    from nlmeans.backend import numpy_pass
-    from nlmeans.layout import as_channel_first_volume
-    from nlmeans.passes import run_passes
+    from nlmeans.backends.ndpass import numpy_pass
+    from nlmeans.model.layout import as_channel_first_volume
+    from nlmeans.methods.passes import run_passes
 
     image = np.ascontiguousarray(iio.imread(f"{SAMPLES}/{name}.png")[:128, :128])
     settings = nlmeans.resolve(image, channel_axis=axis)
@@ -400,7 +400,7 @@ def test_numpy_pass_equals_the_kernel(name, axis):
 def test_numpy_pass_box_sums_equal_the_naive_sums(radii):
     """The NumPy pass's box sums (from sums of 1, 2, 4, ... entries) against
     sums of every box entry by entry, in float64."""
-    from nlmeans.ndpass import _box_sum
+    from nlmeans.backends.ndpass import _box_sum
 
     shape = [20, 17, 15][:len(radii)]
     array = RNG.random(shape) * 100
@@ -416,7 +416,7 @@ def test_numpy_pass_box_sums_equal_the_naive_sums(radii):
 @pytest.mark.parametrize("width", range(1, 12))
 def test_numpy_pass_window_sums_of_any_width(width):
     """Sums of `width` consecutive entries, odd or even, against np.convolve."""
-    from nlmeans.ndpass import _window_sum
+    from nlmeans.backends.ndpass import _window_sum
 
     array = RNG.random((3, 25)) * 100
     expected = np.array([np.convolve(row, np.ones(width), mode="valid") for row in array])

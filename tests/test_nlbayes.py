@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import nlmeans
-from nlmeans.nlbayes import bayes_steps, fitted_radii, run_bayes, run_step, tile_shape
-from nlmeans.settings import BayesStep, Settings
+from nlmeans.methods.nlbayes import bayes_steps, fitted_radii, run_bayes, run_step, tile_shape
+from nlmeans.model.settings import BayesStep, Settings
 from tests.reference_nlbayes import reference_step
 
 
@@ -198,7 +198,7 @@ def test_command_line(tmp_path):
 def test_first_run_says_it_compiles(monkeypatch, caplog):
     import logging
 
-    from nlmeans import _kernels
+    from nlmeans.kernels import nlm as _kernels
 
     monkeypatch.setattr(_kernels, "will_compile", lambda dispatcher, arguments=None: True)
     with caplog.at_level(logging.INFO, logger="nlmeans"):
@@ -207,8 +207,8 @@ def test_first_run_says_it_compiles(monkeypatch, caplog):
 
 
 def test_progress_follows_the_tiles():
-    from nlmeans.denoise import denoise_block
-    from nlmeans.nlbayes import tile_count
+    from nlmeans.runners.block import denoise_block
+    from nlmeans.methods.nlbayes import tile_count
 
     noisy = _smooth_noisy((1, 1, 300, 140), 25.0, 13)[0, 0]
     settings = nlmeans.resolve(noisy, method="nlbayes")

@@ -12,7 +12,7 @@ from scipy.ndimage import gaussian_filter, uniform_filter
 
 import nlmeans
 from conftest import PROJECT_ROOT, SAMPLES
-from nlmeans.noise import CORRELATED_FROM, estimate_noise_model
+from nlmeans.model.noise import CORRELATED_FROM, estimate_noise_model
 from nlmeans_cli.main import cli
 
 SHARED = os.path.join(os.path.dirname(PROJECT_ROOT), "shared", "datasets")
@@ -187,7 +187,7 @@ def test_real_camera_noise_is_correlated_and_denoising_helps():
 def test_medians_and_quantiles_equal_numpys(size, dtype):
     """The estimators' medians and quantiles (np.partition, no numpy.ma import)
     against numpy's median and quantile (linear method), odd and even counts."""
-    from nlmeans.quantiles import median, quantiles
+    from nlmeans.model.quantiles import median, quantiles
 
     rng = np.random.default_rng(size)
     values = (rng.random((size,)) * 200 - (50 if dtype == np.int16 else 0)).astype(dtype)

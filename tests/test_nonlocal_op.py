@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import nlmeans
-from nlmeans.nonlocal_op import NonLocalBlock, nonlocal_operation
+from nlmeans.methods.nonlocal_op import NonLocalBlock, nonlocal_operation
 
 RNG = np.random.default_rng(99)
 

@@ -7,7 +7,7 @@ import pytest
 
 import nlmeans
 from nlmeans import Pass, Settings
-from nlmeans.passes import run_passes
+from nlmeans.methods.passes import run_passes
 from reference import reference_nlmeans
 
 RNG = np.random.default_rng(12)
@@ -193,7 +193,7 @@ def test_passes_on_the_reference_backend_match_the_kernel(shape, channel_axis, o
                                             ((64, 40, 3), dict(channel_axis=0, h=12.0)),
                                             ((40, 24, 20), dict(h=12.0, aggregation="patch"))])
 def test_strips_give_the_whole_images_result(shape, options):
-    from nlmeans.strips import denoise_in_strips
+    from nlmeans.runners.strips import denoise_in_strips
 
     image = noisy_scene(shape, seed=8).astype(np.uint8)
     if options.get("channel_axis") == 0:
@@ -210,7 +210,7 @@ def test_strips_give_the_whole_images_result(shape, options):
 
 
 def test_estimated_seconds_grow_with_the_window():
-    from nlmeans.strips import estimated_seconds
+    from nlmeans.runners.strips import estimated_seconds
 
     small = nlmeans.resolve(np.zeros((8, 8)), 10.0, search_radius=7)
     huge = nlmeans.resolve(np.zeros((8, 8)), 10.0, search_radius=500)

@@ -9,8 +9,8 @@ import tifffile
 from click.testing import CliRunner
 
 import nlmeans
-import nlmeans.sample
-from nlmeans.sample import SAMPLE_GRID, SAMPLE_TILE, sample_regions
+import nlmeans.model.sample
+from nlmeans.model.sample import SAMPLE_GRID, SAMPLE_TILE, sample_regions
 from nlmeans_cli.main import cli
 from test_pipeline import noisy_scene
 
@@ -24,9 +24,9 @@ def run(*args):
 @pytest.fixture
 def small_sample(monkeypatch):
     """Images above 120 x 120 pixels are measured on a sample, as 4096² ones are."""
-    monkeypatch.setattr(nlmeans.sample, "SAMPLE_FROM", 120 * 120)
-    monkeypatch.setattr(nlmeans.sample, "SAMPLE_TILE", 32)
-    monkeypatch.setattr(nlmeans.sample, "SAMPLE_GRID", 3)
+    monkeypatch.setattr(nlmeans.model.sample, "SAMPLE_FROM", 120 * 120)
+    monkeypatch.setattr(nlmeans.model.sample, "SAMPLE_TILE", 32)
+    monkeypatch.setattr(nlmeans.model.sample, "SAMPLE_GRID", 3)
 
 
 # --- the even sample ---------------------------------------------------------------------
@@ -55,7 +55,7 @@ def test_sample_of_a_volume_is_evenly_spaced_slices():
 def test_large_images_are_measured_on_the_sample(small_sample):
     image = noisy_scene((200, 260), sigma=12.0, seed=1)
     settings = nlmeans.resolve(image)
-    tiles, axis = nlmeans.sample.take_sample(image, None)
+    tiles, axis = nlmeans.model.sample.take_sample(image, None)
     assert tiles.shape == (9, 32, 32) and axis is None
     assert settings.sigma == nlmeans.estimate_noise_model(tiles, levels=False).sigma
     assert abs(settings.sigma - 12.0) < 1.5
@@ -65,7 +65,7 @@ def test_large_images_are_measured_on_the_sample(small_sample):
 def test_a_large_colour_image_is_measured_on_its_sample(small_sample):
     image = noisy_scene((200, 150, 3), sigma=10.0, seed=2)
     settings = nlmeans.resolve(image, channel_axis=-1)
-    tiles, axis = nlmeans.sample.take_sample(image, -1)
+    tiles, axis = nlmeans.model.sample.take_sample(image, -1)
     assert tiles.shape == (9, 32, 32, 3) and axis == 3
     assert settings.sigma == nlmeans.estimate_noise_model(tiles, axis, levels=False).sigma
 
@@ -85,7 +85,7 @@ class RecordingReader:
 
 @pytest.mark.parametrize("options", [{}, dict(h=15.0), dict(h=15.0, aggregation="patch")])
 def test_strips_read_a_strip_and_its_halo(options):
-    from nlmeans.strips import iter_strips
+    from nlmeans.runners.strips import iter_strips
 
     image = noisy_scene((300, 90), seed=3).astype(np.float32)
     settings = nlmeans.resolve(image, **options)
@@ -164,7 +164,7 @@ def test_tasks_share_the_cores():
 
     import numba
 
-    from nlmeans.chunked import task_threads
+    from nlmeans.runners.chunked import task_threads
 
     assert task_threads() is None  # the main thread: tasks one at a time
     seen = []
@@ -185,9 +185,9 @@ def write_tiff(path, image, **options):
 @pytest.fixture
 def no_base(monkeypatch):
     """Budgets of a few MB for small test images: the process's own memory left out."""
-    import nlmeans.outofcore
+    import nlmeans.runners.outofcore
 
-    monkeypatch.setattr(nlmeans.outofcore, "BASE_BYTES", 0)
+    monkeypatch.setattr(nlmeans.runners.outofcore, "BASE_BYTES", 0)
 
 
 @pytest.mark.parametrize("name, shape, dtype, options, budget", [
@@ -220,7 +220,7 @@ def test_a_tiff_beyond_the_budget_is_streamed(tmp_path, no_base, name, shape, dt
 
 def test_streamed_strips_bound_the_memory(tmp_path, no_base):
     """The budget decides the strip height; the reads never exceed a strip and its halo."""
-    from nlmeans.outofcore import strip_rows
+    from nlmeans.runners.outofcore import strip_rows
 
     settings = nlmeans.resolve(noisy_scene((100, 100), seed=1).astype(np.uint8))
     small = strip_rows(settings, (100000, 4000), 1, 64 * 2**20)
@@ -248,7 +248,7 @@ def test_streaming_refusals_are_one_line_errors(tmp_path, no_base):
 
 
 def test_parse_size():
-    from nlmeans.outofcore import parse_size
+    from nlmeans.runners.outofcore import parse_size
 
     assert parse_size("300M") == 300 * 2**20 and parse_size("2g") == 2 * 2**30
     assert parse_size("1.5GiB") == int(1.5 * 2**30) and parse_size("4096") == 4096

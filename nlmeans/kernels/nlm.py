@@ -15,7 +15,7 @@ accumulators are loaded and stored once for four offsets.
 
 Work is split into tiles of the output that are processed independently (one
 call of a compiled tile function that releases the GIL, on a pool of Python
-threads: :func:`_run_tiles`), so threads never write to the same memory and the
+threads: :func:`run_tiles`), so threads never write to the same memory and the
 extra memory is a few tile-sized buffers per thread, whatever the image size.
 A tile recomputes the weights of the pairs that reach into its neighbours,
 which costs a few per cent for tiles much larger than the search radius.
@@ -26,13 +26,18 @@ relative in float32 and ~1e-15 in float64 (Numba has no vectorised libm exp on
 this platform).
 """
 
+import glob
+import itertools
 import os
+import threading
 
 import numpy as np
-from numba import njit, types
+from numba import get_num_threads, njit, types
 from numba.core import config
 from numba.core.registry import cpu_target
 from numba.extending import overload
+
+from nlmeans.kernels.constants import ROW_RESTART
 
 
 def _prefer_wide_vectors():
@@ -52,7 +57,7 @@ def _prefer_wide_vectors():
         return False
     if "_toplevel_target_context" in cpu_target.__dict__:
         return False
-    import llvmlite.binding as llvm
+    import llvmlite.binding as llvm  # only here, before Numba makes its code generator
 
     features = llvm.get_host_cpu_features()
     if not features.get("avx512f"):
@@ -73,12 +78,6 @@ def _compiled(**options):
 # Offsets whose weights are made and used together (see _fused_offsets).
 _GROUP = 4
 
-# Running sums along Y start afresh at the rows that are multiples of this
-# (see _stream_row and _box_sum_first_axis); output tiles start at such rows.
-ROW_RESTART = 16
-
-# exp(-d) is computed as 2**-x with x = d * log2(e) folded into the scale.
-LOG2_E = 1.4426950408889634
 
 
 def exp2_neg(x):
@@ -906,13 +905,11 @@ def nlmeans_kernel(padded, guide, patch_radius, search_radius, aggregation_radiu
     plain pixel-wise filter with centre weight 1 (_fused_tile) and every other
     case (_denoise_tile). A run compiles only the one it needs (together they
     took twice as long to compile). The tiles are shared among threads by
-    :func:`_run_tiles`; their bounds, the offsets and the output are made here
+    :func:`run_tiles`; their bounds, the offsets and the output are made here
     in Python: each compiled entry point (and each level of compiled calls)
     costs seconds of the first run, to optimise and emit again all the code
     it calls.
     """
-    from numba import get_num_threads
-
     margin = [s + p + a for s, p, a in zip(search_radius, patch_radius, aggregation_radius)]
     shape = tuple(n - 2 * m for n, m in zip(padded.shape[1:], margin))
     out = np.empty(shape + (padded.shape[0],), dtype=padded.dtype)
@@ -928,7 +925,7 @@ def nlmeans_kernel(padded, guide, patch_radius, search_radius, aggregation_radiu
         stop = tuple(min(a + t, n) for a, t, n in zip(start, tile_shape, shape))
         entry(*arguments(start, stop))
 
-    _run_tiles(run, len(tiles[0]) * len(tiles[1]) * len(tiles[2]), get_num_threads())
+    run_tiles(run, len(tiles[0]) * len(tiles[1]) * len(tiles[2]), get_num_threads())
     return out
 
 
@@ -957,7 +954,7 @@ def tile_call(padded, guide, out, patch_radius, search_radius, aggregation_radiu
         volume_patches, multichannel)
 
 
-def _run_tiles(run, count, threads):
+def run_tiles(run, count, threads):
     """run(tile) for every tile, on `threads` threads (this one among them).
 
     The compiled tile functions release the GIL, so the threads run in
@@ -966,9 +963,6 @@ def _run_tiles(run, count, threads):
     (8 s of the 22 s of the automatic mode's first run), and Ctrl-C is answered
     here between two tiles instead of after the whole image.
     """
-    import itertools
-    import threading
-
     tiles = itertools.count()  # next() is atomic under the GIL
     stop = threading.Event()
     failures = []
@@ -1022,8 +1016,6 @@ def will_compile(dispatcher, arguments=None):
 
 
 def _nothing_cached(dispatcher):
-    import glob
-
     if dispatcher.overloads:
         return False
     try:

@@ -2,7 +2,7 @@
 
 ``denoise(dask_array)`` returns a lazy dask array. The settings are resolved
 once for the whole array: its minimum and maximum and an even sample of it
-(:mod:`nlmeans.sample`, the same sample a NumPy array of the same pixels is
+(:mod:`nlmeans.model.sample`, the same sample a NumPy array of the same pixels is
 measured on) are computed first, in one pass of the scheduler. Then
 ``map_overlap`` grows every chunk by the settings' halo from its neighbours,
 with ``boundary="none"``: at the array's true borders nothing is added and the
@@ -22,6 +22,10 @@ import threading
 
 import numpy as np
 
+from nlmeans.model.layout import check_finite, check_pixel_type
+from nlmeans.model.sample import assemble, sample_regions
+from nlmeans.runners.block import denoise_block
+
 
 def is_dask_array(image):
     """Whether `image` is a dask array (without importing dask)."""
@@ -32,10 +36,7 @@ def measure(array, channel_axis, sample=True):
     """((min, max), (sample, sample's channel axis) or None without `sample`)
     of a dask array, computed together; ValueError for a dtype that cannot be
     denoised, an empty array or non-finite values."""
-    import dask
-
-    from nlmeans.layout import check_finite, check_pixel_type
-    from nlmeans.sample import assemble, sample_regions
+    import dask  # an optional dependency (the [dask] extra)
 
     check_pixel_type(array.dtype, array.shape)
     regions = sample_regions(array.shape, channel_axis) if sample else None
@@ -63,9 +64,7 @@ def denoise_dask(array, settings, bounds, backend=None):
 
 
 def _denoise_chunk(block, settings, bounds, backend):
-    import numba
-
-    from nlmeans.denoise import denoise_block
+    import numba  # deferred: importing Numba costs ~0.3 s
 
     threads = task_threads()
     if threads is not None:
@@ -76,11 +75,11 @@ def _denoise_chunk(block, settings, bounds, backend):
 def task_threads():
     """Numba threads for a task on the current thread, or None (leave as set):
     the cores shared among the tasks that run at once."""
-    import numba
+    import numba  # deferred: importing Numba costs ~0.3 s
 
     cores = numba.config.NUMBA_NUM_THREADS
     try:
-        from distributed import get_worker
+        from distributed import get_worker  # optional (the [dask] extra)
 
         worker = get_worker()
     except (ImportError, ValueError):

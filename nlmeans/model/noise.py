@@ -45,8 +45,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from nlmeans.parameters import block_means, estimate_noise, high_pass
-from nlmeans.quantiles import median, quantiles
+from nlmeans.model.parameters import block_means, estimate_noise, high_pass
+from nlmeans.model.quantiles import median, quantiles
 
 # The correlation figure (level at scale 2 / level at scale 1) from which noise
 # is taken as correlated; see the module docstring.

@@ -18,7 +18,7 @@ import itertools
 
 import numpy as np
 
-from nlmeans.backend import decay_scale
+from nlmeans.backends.scales import decay_scale
 
 # The size of a group of offsets' difference arrays (see nd_pass).
 _GROUP_BYTES = 1 << 18
@@ -28,7 +28,7 @@ def nd_pass(values, guide, step, dtype, bounds, rounded, frames_padded=False):
     """`step` run over the channel-first (C, *spatial) float array `values`,
     clipped to `bounds` and, if `rounded`, rounded; weights compare patches of
     `guide` if given. `frames_padded`: the first spatial axis already holds the
-    step's margin (see :func:`nlmeans.backend.numba_pass`)."""
+    step's margin (see :func:`nlmeans.backends.cpu.numba_pass`)."""
     work = np.dtype(dtype)
     n = values.ndim - 1
     patch, search = tuple(step.patch_radius), tuple(step.search_radius)
@@ -172,3 +172,14 @@ def _add(acc, total, weight, padded, inner, t):
     shifted = tuple(slice(s.start + d, s.stop + d) for s, d in zip(inner, t))
     acc += weight * padded[(slice(None),) + shifted]
     total += weight
+
+
+def numpy_pass(values, guide, step, dtype, bounds, rounded):
+    """:func:`nlmeans.backends.cpu.numba_pass` computed by :func:`nd_pass` (NumPy,
+    in `dtype`): the same formula, equal to float rounding, with no compiled
+    code to load."""
+    if len(step.patch_radius) == 3:
+        return nd_pass(values, guide, step, dtype, bounds, rounded)
+    flat = nd_pass(values[:, 0], None if guide is None else guide[:, 0], step, dtype, bounds,
+                   rounded)
+    return flat[:, None]

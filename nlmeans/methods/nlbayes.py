@@ -39,7 +39,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from nlmeans.settings import BayesStep
+from nlmeans.model.colour import OpponentColours
+from nlmeans.model.settings import BayesStep
 
 # The paper's flat-area threshold, a multiple of sigma^2.
 FLAT_AREA = 1.05
@@ -167,10 +168,12 @@ def run_step(noisy, basic, step, dtype, tile_done=None):
     """One step on the (C, Z, Y, X) arrays (basic None in step 1); the (C, Z, Y, X)
     result in `dtype`. `tile_done()`, if given, is called after each tile (from
     the worker threads)."""
+    # Deferred: importing Numba costs ~0.3 s, which images run on NL-means
+    # (most command-line runs) should not pay.
     from numba import get_num_threads
 
-    from nlmeans import _bayes_kernels
-    from nlmeans._kernels import _run_tiles
+    from nlmeans.kernels import bayes
+    from nlmeans.kernels.nlm import run_tiles
 
     spatial = noisy.shape[1:]
     patch, tile, grid, counts = _tile_grid(step, spatial)
@@ -193,12 +196,12 @@ def run_step(noisy, basic, step, dtype, tile_done=None):
         def run(index, tiles=tiles):
             start = tuple(i * n for i, n in zip(tiles[index], tile))
             stop = tuple(min(s + n, c) for s, n, c in zip(start, tile, counts))
-            _bayes_kernels.bayes_tile(noisy, guide, num, weight, first, patch, search, stride,
-                                      step.group_size, tau, shrink, flat_limit, start, stop)
+            bayes.bayes_tile(noisy, guide, num, weight, first, patch, search, stride,
+                             step.group_size, tau, shrink, flat_limit, start, stop)
             if tile_done is not None:
                 tile_done()
         if tiles:
-            _run_tiles(run, len(tiles), get_num_threads())
+            run_tiles(run, len(tiles), get_num_threads())
     fallback = noisy if first else basic
     covered = weight > 0
     out = np.where(covered, num / np.where(covered, weight, 1.0), fallback)
@@ -209,10 +212,9 @@ def run_bayes(values, settings, bounds, rounded=False, progress=None):
     """NL-Bayes of the (C, Z, Y, X) float `values` as `settings` says, clipped to
     `bounds` and, if `rounded`, rounded. `progress(done, total)`, if given, is
     called after each tile, one call at a time (total: :func:`tile_count`)."""
-    from nlmeans import _bayes_kernels, _kernels
-    from nlmeans.passes import OpponentColours
+    from nlmeans.kernels import bayes, nlm  # deferred: importing Numba costs ~0.3 s
 
-    if _kernels.will_compile(_bayes_kernels.bayes_tile):
+    if nlm.will_compile(bayes.bayes_tile):
         logging.getLogger("nlmeans").info(
             "compiling the NL-Bayes kernel (first run only, about 20 s; Numba caches it)...")
     dtype = settings.work_dtype
@@ -240,23 +242,3 @@ def _counter(progress, total):
             done[0] += 1
             progress(done[0], total)
     return tile_done
-
-
-def check_fits(shape, work_dtype, in_memory):
-    """Refuse a (C, Z, Y, X) image that is not in memory (NL-Bayes runs whole
-    images), or whose NL-Bayes would not fit in memory, with the estimate: the
-    float64 numerator and weight, the image, the basic estimate and the result
-    in the work dtype, and the colour transform's copies."""
-    from nlmeans.denoise import _size, available_memory
-
-    if not in_memory:
-        raise ValueError("method='nlbayes' needs the whole image in memory; use "
-                         "method='nlmeans' for images run in pieces")
-
-    pixels = int(np.prod(shape[1:]))
-    needed = pixels * (8 * shape[0] + 8 + 2 * 8 * shape[0] + 5 * work_dtype.itemsize * shape[0])
-    available = available_memory()
-    if available is not None and needed > 0.9 * available:
-        raise MemoryError(f"denoising this image with NL-Bayes needs about {_size(needed)} of "
-                          f"memory and only {_size(available)} is available; crop or "
-                          f"downscale it, or free memory")

@@ -1,15 +1,18 @@
 """The CPU backend: one NL-means pass on the compiled Numba kernel.
 
-A backend runs one :class:`~nlmeans.settings.Pass` over a channel-first float
+A backend runs one :class:`~nlmeans.model.settings.Pass` over a channel-first float
 volume (C, Z, Y, X): ``backend(values, guide, step, dtype, bounds, rounded)``.
 It mirrors the volume at its borders, cuts the work into tiles, one thread
 each, and returns the result clipped to `bounds` (and rounded if `rounded`).
 """
 
 import logging
-import math
 
 import numpy as np
+
+from nlmeans.backends import ndpass
+from nlmeans.backends.scales import kernel_scales
+from nlmeans.kernels.constants import ROW_RESTART
 
 # Output tiles, one thread each; their buffers are bounded, whatever the image
 # size. The plain pixel-wise filter (the kernel's fused path, which makes each
@@ -30,9 +33,6 @@ _TILE_3D = (16, 32, 256)
 # for a tile then fit in L2 (a third of the 16-plane tile's), while the planes
 # computed again at a tile's ends along time stay few.
 _TILE_FRAMES = (8, 32, 256)
-# _kernels.ROW_RESTART, without importing Numba (~0.3 s) to know it; a test
-# checks that the two agree.
-_ROW_RESTART = 16
 
 
 def _tile_shape(n_spatial, channels, pixel_wise, spatial_shape, threads, flat_patches=False):
@@ -55,56 +55,11 @@ def _tile_shape(n_spatial, channels, pixel_wise, spatial_shape, threads, flat_pa
     rows = max(16, min(rows, budget // (channels + 1)))
     # Tiles start at rows where the kernel's running sums start afresh (see
     # _kernels._stream_row), so that a tile's sums do not depend on its size.
-    rows -= rows % _ROW_RESTART
+    rows -= rows % ROW_RESTART
     height, image_width = spatial_shape[-2:]
     while rows > 32 and -(-height // rows) * -(-image_width // width) < 2 * threads:
         rows //= 2
     return (1, rows, width)
-
-
-# Whole images with less work than this run on the NumPy pass: about 4
-# million (pixel, offset) pairs over all passes, grey (a colour pair counts
-# (1 + channels) / 2 times), e.g. automatic mode up to 64² grey, 0.15 s of
-# NumPy. Importing Numba and loading the kernel's cached machine code costs
-# 0.9 s before the first pixel (and the first run compiles for seconds); the
-# NumPy pass takes 25 ns per pair grey, 45 ns RGB, after 0.06 s (measured on
-# this project's 2-core EPYC, 32² to 128²).
-NUMPY_WORK = 4_000_000
-
-# Whole images with no more work than this (in NUMPY_WORK's units) run on the
-# NumPy pass when a kernel they need is not compiled yet: e.g. automatic mode
-# up to about 300² grey (the README's quick start, 256², is 44 million). That
-# NumPy pass took 1.3 s at 256² (2.5 s with --report's SURE run), up to 4 s at
-# this size, while compiling the kernel took 15-20 s (same machine); NumPy's
-# time per pair grows with the image (twice that at 512²: its arrays leave the
-# caches), so the limit stays well below the break-even.
-FIRST_RUN_WORK = 64_000_000
-
-
-def _work(settings, spatial_shape):
-    """(pixel, offset) pairs over all passes, a colour pair counting
-    (1 + channels) / 2; None where the NumPy pass does not apply."""
-    if settings.method != "nlmeans" or settings.time_axis is not None:
-        return None
-    pairs = sum(math.prod(2 * r + 1 for r in step.search_radius) for step in settings.passes)
-    return math.prod(spatial_shape) * pairs * (1 + settings.channels) / 2
-
-
-def small_for_numpy(settings, spatial_shape):
-    """Whether `settings` on an image of `spatial_shape` run faster on the NumPy
-    pass than Numba takes to start (see NUMPY_WORK)."""
-    work = _work(settings, spatial_shape)
-    return work is not None and work <= NUMPY_WORK
-
-
-def numpy_is_faster(settings, spatial_shape):
-    """Whether a process that denoises only this image is done sooner on the
-    NumPy pass: a small image (:func:`small_for_numpy`, without importing
-    Numba), or one up to FIRST_RUN_WORK whose kernel would first be compiled."""
-    if small_for_numpy(settings, spatial_shape):
-        return True
-    work = _work(settings, spatial_shape)
-    return work is not None and work <= FIRST_RUN_WORK and not passes_compiled(settings)
 
 
 def passes_compiled(settings):
@@ -118,31 +73,18 @@ def kernel_compiled(step, channels, dtype):
     """Whether the kernel for `step` on `channels` channels in `dtype` is loaded
     or in Numba's cache: the exact compiled variant, asked with arguments of the
     types numba_pass gives it."""
-    from nlmeans import _kernels
+    from nlmeans.kernels import nlm  # deferred: importing Numba costs ~0.3 s
 
     dtype = np.dtype(dtype)
     patch, search, aggregation_radius = _kernel_geometry(step)
     values = np.zeros((channels, 1, 1, 1), dtype=dtype)
     # Only the arguments' types matter here (terms = 1 gives the scales' types).
-    threshold, inv_scale = _kernel_scales(step.h, step.sigma, 1, dtype)
-    entry, arguments = _kernels.tile_call(
+    threshold, inv_scale = kernel_scales(step.h, step.sigma, 1, dtype)
+    entry, arguments = nlm.tile_call(
         values, values, np.zeros((1, 1, 1, channels), dtype=dtype), patch, search,
         aggregation_radius, step.centre_weight == "max", threshold, inv_scale, dtype.type(0),
         dtype.type(1), False)
-    return not _kernels.will_compile(entry, arguments((0, 0, 0), (1, 1, 1)))
-
-
-def numpy_pass(values, guide, step, dtype, bounds, rounded):
-    """:func:`numba_pass` computed by :func:`nlmeans.ndpass.nd_pass` (NumPy,
-    in `dtype`): the same formula, equal to float rounding, with no compiled
-    code to load."""
-    from nlmeans.ndpass import nd_pass
-
-    if len(step.patch_radius) == 3:
-        return nd_pass(values, guide, step, dtype, bounds, rounded)
-    flat = nd_pass(values[:, 0], None if guide is None else guide[:, 0], step, dtype, bounds,
-                   rounded)
-    return flat[:, None]
+    return not nlm.will_compile(entry, arguments((0, 0, 0), (1, 1, 1)))
 
 
 def numba_pass(values, guide, step, dtype, bounds, rounded, image_shape=None,
@@ -154,15 +96,13 @@ def numba_pass(values, guide, step, dtype, bounds, rounded, image_shape=None,
     spatial shape) makes the tiles the whole image's, so that a piece aligned
     to them computes the same sums in the same order. `frames_padded`: the
     volume already holds the step's margin along Z (the frames around a batch
-    of a sequence, :mod:`nlmeans.frames`), which is then not mirrored, and the
+    of a sequence, :mod:`nlmeans.runners.frames`), which is then not mirrored, and the
     result has the batch's frames only."""
     if values.ndim != 4:  # four spatial axes: the NumPy pass
-        from nlmeans.ndpass import nd_pass
+        return ndpass.nd_pass(values, guide, step, dtype, bounds, rounded, frames_padded)
+    from numba import get_num_threads  # deferred: importing Numba costs ~0.3 s
 
-        return nd_pass(values, guide, step, dtype, bounds, rounded, frames_padded)
-    from numba import get_num_threads  # deferred, like the kernels: importing Numba costs ~0.3 s
-
-    from nlmeans import _kernels
+    from nlmeans.kernels import nlm  # deferred: importing Numba costs ~0.3 s
 
     work_dtype = np.dtype(dtype)
     patch, search, aggregation_radius = _kernel_geometry(step)
@@ -173,7 +113,7 @@ def numba_pass(values, guide, step, dtype, bounds, rounded, image_shape=None,
     padded_guide = padded if guide is None else np.ascontiguousarray(
         np.pad(guide, margins, mode="reflect"), dtype=work_dtype)
     terms = padded_guide.shape[0] * int(np.prod([2 * p + 1 for p in patch]))
-    threshold, inv_scale = _kernel_scales(step.h, step.sigma, terms, work_dtype)
+    threshold, inv_scale = kernel_scales(step.h, step.sigma, terms, work_dtype)
     tile = _tile_shape(len(step.patch_radius), values.shape[0],
                        aggregation_radius == (0, 0, 0) and step.centre_weight != "max",
                        image_shape or values.shape[1:], get_num_threads(),
@@ -183,9 +123,9 @@ def numba_pass(values, guide, step, dtype, bounds, rounded, image_shape=None,
         logging.getLogger("nlmeans").info(
             "compiling the denoising kernel (first run only, 10 to 20 s; Numba "
             "caches it)...")
-    result = _kernels.nlmeans_kernel(padded, padded_guide, patch, search, aggregation_radius,
-                                     step.centre_weight == "max", threshold, inv_scale, tile, low,
-                                     high, rounded)
+    result = nlm.nlmeans_kernel(padded, padded_guide, patch, search, aggregation_radius,
+                                step.centre_weight == "max", threshold, inv_scale, tile, low,
+                                high, rounded)
     # The kernel writes channel-last; a channel-first view matches `values`.
     return np.moveaxis(result, -1, 0)
 
@@ -201,33 +141,14 @@ def _kernel_radii(radii):
     return (0,) + tuple(radii) if len(radii) == 2 else tuple(radii)
 
 
-def _kernel_scales(h, sigma, terms, work_dtype):
-    """(threshold, inv_scale) of the kernel's weight exp2(-max(D - threshold, 0) *
-    inv_scale), D the patch *sum* of squared differences over `terms` values."""
-    from nlmeans._kernels import LOG2_E
+def kernel_is_cached(method="nlmeans"):
+    """Whether the compiled kernels of `method` are loaded or in Numba's cache
+    (else the first call of a missing one compiles it: NL-means has two paths,
+    10 to 20 s each; NL-Bayes one, about 20 s)."""
+    from nlmeans.kernels import nlm  # deferred: importing Numba costs ~0.3 s
 
-    # The kernel compares patch sums: fold the mean into the threshold and the scale.
-    threshold = work_dtype.type(2.0 * sigma * sigma * terms)
-    # The kernel's exponential is base 2: fold log2(e) into the scale.
-    inv_scale = decay_scale(h, terms, work_dtype, LOG2_E)
-    cap = _scale_cap(work_dtype)
-    if threshold > 0:
-        # Keep threshold * inv_scale finite: a larger scale changes only weights of
-        # patches whose distance equals the threshold to within float rounding.
-        inv_scale = min(inv_scale, cap / threshold)
-    return threshold, work_dtype.type(inv_scale)
+    if method == "nlbayes":
+        from nlmeans.kernels import bayes  # deferred, as nlm above
 
-
-def _scale_cap(work_dtype):
-    """The largest scale of a weight's exponent: finite, so that 0 * scale stays 0."""
-    return 1e30 if work_dtype == np.float32 else 1e300
-
-
-def decay_scale(h, terms, work_dtype, numerator=1.0):
-    """numerator / (h² terms), the factor of a patch sum of squared differences
-    over `terms` values in the weight's exponent. A tiny h (h² underflows)
-    means: only identical patches get weight; the scale is capped (see
-    _scale_cap) so that it never becomes inf, nor inf * 0 a NaN."""
-    denominator = h * h * terms
-    cap = _scale_cap(work_dtype)
-    return min(numerator / denominator, cap) if denominator > 0 else cap
+        return not nlm.will_compile(bayes.bayes_tile)
+    return not any(nlm.will_compile(k) for k in (nlm._denoise_tile, nlm._fused_tile))

@@ -5,8 +5,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nlmeans.layout import as_channel_first_volume, check_image, frames_first
-from nlmeans.settings import Pass, Settings
+from nlmeans.methods.nlbayes import bayes_steps
+from nlmeans.methods.passes import run_passes
+from nlmeans.model.layout import (as_channel_first_volume, check_image, frames_first,
+                                  normalised_channel_axis)
+from nlmeans.model.noise import NOISE_KINDS, estimate_noise_model
+from nlmeans.model.parameters import (auto_parameters, data_range, refine_parameters,
+                                      temporal_radius)
+from nlmeans.model.sample import take_sample
+from nlmeans.model.settings import METHODS, Pass, Settings
+from nlmeans.model.sure import sure_from_terms, sure_terms
+from nlmeans.planning.memory import check_bayes_fits, check_memory
 
 # Frames: the noise and the data range are measured on the first ones, so that a
 # streamed run (nlmeans.denoise_frames), which has only those when it decides,
@@ -27,8 +36,8 @@ def resolve(image, h=None, *, patch_radius=None, search_radius=None, sigma=None,
             temporal_radius=None):
     """Decide everything a denoising run of `image` needs, without running it.
 
-    Takes the options of :func:`nlmeans.denoise` and returns the
-    :class:`~nlmeans.settings.Settings` that ``denoise(image, ...)`` would run:
+    Takes the options of :func:`nlmeans.api.denoise` and returns the
+    :class:`~nlmeans.model.settings.Settings` that ``denoise(image, ...)`` would run:
     ``denoise(image, settings=resolve(image, ...))`` gives the same pixels. The
     settings hold no pixels, so they can be shown, stored as JSON
     (``to_dict``), and applied to crops, tiles or chunks of the image, which then
@@ -42,7 +51,7 @@ def resolve(image, h=None, *, patch_radius=None, search_radius=None, sigma=None,
     - sigma is estimated from the image, with a model that tells white from
       spatially correlated (camera) noise (:func:`nlmeans.estimate_noise_model`);
     - the patch radius, search radius and h follow from sigma, scaled to the
-      image's data range (:mod:`nlmeans.parameters`);
+      image's data range (:mod:`nlmeans.model.parameters`);
     - each pixel averages the estimates of every patch that covers it, and a
       patch's own weight is the largest of its other weights;
     - RGB distances are measured in opponent colours with the chroma at half
@@ -51,14 +60,14 @@ def resolve(image, h=None, *, patch_radius=None, search_radius=None, sigma=None,
     - an image without measurable noise gets no pass at all.
 
     ``method="nlbayes"`` gives the steps of NL-Bayes instead
-    (:mod:`nlmeans.nlbayes`), their parameters from sigma (given or
+    (:mod:`nlmeans.methods.nlbayes`), their parameters from sigma (given or
     estimated); h, the radii, aggregation, centre weight, chroma weight and
     refine are NL-means options and must be left out.
 
     ``h="sure"`` also runs the automatic settings with h times each of
     ``SURE_H_FACTORS`` and keeps the h with the lowest SURE.
 
-    Parameters and errors are those of :func:`nlmeans.denoise`.
+    Parameters and errors are those of :func:`nlmeans.api.denoise`.
 
     Returns
     -------
@@ -79,17 +88,12 @@ def resolve_checked(image, bounds, options, sample=None, in_memory=True):
     run's result so that it need not be computed again.
 
     The noise and the data range are measured on `sample`, (array, channel
-    axis), by default :func:`nlmeans.sample.take_sample` of the image. For an
+    axis), by default :func:`nlmeans.model.sample.take_sample` of the image. For an
     image that is not in memory (a dask array, a file read in strips), `image`
     is a stand-in of its shape and dtype, `sample` must be given, the memory
     check is left out (`in_memory` False: the image runs in pieces) and
     ``h="sure"`` is refused (it runs the whole image several times).
     """
-    from nlmeans.denoise import _check_memory
-    from nlmeans.noise import estimate_noise_model
-    from nlmeans.parameters import data_range
-    from nlmeans.sample import take_sample
-
     caller_channel_axis = options["channel_axis"]
     image, channel_axis = frames_first(image, options.get("time_axis"), caller_channel_axis)
     frames = options.get("time_axis") is not None
@@ -97,9 +101,7 @@ def resolve_checked(image, bounds, options, sample=None, in_memory=True):
     volume, n_spatial = as_channel_first_volume(image, channel_axis)
     choice = _check_options(options, n_spatial, volume.shape[0], frames)
     if choice["method"] == "nlbayes":
-        from nlmeans.nlbayes import check_fits
-
-        check_fits(volume.shape, np.dtype(choice["dtype"]), in_memory)
+        check_bayes_fits(volume.shape, np.dtype(choice["dtype"]), in_memory)
     elif in_memory:
         patch, search = choice["patch_radius"], choice["search_radius"]
         if frames:  # the largest automatic radii where not given
@@ -107,7 +109,7 @@ def resolve_checked(image, bounds, options, sample=None, in_memory=True):
             patch = _window(6 if patch is None else patch, n_spatial, True, 0)
             search = _window(10 if search is None else search, n_spatial, True,
                              3 if time is None else time)
-        _check_memory(volume.shape, patch, search, n_spatial, np.dtype(choice["dtype"]),
+        check_memory(volume.shape, patch, search, n_spatial, np.dtype(choice["dtype"]),
                       choice["refine"])
     elif choice["mode"] == "sure":
         raise ValueError("h='sure' needs the whole image in memory (it denoises it several "
@@ -131,8 +133,6 @@ def resolve_checked(image, bounds, options, sample=None, in_memory=True):
         scale = data_range(sample[0], sigma, maximum=sample[0].max() if frames else bounds[1])
     colour = volume.shape[0] > 1 and options["channel_axis"] is not None
     if choice["method"] == "nlbayes":
-        from nlmeans.nlbayes import bayes_steps
-
         passes = bayes_steps(sigma, scale, volume.shape[0], n_spatial) if sigma > 0 else ()
     else:
         passes = _passes(choice, sigma, scale, n_spatial, colour=colour, frames=frames)
@@ -153,8 +153,6 @@ def _passes(choice, sigma, scale, n_spatial, colour, frames=False):
     """The passes: the main one, then the guided second pass if asked for.
     Frames: 2-D patches, and a search window that also spans the temporal
     radius's frames before and after."""
-    from nlmeans.parameters import auto_parameters, refine_parameters, temporal_radius
-
     automatic = choice["mode"] != "fixed"
     if automatic and sigma == 0:
         return ()  # nothing to remove: the image comes back as it is
@@ -264,8 +262,6 @@ _NLMEANS_OPTIONS = ("h", "patch_radius", "search_radius", "aggregation", "centre
 
 def _check_method(options):
     """The method, checked; for NL-Bayes, ValueError naming the NL-means options given."""
-    from nlmeans.settings import METHODS
-
     method = options.get("method") or "nlmeans"
     if not isinstance(method, str) or method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -280,8 +276,6 @@ def _check_method(options):
 
 def _check_noise(sigma, noise):
     """(sigma, noise kind): a number for `noise` is the noise level, like `sigma`."""
-    from nlmeans.noise import NOISE_KINDS
-
     if noise is None or isinstance(noise, str) and noise in NOISE_KINDS:
         return sigma, noise or "auto"
     if isinstance(noise, str):
@@ -351,9 +345,6 @@ class SureChoice:
 def choose_h_by_sure(volume, settings, bounds):
     """Run `settings` with its first pass's h times each of SURE_H_FACTORS and
     keep the h with the lowest SURE estimate of the mean squared error."""
-    from nlmeans.passes import run_passes
-    from nlmeans.sure import sure_from_terms, sure_terms
-
     values = volume.astype(settings.work_dtype, copy=False)
     best, candidates = None, []
     for factor in SURE_H_FACTORS:
@@ -367,3 +358,43 @@ def choose_h_by_sure(volume, settings, bounds):
             best = (trial.passes[0].h, mse, out, terms)
     h, _, result, terms = best
     return SureChoice(h, candidates, result, terms)
+
+
+# The options that settings= fixes; with it, they must be left out.
+SETTINGS_OPTIONS = ("h", "patch_radius", "search_radius", "sigma", "aggregation",
+                    "centre_weight", "chroma_weight", "refine", "noise", "method",
+                    "temporal_radius")
+
+
+def check_settings_fit(settings, image, options, in_memory=True):
+    """ValueError unless `settings` can run on `image` with no option contradicting it."""
+    if not isinstance(settings, Settings):
+        raise ValueError(f"settings must be an nlmeans.Settings, got {type(settings).__name__}")
+    given = [name for name in SETTINGS_OPTIONS if options[name] is not None]
+    if given:
+        raise ValueError(f"settings= fixes {', '.join(given)}: leave "
+                         f"{'it' if len(given) == 1 else 'them'} out, or resolve again with "
+                         f"{'it' if len(given) == 1 else 'them'}")
+    if options["dtype"] is not None and np.dtype(options["dtype"]) != settings.work_dtype:
+        raise ValueError(f"dtype {np.dtype(options['dtype']).name} contradicts the settings' "
+                         f"{settings.dtype}")
+    axis = options["channel_axis"]
+    expected = None if settings.channel_axis is None else settings.channel_axis - image.ndim
+    if axis is not None and normalised_channel_axis(axis, image.ndim) != expected:
+        raise ValueError(f"channel_axis {axis} contradicts the settings' "
+                         f"{settings.channel_axis}")
+    time = options.get("time_axis")
+    if time is not None and (settings.time_axis is None
+                             or isinstance(time, int) and time % image.ndim != settings.time_axis):
+        raise ValueError(f"time_axis {time} contradicts the settings' {settings.time_axis}")
+    volume, n_spatial = as_channel_first_volume(image, settings.channel_axis, settings.time_axis)
+    if (n_spatial, volume.shape[0]) != (settings.n_spatial, settings.channels):
+        raise ValueError(f"the settings are for {settings.n_spatial}-D images with "
+                         f"{settings.channels} channel(s), got a {n_spatial}-D image with "
+                         f"{volume.shape[0]}")
+    if settings.method == "nlbayes":
+        check_bayes_fits(volume.shape, settings.work_dtype, in_memory)
+    elif settings.passes and in_memory:
+        first = settings.passes[0]
+        check_memory(volume.shape, first.patch_radius, first.search_radius, n_spatial,
+                     settings.work_dtype, len(settings.passes) > 1)

@@ -1,7 +1,7 @@
 """Numba kernels for NL-Bayes (private: arrays in, arrays out, no validation).
 
 Arrays are channel-first with three spatial axes, ``(C, Z, Y, X)``, as in
-:mod:`nlmeans._kernels`; a 2-D image has Z = 1 and patch radius 0 along Z.
+:mod:`nlmeans.kernels.nlm`; a 2-D image has Z = 1 and patch radius 0 along Z.
 A patch is named by its first corner; positions run over ``size - k + 1``
 per axis (k the patch width), so every patch lies inside the image and no
 mirroring is needed: near a border the search window is shifted inwards

@@ -2,8 +2,8 @@
 
 A :class:`Settings` holds everything the run needs and nothing about the pixels:
 the noise level, the data range, the precision, the colour transform and the
-list of passes. :func:`nlmeans.resolve` makes one from an image and the user's
-options (the automatic rules live there); :func:`nlmeans.denoise` runs one. Being
+list of passes. :func:`nlmeans.api.resolve` makes one from an image and the user's
+options (the automatic rules live there); :func:`nlmeans.api.denoise` runs one. Being
 a frozen value that round-trips through a dict (and so JSON), the same settings
 can be carried to every tile, chunk or worker of a large job, which then all
 compute exactly what one run over the whole image would.
@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
 
-from nlmeans.noise import NoiseModel
+from nlmeans.model.noise import NoiseModel
 
 METHODS = ("nlmeans", "nlbayes")
 
@@ -56,7 +56,7 @@ class Pass:
 
 @dataclass(frozen=True)
 class BayesStep:
-    """One step of NL-Bayes (:mod:`nlmeans.nlbayes`).
+    """One step of NL-Bayes (:mod:`nlmeans.methods.nlbayes`).
 
     Attributes
     ----------

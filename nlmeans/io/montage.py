@@ -35,7 +35,7 @@ def _to_rgb8(pixels):
 
 def _label(tile, text):
     """The tile with a caption strip under it."""
-    from PIL import Image, ImageDraw, ImageFont
+    from PIL import Image, ImageDraw, ImageFont  # deferred: only comparisons draw
 
     strip = 22
     canvas = Image.new("RGB", (tile.shape[1], tile.shape[0] + strip), (255, 255, 255))

@@ -5,12 +5,12 @@ uncompressed in one block, else through its zarr store, which decodes only the
 TIFF strips or tiles a read touches. The settings are decided once, before any
 strip, as for an image in memory: the minimum and maximum of the whole image
 (one streaming pass) and the noise and data range of its even sample
-(:mod:`nlmeans.sample`). Then strips of rows, each grown by the settings' halo,
+(:mod:`nlmeans.model.sample`). Then strips of rows, each grown by the settings' halo,
 are denoised and their tiles written in order to a tiled TIFF (BigTIFF from
 2 GiB), in a temporary file renamed when complete. Only one strip (and less
 than a row of tiles of output) is in memory at a time: the strip height follows
 from the memory budget. The result is the in-memory run's, bit for bit
-(:func:`nlmeans.strips.iter_strips`).
+(:func:`nlmeans.runners.strips.iter_strips`).
 """
 
 import contextlib
@@ -21,6 +21,12 @@ import tempfile
 from dataclasses import dataclass
 
 import numpy as np
+
+from nlmeans.io.images import TIFF_SIGNATURES, output_mode
+from nlmeans.model.layout import check_finite
+from nlmeans.model.sample import assemble, sample_regions
+from nlmeans.planning import memory
+from nlmeans.runners.strips import iter_strips
 
 #: Side of the output's square tiles.
 TILE = 256
@@ -55,9 +61,7 @@ def parse_size(text):
 
 def default_budget():
     """DEFAULT_SHARE of the available memory (2 GiB where it cannot be read)."""
-    from nlmeans.denoise import available_memory
-
-    available = available_memory()
+    available = memory.available_memory()
     return int(DEFAULT_SHARE * available) if available else 2 * 2**30
 
 
@@ -88,15 +92,13 @@ class TiffSource:
 def open_tiff(path):
     """A :class:`TiffSource` for a TIFF holding one 2-D grey or RGB image, or None
     for anything else (pages, volumes, alpha): those are read into memory."""
-    from nlmeans.io import _TIFF_SIGNATURES
-
     try:
         with open(path, "rb") as f:
-            if not f.read(4).startswith(_TIFF_SIGNATURES):
+            if not f.read(4).startswith(TIFF_SIGNATURES):
                 return None  # (without importing tifffile: 0.03 s of a small PNG's run)
     except OSError:
         return None
-    import tifffile
+    import tifffile  # deferred: 0.03 s of a small PNG's run
 
     try:
         tif = tifffile.TiffFile(path)
@@ -112,7 +114,7 @@ def open_tiff(path):
         pixels = tifffile.memmap(path, mode="r")
     else:
         try:
-            import zarr
+            import zarr  # optional: the [dask] extra
         except ImportError:
             tif.close()
             raise ImportError("reading a compressed TIFF in pieces needs zarr: "
@@ -126,10 +128,7 @@ def open_tiff(path):
 
 def measure(pixels, shape, dtype, channel_axis, rows):
     """((min, max), sample) of a lazily read image: the extremes in one pass
-    of `rows` at a time, the sample of :mod:`nlmeans.sample`."""
-    from nlmeans.layout import check_finite
-    from nlmeans.sample import assemble, sample_regions
-
+    of `rows` at a time, the sample of :mod:`nlmeans.model.sample`."""
     low = high = None
     for start in range(0, shape[0], rows):
         block = np.asarray(pixels[start:start + rows])
@@ -167,17 +166,13 @@ def format_size(count):
 def denoise_tiff(source, output_path, settings, bounds, rows, progress=None):
     """Denoise `source` with `settings` strip by strip (`rows` each) into the tiled
     TIFF `output_path`, atomically; `progress(done, total)` after each strip."""
-    from nlmeans.strips import iter_strips
-
     folder = os.path.dirname(os.path.abspath(output_path))
     fd, tmp = tempfile.mkstemp(prefix=".nlmeans-", suffix=".tif", dir=folder)
     os.close(fd)
     try:
         strips = iter_strips(source.pixels, settings, rows, bounds)
         _write_tiles(tmp, source, _tiles(strips, source.shape, progress))
-        from nlmeans.io import _output_mode
-
-        os.chmod(tmp, _output_mode(output_path))
+        os.chmod(tmp, output_mode(output_path))
         os.replace(tmp, output_path)
     finally:
         with contextlib.suppress(FileNotFoundError):
@@ -213,7 +208,7 @@ def _row_of_tiles(band, width):
 
 
 def _write_tiles(path, source, tiles):
-    import tifffile
+    import tifffile  # deferred: 0.03 s of a small PNG's run
 
     # Lossless compressions tifffile writes are kept (LZW, Deflate, Zstandard);
     # others, JPEG's loss among them, become Deflate.

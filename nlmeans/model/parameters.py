@@ -32,7 +32,7 @@ colour gets one pass.
 
 import numpy as np
 
-from nlmeans.quantiles import median, quantiles
+from nlmeans.model.quantiles import median, quantiles
 
 # (upper sigma bound in 8-bit units, patch radius, search radius, h / sigma)
 GREY_RULES = (
@@ -95,7 +95,7 @@ def data_range(image, sigma=0.0, maximum=None):
     plus four times the noise `sigma`: the 0.1 and 99.9 percentiles of
     unclipped noise lie 3.1 sigma beyond the image's black and white), else the
     robust span of the values (0.1 to 99.9 percentile). `image` may be a sample
-    of the image (:mod:`nlmeans.sample`) and `maximum` then the whole image's.
+    of the image (:mod:`nlmeans.model.sample`) and `maximum` then the whole image's.
     """
     image = np.asarray(image)
     if image.dtype.kind == "u":
@@ -128,7 +128,7 @@ def estimate_noise(image, channel_axis=None, scale=1):
         Estimate on the image averaged over scale x scale blocks, times `scale`:
         white noise reads the same at every scale, spatially correlated noise
         (which a 3x3 high-pass at scale 1 barely sees) reads higher at coarser
-        scales (see :mod:`nlmeans.noise`).
+        scales (see :mod:`nlmeans.model.noise`).
 
     Returns
     -------

@@ -1,5 +1,6 @@
-"""Frames streamed: :func:`denoise_frames` denoises a sequence of any length
-holding only the frames its temporal windows need.
+"""Frames streamed: :class:`FrameStream` denoises a sequence of any length
+holding only the frames its temporal windows need (the runner behind
+:func:`nlmeans.denoise_frames`).
 
 A sequence in memory runs as one (T, Y, X[, C]) volume (``denoise(frames,
 time_axis=0)``): 2-D patches, a search window that also spans the frames
@@ -18,13 +19,11 @@ from functools import partial
 
 import numpy as np
 
-from nlmeans.backend import numba_pass
-from nlmeans.denoise import (_SETTINGS_OPTIONS, _check_settings_fit, _in_callers_layout, denoise,
-                             sequence_bounds)
-from nlmeans.layout import as_channel_first_volume, check_image
-from nlmeans.passes import OpponentColours, _run_pass
-from nlmeans.resolve import FRAMES_MEASURED, resolve
-from nlmeans.settings import Settings
+from nlmeans.backends.cpu import numba_pass
+from nlmeans.methods.passes import run_pass
+from nlmeans.model.colour import OpponentColours
+from nlmeans.model.layout import as_channel_first_volume, check_image
+from nlmeans.runners.block import in_callers_layout
 
 # Frames per kernel call. Each offset's weights are computed for the batch's
 # frames plus the offset's distance along time, so longer batches waste less
@@ -37,90 +36,7 @@ BATCH_BYTES = 96 * 2**20
 MAX_BATCH = 16
 
 
-def denoise_frames(frames, h=None, *, channel_axis=None, settings=None, **options):
-    """Denoise a sequence of frames one after another, in bounded memory.
-
-    Parameters
-    ----------
-    frames : iterable of array_like
-        2-D frames (Y, X) or 3-D ones (Z, Y, X), or either with channels along
-        `channel_axis`, all of the same shape and dtype: a list, a generator,
-        a video reader.
-    h, channel_axis, **options
-        As for :func:`nlmeans.denoise` with ``time_axis=0`` (`channel_axis` is
-        the frames' own). The settings are decided on the first
-        ``FRAMES_MEASURED`` frames, as ``denoise`` decides them for a
-        sequence in memory.
-    settings : Settings, optional
-        Settings for frames (``resolve(stack, ..., time_axis=...)``); the
-        options must then be left out.
-
-    Yields
-    ------
-    numpy.ndarray
-        The denoised frames, in order, each of the input frames' shape and
-        dtype, equal to the frames of ``denoise(np.stack(frames), ...,
-        time_axis=0)``. A frame comes out once the frames its window reads
-        have come in; at most a batch of frames (up to 16) plus twice the
-        settings' temporal halo are held, whatever the sequence's length.
-
-    Raises
-    ------
-    ValueError
-        For bad options or frames (a frame of another shape or dtype, NaN).
-    """
-    iterator = iter(frames)
-    head = list(itertools.islice(iterator, FRAMES_MEASURED))
-    if not head:
-        return
-    head[0] = _checked(head[0], None)
-    head[1:] = [_checked(frame, head[0]) for frame in head[1:]]
-    stacked_axis = None if channel_axis is None else _stacked_axis(channel_axis, head[0].ndim)
-    if settings is None:
-        settings = resolve(np.stack(head), h, channel_axis=stacked_axis, time_axis=0, **options)
-    else:
-        _check_frame_settings(settings, head[0], channel_axis, dict(options, h=h))
-    if not settings.passes:  # nothing to remove: the frames come back as they are
-        yield from (frame.copy() for frame in head)
-        yield from (_checked(frame, head[0]).copy() for frame in iterator)
-        return
-    # The mirror at the sequence's ends needs more frames than the margin.
-    margin = max(step.halo[0] for step in settings.passes)
-    more = itertools.islice(iterator, max(0, margin + 1 - len(head)))
-    head += [_checked(frame, head[0]) for frame in more]
-    if len(head) <= margin:
-        yield from denoise(np.stack(head), settings=settings)
-        return
-    yield from _Stream(settings, head, iterator).run()
-
-
-def _stacked_axis(channel_axis, frame_ndim):
-    """The frames' channel axis in the stack (time first)."""
-    if not -frame_ndim <= channel_axis < frame_ndim:
-        raise ValueError(f"channel_axis must be in [{-frame_ndim}, {frame_ndim - 1}] for "
-                         f"{frame_ndim}-D frames, got {channel_axis}")
-    return channel_axis + 1 if channel_axis >= 0 else channel_axis
-
-
-def _check_frame_settings(settings, frame, channel_axis, options):
-    """ValueError unless `settings` are for frames like `frame` and no option is given."""
-    if not isinstance(settings, Settings) or settings.time_axis is None:
-        raise ValueError("settings must be an nlmeans.Settings for frames (resolved with "
-                         "time_axis)")
-    given = sorted(name for name, value in options.items() if value is not None)
-    if given:
-        raise ValueError(f"settings= fixes {', '.join(given)}: leave them out")
-    frame_axis = _frame_layout(settings).channel_axis  # non-negative, or None
-    if channel_axis is not None:
-        _stacked_axis(channel_axis, frame.ndim)  # ValueError if out of range
-        if frame_axis is None or channel_axis % frame.ndim != frame_axis:
-            raise ValueError(f"channel_axis {channel_axis} contradicts the settings' frames' "
-                             f"{frame_axis}")
-    nothing = dict.fromkeys(_SETTINGS_OPTIONS + ("dtype", "channel_axis", "time_axis"))
-    _check_settings_fit(settings, np.expand_dims(frame, settings.time_axis), nothing)
-
-
-def _checked(frame, first):
+def checked_frame(frame, first):
     """The frame as an array; ValueError unless it is like `first` (if given)."""
     frame, _ = check_image(frame)
     if first is not None and (frame.shape, frame.dtype) != (first.shape, first.dtype):
@@ -129,7 +45,7 @@ def _checked(frame, first):
     return frame
 
 
-class _Stream:
+class FrameStream:
     """The passes of `settings` run batch by batch over the frames of `iterator`."""
 
     def __init__(self, settings, head, iterator):
@@ -137,7 +53,7 @@ class _Stream:
         self.iterator = iterator
         self.first = head[0]
         # The stack's layout with time removed: the frames' own.
-        self.frame_settings = _frame_layout(settings)
+        self.frame_settings = frame_layout(settings)
         self.noisy = {}
         self.read = 0
         self.length = None  # known once the iterator is exhausted
@@ -167,7 +83,7 @@ class _Stream:
         """Read up to a batch more frames; the sequence's length once it ends."""
         wanted = self.read + self.batch
         for frame in itertools.islice(self.iterator, self.batch):
-            self._add(_checked(frame, self.first))
+            self._add(checked_frame(frame, self.first))
         if self.read < wanted:
             self.length = self.read
 
@@ -205,10 +121,10 @@ class _Stream:
         last = k == len(self.passes) - 1
         backend = partial(numba_pass, frames_padded=True)
         # The stack is passed, not kept: the colour transform's copy replaces it.
-        out = _run_pass(np.stack([self.noisy[i] for i in indices], axis=1)
-                        .astype(self.settings.work_dtype, copy=False), guide, step,
-                        self.settings.work_dtype, self.bounds,
-                        last and self.first.dtype.kind != "f", backend, self.transform)
+        out = run_pass(np.stack([self.noisy[i] for i in indices], axis=1)
+                       .astype(self.settings.work_dtype, copy=False), guide, step,
+                       self.settings.work_dtype, self.bounds,
+                       last and self.first.dtype.kind != "f", backend, self.transform)
         for offset, index in enumerate(range(start, stop)):
             self.results[k][index] = out[:, offset]
         self.done[k] = stop
@@ -226,7 +142,7 @@ class _Stream:
     def _to_frame(self, values):
         if self.frame_settings.n_spatial == 2:
             values = values[:, None]
-        return _in_callers_layout(values, self.frame_settings, self.first.dtype, self.bounds)
+        return in_callers_layout(values, self.frame_settings, self.first.dtype, self.bounds)
 
 
 def _mirror(index, length):
@@ -238,10 +154,21 @@ def _mirror(index, length):
     return index
 
 
-def _frame_layout(settings):
+def frame_layout(settings):
     """Settings whose layout is one frame's: the stack's without its time axis."""
     channel = settings.channel_axis
     if channel is not None and channel > settings.time_axis:
         channel -= 1
     return replace(settings, n_spatial=settings.n_spatial - 1, channel_axis=channel,
                    time_axis=None, passes=())
+
+
+def sequence_bounds(dtype):
+    """What the results of frames are clipped to: the dtype's range for integers,
+    nothing for floats. Not the sequence's own range, which a streamed run
+    does not know before its last frame; a weighted mean cannot leave the range
+    of the values it averages, so that clip only ever removed float rounding."""
+    if dtype.kind in "ui":
+        info = np.iinfo(dtype)
+        return (info.min, info.max)
+    return (-np.inf, np.inf)

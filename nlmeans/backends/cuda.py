@@ -1,6 +1,6 @@
 """The GPU backend: one NL-means pass on an NVIDIA GPU through numba.cuda.
 
-The same pass as :func:`nlmeans.backend.numba_pass` (the exact formula, no
+The same pass as :func:`nlmeans.backends.cpu.numba_pass` (the exact formula, no
 approximation), for 2-D images with any number of channels, in float32.
 Each CUDA block owns a 16 x 16 tile of the output and loops over the search
 offsets t; for each t its threads, together,
@@ -25,6 +25,8 @@ on the CPU), which is how the tests check them without a GPU.
 import math
 
 import numpy as np
+
+from nlmeans.backends.scales import kernel_scales
 
 TILE = 16
 # Largest patch radius and search radius the shared buffers are sized for.
@@ -56,7 +58,7 @@ def import_cuda():
     if cuda is None:
         if not hasattr(np, "row_stack"):
             np.row_stack = np.vstack
-        from numba import cuda as module
+        from numba import cuda as module  # optional: the [cuda] extra
 
         cuda = module
     return cuda
@@ -82,7 +84,7 @@ def unsupported(settings):
 
 def cuda_pass(values, guide, step, dtype, bounds, rounded):
     """One pass on the GPU; the arguments and result are those of
-    :func:`nlmeans.backend.numba_pass` (checked beforehand by :func:`unsupported`)."""
+    :func:`nlmeans.backends.cpu.numba_pass` (checked beforehand by :func:`unsupported`)."""
     values_d, guide_d = to_device(values, guide, step)
     out = run_on_device(values_d, guide_d, step).copy_to_host()
     out = np.clip(out[:, None], *bounds)
@@ -108,14 +110,13 @@ def to_device(values, guide, step):
 def run_on_device(values_d, guide_d, step):
     """Launch the pass's kernels on mirrored device arrays; returns the (C, Y, X)
     device result (the launches are asynchronous)."""
-    from nlmeans.backend import _kernel_scales
 
     kernels = _compiled()
     patch, search = step.patch_radius[0], step.search_radius[0]
     aggregation = patch if step.aggregation == "patch" else 0
     margin = search + patch + aggregation
     terms = guide_d.shape[0] * (2 * patch + 1) ** 2
-    threshold, inv_scale2 = _kernel_scales(step.h, step.sigma, terms, np.dtype(np.float32))
+    threshold, inv_scale2 = kernel_scales(step.h, step.sigma, terms, np.dtype(np.float32))
     inv_scale = np.float32(inv_scale2 / 1.4426950408889634)  # exp2 scale -> exp scale
     channels = values_d.shape[0]
     height, width = values_d.shape[1] - 2 * margin, values_d.shape[2] - 2 * margin
@@ -147,7 +148,7 @@ def _compiled():
 
 
 def _make_kernels():
-    from numba import float32
+    from numba import float32  # deferred with numba.cuda, above
 
     @cuda.jit(device=True)
     def box_columns(src, out, rows, cols, radius):

@@ -20,7 +20,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from nlmeans.io import ImageIOError, _output_mode
+from nlmeans.io.images import ImageIOError, output_mode, read_image, write_image
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v")
 # Outputs: H.264 in these containers; FFV1 (lossless) in Matroska.
@@ -30,7 +30,7 @@ FRAME_EXTENSIONS = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp", ".webp")
 
 def _av():
     try:
-        import av
+        import av  # optional: the [video] extra
     except ImportError:
         raise ImageIOError("video files need PyAV: pip install 'nlmeans[video]'") from None
     return av
@@ -78,7 +78,7 @@ class Source:
             self._open_video()
 
     def _tiff_pages(self):
-        import tifffile
+        import tifffile  # deferred: 0.03 s, only TIFF sequences need it
 
         try:
             with tifffile.TiffFile(self.path) as tif:
@@ -110,13 +110,11 @@ class Source:
         """Yield (frame array, channel axis); a video's audio packets go to
         `audio_sink(packet)` as they are read."""
         if self.kind == "folder":
-            from nlmeans.io import read_image
-
             for name in self.files:
                 yield _frame_of(read_image(os.path.join(self.path, name)),
                                 os.path.join(self.path, name))
         elif self.kind == "tiff":
-            import tifffile
+            import tifffile  # deferred: 0.03 s, only TIFF sequences need it
 
             with tifffile.TiffFile(self.path) as tif:
                 for page in tif.pages:
@@ -195,7 +193,7 @@ class _Pending:
         else:
             # The permissions of a file written by write_image (a new file's, or
             # those of the file it replaces); the temporary file's are private.
-            os.chmod(self.tmp, _output_mode(self.path))
+            os.chmod(self.tmp, output_mode(self.path))
         os.replace(self.tmp, self.path)
 
     def abort(self):
@@ -288,7 +286,7 @@ class TiffWriter:
     readers then see one (T, Y, X[, C]) array: tifffile.imread, ImageJ, Fiji)."""
 
     def __init__(self, path):
-        import tifffile
+        import tifffile  # deferred: 0.03 s, only TIFF sequences need it
 
         self.pending = _Pending(path)
         self.writer = tifffile.TiffWriter(self.pending.tmp, bigtiff=True)
@@ -314,8 +312,6 @@ class FolderWriter:
         self.count = 0
 
     def write(self, frame):
-        from nlmeans.io import write_image
-
         suffix = ".tif" if frame.dtype.kind == "f" or frame.dtype.itemsize > 2 else ".png"
         self.count += 1
         write_image(os.path.join(self.pending.tmp, f"frame_{self.count:06d}{suffix}"), frame)

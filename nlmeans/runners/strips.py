@@ -2,15 +2,21 @@
 
 A strip of the image, grown by the settings' halo and denoised with the whole
 image's settings, gives the whole image's result in the strip (crop
-consistency, see :class:`~nlmeans.settings.Settings`), bit for bit. So a
+consistency, see :class:`~nlmeans.model.settings.Settings`), bit for bit. So a
 long job can run strip by strip along its first spatial axis: the caller hears
 after each strip how far it is, and Ctrl-C is answered between two strips
 instead of after the whole image.
 """
 
 import math
+from functools import partial
 
 import numpy as np
+
+from nlmeans.backends.cpu import numba_pass
+from nlmeans.kernels.constants import ROW_RESTART
+from nlmeans.planning.backend_choice import choose_backend
+from nlmeans.runners.block import denoise_block
 
 # Seconds per pixel, offset pair (t and -t) and thread of the CPU kernel,
 # measured on this project's 2-core Xeon at 1024²: the fused pixel-wise path,
@@ -42,35 +48,28 @@ def strip_reach(settings, start, stop, length):
 
     The kernel's running sums along the rows start afresh every ROW_RESTART
     rows of the image, and a sum that starts between two such rows runs from
-    the one before (see nlmeans._kernels._stream_row). So above the halo, a
+    the one before (see nlmeans.kernels.nlm._stream_row). So above the halo, a
     strip reads the rows those sums run over: up to ROW_RESTART - 1 more rows
     per pass for the patch sums, as many again for patch-wise aggregation's box
     sums, and its first row is a multiple of ROW_RESTART: the strip's sums are
     then the whole image's, and so is its result, bit for bit."""
-    from nlmeans.backend import _ROW_RESTART
-
     reach = settings.halo[0]
     for step in settings.passes:
-        reach += (_ROW_RESTART - 1) * (2 if step.aggregation == "patch" else 1)
+        reach += (ROW_RESTART - 1) * (2 if step.aggregation == "patch" else 1)
     low = max(start - reach, 0)
-    return low - low % _ROW_RESTART, min(stop + settings.halo[0], length)
+    return low - low % ROW_RESTART, min(stop + settings.halo[0], length)
 
 
 def iter_strips(image, settings, rows, bounds, backend=None):
     """Yield (start, stop, result) for consecutive strips of `rows` along the
     first spatial axis: each strip is read from `image` (anything that slices
     like an array: a NumPy array or memory map, a zarr array) grown by the
-    settings' halo, denoised with :func:`nlmeans.denoise.denoise_block` and cut
+    settings' halo, denoised with :func:`nlmeans.runners.block.denoise_block` and cut
     back, so only one strip and its halo are in memory at a time.
 
     Each piece runs with the whole image's tile shape and starts at a row where
     the kernel's running sums start afresh (:func:`strip_reach`), so the result
     equals the whole image's bit for bit."""
-    from functools import partial
-
-    from nlmeans.backend import numba_pass
-    from nlmeans.denoise import denoise_block
-
     axis = strip_axis(settings)
     spatial = tuple(n for i, n in enumerate(image.shape) if i != settings.channel_axis)
     length = image.shape[axis]
@@ -94,8 +93,6 @@ def denoise_in_strips(image, settings, rows, progress=None, device="cpu", bounds
 
     The result equals the whole-image run bit for bit (see :func:`iter_strips`).
     """
-    from nlmeans.denoise import choose_backend
-
     image = np.asarray(image)
     if bounds is None:
         bounds = (image.min(), image.max())

@@ -10,20 +10,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-# The tile rule lives with the backend; tests and older code import it from here.
-from nlmeans.backend import _TILE_2D_PATCH, _TILE_2D_PIXEL, _TILE_3D, _tile_shape  # noqa: F401
-from nlmeans.backend import numpy_is_faster, numpy_pass
-from nlmeans.chunked import is_dask_array
-from nlmeans.layout import (as_channel_first_volume, check_image, from_channel_first_volume,
-                            normalised_channel_axis)
-from nlmeans.passes import run_passes
-from nlmeans.resolve import SURE_H_FACTORS, resolve_checked  # noqa: F401
-from nlmeans.settings import Settings
-
-# The options that settings= fixes; with it, they must be left out.
-_SETTINGS_OPTIONS = ("h", "patch_radius", "search_radius", "sigma", "aggregation",
-                     "centre_weight", "chroma_weight", "refine", "noise", "method",
-                     "temporal_radius")
+from nlmeans.api.resolve import check_settings_fit, resolve_checked
+from nlmeans.backends.ndpass import numpy_pass
+from nlmeans.methods.passes import run_passes
+from nlmeans.model.layout import (as_channel_first_volume, check_image, normalised_channel_axis,
+                                  stand_in)
+from nlmeans.model.parameters import data_range
+from nlmeans.model.settings import Settings
+from nlmeans.model.sure import psnr_from_mse, sure_from_terms, sure_terms
+from nlmeans.planning.backend_choice import choose_backend, numpy_is_faster
+from nlmeans.runners.block import in_callers_layout
+from nlmeans.runners.chunked import denoise_dask, is_dask_array, measure
+from nlmeans.runners.frames import sequence_bounds
 
 
 @dataclass
@@ -31,7 +29,7 @@ class Report:
     """What :func:`denoise_with_report` did: the settings it ran and how good it
     thinks the result is.
 
-    `settings` is the :class:`~nlmeans.settings.Settings` that ran; the fields
+    `settings` is the :class:`~nlmeans.model.settings.Settings` that ran; the fields
     before it repeat its main figures: h, radii, aggregation and centre weight
     of the first pass (h 0 and no radii when there was no pass), sigma, and the
     second pass as refine = (patch_radius, search_radius, h), or None.
@@ -166,7 +164,7 @@ def denoise(image, h=None, *, patch_radius=None, search_radius=None, sigma=None,
         its own estimate. Default "one" with a numeric h, else "max".
     noise : {"auto", "gaussian"} or float, optional
         The noise model, when sigma is estimated: "auto" (default) tells white
-        noise from spatially correlated camera noise (:mod:`nlmeans.noise`) and
+        noise from spatially correlated camera noise (:mod:`nlmeans.model.noise`) and
         measures the latter at the scale where it decorrelates; "gaussian"
         takes the noise as white, as a 3x3 high-pass sees it. A number is the
         noise level, as `sigma`.
@@ -192,7 +190,7 @@ def denoise(image, h=None, *, patch_radius=None, search_radius=None, sigma=None,
         +0.6 dB on photographs), else False.
     method : {"nlmeans", "nlbayes"}, optional
         "nlmeans" (default): the formula above. "nlbayes": Non-Local Bayes
-        (Lebrun, Buades and Morel 2013, :mod:`nlmeans.nlbayes`), which
+        (Lebrun, Buades and Morel 2013, :mod:`nlmeans.methods.nlbayes`), which
         estimates each group of similar patches from the group's mean and
         covariance, in two steps; better images than NL-means (measured
         +0.5 dB on Set12, closer to BM3D) at a few times its time. Its
@@ -205,7 +203,7 @@ def denoise(image, h=None, *, patch_radius=None, search_radius=None, sigma=None,
         2-D (the radii above are the frames'), and each pixel's search window
         also spans `temporal_radius` frames before and after its own, mirrored
         at the first and last frame. The frames share one set of settings,
-        measured on the first few (``nlmeans.resolve.FRAMES_MEASURED``), so a
+        measured on the first few (``nlmeans.api.resolve.FRAMES_MEASURED``), so a
         frame's result is the same as in a streamed run
         (:func:`nlmeans.denoise_frames`); it is clipped to the dtype's range
         (integers) rather than the sequence's.
@@ -213,7 +211,7 @@ def denoise(image, h=None, *, patch_radius=None, search_radius=None, sigma=None,
         With `time_axis`: frames before and after in the search window.
         Default: 3 in automatic mode (1 in its second pass), 2 with a numeric h.
     settings : Settings, optional
-        Run exactly these settings (from :func:`nlmeans.resolve`, perhaps of a
+        Run exactly these settings (from :func:`nlmeans.api.resolve`, perhaps of a
         larger image this one is a crop of) instead of deciding them from this
         image: nothing is estimated again. The options above must then be left
         out; `channel_axis` and `dtype` may be given if they agree with it.
@@ -265,12 +263,12 @@ def denoise_with_report(image, h=None, *, patch_radius=None, search_radius=None,
     """:func:`denoise`, also returning a :class:`Report` of what it did.
 
     With `small_on_numpy`, on the CPU, images with little work run on the NumPy
-    pass (:mod:`nlmeans.ndpass`, the same formula, equal to float rounding)
+    pass (:mod:`nlmeans.backends.ndpass`, the same formula, equal to float rounding)
     instead of the compiled kernel, for a process that denoises one image (the
     command line's ``nlmeans denoise``): automatic mode up to about 64² grey,
     which takes less time than importing Numba and loading the kernel (see
-    :data:`nlmeans.backend.NUMPY_WORK`), and up to about 300² while the kernel
-    it needs is not compiled yet (:data:`nlmeans.backend.FIRST_RUN_WORK`).
+    :data:`nlmeans.planning.backend_choice.NUMPY_WORK`), and up to about 300² while the kernel
+    it needs is not compiled yet (:data:`nlmeans.planning.backend_choice.FIRST_RUN_WORK`).
 
     With `estimate_error` (and sigma > 0) the report holds the SURE estimate of
     the mean squared error and the PSNR it implies; that costs one more run of
@@ -291,7 +289,7 @@ def denoise_with_report(image, h=None, *, patch_radius=None, search_radius=None,
     if settings is None:
         settings, sure = resolve_checked(image, bounds, options)
     else:
-        _check_settings_fit(settings, image, options)
+        check_settings_fit(settings, image, options)
     volume, _ = as_channel_first_volume(image, settings.channel_axis, settings.time_axis)
     if settings.time_axis is not None:
         bounds = sequence_bounds(image.dtype)
@@ -303,8 +301,6 @@ def denoise_with_report(image, h=None, *, patch_radius=None, search_radius=None,
         _sure_applies(settings, report)
         report.error_note += "; h follows the automatic rules instead"
     if estimate_error and report.data_range is None:
-        from nlmeans.parameters import data_range
-
         report.data_range = data_range(image, settings.sigma)  # for the PSNR estimate
     if not settings.passes:
         return image.copy(), report
@@ -327,43 +323,11 @@ def denoise_with_report(image, h=None, *, patch_radius=None, search_radius=None,
         if integer:
             result = np.rint(result)
 
-    return _in_callers_layout(result, settings, image.dtype, bounds), report
-
-
-def denoise_block(block, settings, bounds, backend=None, progress=None):
-    """`settings` run on `block`, a piece of a larger image in the image's own
-    layout, its result clipped to `bounds`, the whole image's (min, max).
-
-    The pieces of strip-wise, chunk-wise and out-of-core runs go through here;
-    a piece grown by ``settings.halo`` gives the whole image's result inside.
-    A whole image with its own bounds is a block too (the CLI runs NL-Bayes so,
-    with `progress`, see :func:`nlmeans.passes.run_passes`).
-    """
-    block = np.asarray(block)
-    if not settings.passes:
-        return block.copy()
-    volume, _ = as_channel_first_volume(block, settings.channel_axis, settings.time_axis)
-    result = run_passes(volume.astype(settings.work_dtype, copy=False), settings, bounds,
-                        rounded=block.dtype.kind != "f", backend=backend, progress=progress)
-    return _in_callers_layout(result, settings, block.dtype, bounds)
-
-
-def _in_callers_layout(result, settings, dtype, bounds):
-    """The (C, Z, Y, X) float result in the caller's layout and dtype."""
-    result = _to_dtype(from_channel_first_volume(result, settings.channel_axis,
-                                                 settings.n_spatial, settings.time_axis), dtype)
-    if dtype.kind == "f" and dtype.itemsize > settings.work_dtype.itemsize:
-        # float64 data computed in float32: the kernel's clip to the input's range
-        # was in float32, which may round just outside it; clip again in float64.
-        result = np.clip(result, *bounds, out=result)
-    return result
+    return in_callers_layout(result, settings, image.dtype, bounds), report
 
 
 def _denoise_lazy(array, options, settings, device, estimate_error):
-    """(lazy result, report) for a dask array (:mod:`nlmeans.chunked`)."""
-    from nlmeans.chunked import denoise_dask, measure
-    from nlmeans.layout import stand_in
-
+    """(lazy result, report) for a dask array (:mod:`nlmeans.runners.chunked`)."""
     if options["time_axis"] is not None or settings is not None and settings.time_axis is not None:
         raise ValueError("frames as a dask array are not supported: pass a NumPy array, or "
                          "stream them with nlmeans.denoise_frames")
@@ -381,60 +345,13 @@ def _denoise_lazy(array, options, settings, device, estimate_error):
         bounds, sample = measure(array, options["channel_axis"])
         settings, _ = resolve_checked(layout, bounds, options, sample=sample, in_memory=False)
     else:
-        _check_settings_fit(settings, layout, options, in_memory=False)
+        check_settings_fit(settings, layout, options, in_memory=False)
         bounds, _ = measure(array, settings.channel_axis, sample=False)
     report = Report.of(settings)
     backend, report.device = choose_backend(device, settings)
     if not settings.passes:
         return array.copy(), report
     return denoise_dask(array, settings, bounds, backend), report
-
-
-def _check_settings_fit(settings, image, options, in_memory=True):
-    """ValueError unless `settings` can run on `image` with no option contradicting it."""
-    if not isinstance(settings, Settings):
-        raise ValueError(f"settings must be an nlmeans.Settings, got {type(settings).__name__}")
-    given = [name for name in _SETTINGS_OPTIONS if options[name] is not None]
-    if given:
-        raise ValueError(f"settings= fixes {', '.join(given)}: leave "
-                         f"{'it' if len(given) == 1 else 'them'} out, or resolve again with "
-                         f"{'it' if len(given) == 1 else 'them'}")
-    if options["dtype"] is not None and np.dtype(options["dtype"]) != settings.work_dtype:
-        raise ValueError(f"dtype {np.dtype(options['dtype']).name} contradicts the settings' "
-                         f"{settings.dtype}")
-    axis = options["channel_axis"]
-    expected = None if settings.channel_axis is None else settings.channel_axis - image.ndim
-    if axis is not None and normalised_channel_axis(axis, image.ndim) != expected:
-        raise ValueError(f"channel_axis {axis} contradicts the settings' "
-                         f"{settings.channel_axis}")
-    time = options.get("time_axis")
-    if time is not None and (settings.time_axis is None
-                             or isinstance(time, int) and time % image.ndim != settings.time_axis):
-        raise ValueError(f"time_axis {time} contradicts the settings' {settings.time_axis}")
-    volume, n_spatial = as_channel_first_volume(image, settings.channel_axis, settings.time_axis)
-    if (n_spatial, volume.shape[0]) != (settings.n_spatial, settings.channels):
-        raise ValueError(f"the settings are for {settings.n_spatial}-D images with "
-                         f"{settings.channels} channel(s), got a {n_spatial}-D image with "
-                         f"{volume.shape[0]}")
-    if settings.method == "nlbayes":
-        from nlmeans.nlbayes import check_fits
-
-        check_fits(volume.shape, settings.work_dtype, in_memory)
-    elif settings.passes and in_memory:
-        first = settings.passes[0]
-        _check_memory(volume.shape, first.patch_radius, first.search_radius, n_spatial,
-                      settings.work_dtype, len(settings.passes) > 1)
-
-
-def sequence_bounds(dtype):
-    """What the results of frames are clipped to: the dtype's range for integers,
-    nothing for floats. Not the sequence's own range, which a streamed run
-    does not know before its last frame; a weighted mean cannot leave the range
-    of the values it averages, so that clip only ever removed float rounding."""
-    if dtype.kind in "ui":
-        info = np.iinfo(dtype)
-        return (info.min, info.max)
-    return (-np.inf, np.inf)
 
 
 def _sure_applies(settings, report):
@@ -448,40 +365,13 @@ def _sure_applies(settings, report):
 
 def _sure_terms(values, result, settings, bounds, backend=None):
     """SURE's measured terms for `result` = run_passes(values, settings)."""
-    from nlmeans.sure import sure_terms
-
     return sure_terms(values, result, lambda v: run_passes(v.astype(settings.work_dtype),
                                                            settings, bounds, backend=backend),
                       settings.sigma)
 
 
-DEVICES = ("cpu", "cuda", "auto")
-
-
-def choose_backend(device, settings):
-    """(backend function, "cpu" or "cuda") for `device`: "cuda" needs a usable
-    GPU and settings it can run (2-D, float32, equal radii, patch radius <= 5);
-    "auto" takes the GPU when both hold, else the CPU."""
-    if device not in DEVICES:
-        raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
-    if device == "cpu":
-        return None, "cpu"
-    from nlmeans.cuda_backend import cuda_available, cuda_pass, unsupported
-
-    reason = unsupported(settings) or (None if cuda_available() else
-                                       "no usable CUDA GPU (numba-cuda and a driver are needed: "
-                                       "pip install 'nlmeans[cuda]')")
-    if reason is None:
-        return cuda_pass, "cuda"
-    if device == "cuda":
-        raise ValueError(f"device='cuda': {reason}")
-    return None, "cpu"
-
-
 def _report_error(report, terms):
     """Fill the report's SURE figures from the measured terms."""
-    from nlmeans.sure import psnr_from_mse, sure_from_terms
-
     sigma, scale = report.sigma, report.data_range  # automatic modes always have a range
     report.sure_mse = sure_from_terms(*terms, sigma)
     if not report.sure_mse > 0:
@@ -494,64 +384,3 @@ def _report_error(report, terms):
     estimates = [psnr_from_mse(max(sure_from_terms(*terms, sigma * f), 0.0), scale)
                  for f in (0.95, 1.05)]
     report.psnr_range = (min(estimates), max(estimates))
-
-
-def kernel_is_cached(method="nlmeans"):
-    """Whether the compiled kernels of `method` are loaded or in Numba's cache
-    (else the first call of a missing one compiles it: NL-means has two paths,
-    10 to 20 s each; NL-Bayes one, about 20 s)."""
-    from nlmeans import _kernels
-
-    if method == "nlbayes":
-        from nlmeans import _bayes_kernels
-
-        return not _kernels.will_compile(_bayes_kernels.bayes_tile)
-    return not any(_kernels.will_compile(k) for k in (_kernels._denoise_tile,
-                                                        _kernels._fused_tile))
-
-
-def available_memory():
-    """Bytes of memory available to a new allocation (MemAvailable), or None."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
-
-
-def _check_memory(shape, patch_radius, search_radius, n_spatial, work_dtype, refine=False):
-    """Refuse, with the estimate, an image whose working memory would not fit.
-
-    The work needs the mirrored copy, the result and a few image-sized
-    temporaries (input conversion, output cast, SURE's second run); the
-    per-thread tile buffers are small and bounded. We do not tile whole images
-    to disk: an image that does not fit is refused before anything is allocated.
-    """
-    radii = []
-    for value in (patch_radius, search_radius):
-        value = value if value is not None else 10
-        radii.append(value if isinstance(value, (tuple, list)) else (value,) * n_spatial)
-    margin = [2 * (2 * p + s) for p, s in zip(*radii)]  # at most, with patch aggregation
-    spatial = shape[-n_spatial:]
-    padded = shape[0] * int(np.prod([n + m for n, m in zip(spatial, margin)]))
-    # The second pass keeps the first result and a mirrored copy of it.
-    needed = ((2 if refine else 1) * padded + (6 if refine else 5) * shape[0]
-              * int(np.prod(spatial))) * work_dtype.itemsize
-    available = available_memory()
-    if available is not None and needed > 0.9 * available:
-        raise MemoryError(f"denoising this image needs about {_size(needed)} of memory and "
-                          f"only {_size(available)} is available; crop or downscale it, "
-                          f"or free memory")
-
-
-def _size(count):
-    return f"{count / 2**30:.1f} GiB" if count >= 2**30 else f"{count / 2**20:.1f} MiB"
-
-
-def _to_dtype(result, dtype):
-    """Cast the float result (already rounded for integers, and within the input's
-    range, so within the dtype's) to the input's dtype."""
-    return np.ascontiguousarray(result, dtype=dtype)

@@ -1,0 +1,45 @@
+"""The in-memory runner: settings run on one array, in its own layout and dtype.
+
+Whole images, and the pieces of strip-wise, chunk-wise and out-of-core runs,
+go through :func:`denoise_block`.
+"""
+
+import numpy as np
+
+from nlmeans.methods.passes import run_passes
+from nlmeans.model.layout import as_channel_first_volume, from_channel_first_volume
+
+
+def denoise_block(block, settings, bounds, backend=None, progress=None):
+    """`settings` run on `block`, a piece of a larger image in the image's own
+    layout, its result clipped to `bounds`, the whole image's (min, max).
+
+    The pieces of strip-wise, chunk-wise and out-of-core runs go through here;
+    a piece grown by ``settings.halo`` gives the whole image's result inside.
+    A whole image with its own bounds is a block too (the CLI runs NL-Bayes so,
+    with `progress`, see :func:`nlmeans.methods.passes.run_passes`).
+    """
+    block = np.asarray(block)
+    if not settings.passes:
+        return block.copy()
+    volume, _ = as_channel_first_volume(block, settings.channel_axis, settings.time_axis)
+    result = run_passes(volume.astype(settings.work_dtype, copy=False), settings, bounds,
+                        rounded=block.dtype.kind != "f", backend=backend, progress=progress)
+    return in_callers_layout(result, settings, block.dtype, bounds)
+
+
+def in_callers_layout(result, settings, dtype, bounds):
+    """The (C, Z, Y, X) float result in the caller's layout and dtype."""
+    result = _to_dtype(from_channel_first_volume(result, settings.channel_axis,
+                                                 settings.n_spatial, settings.time_axis), dtype)
+    if dtype.kind == "f" and dtype.itemsize > settings.work_dtype.itemsize:
+        # float64 data computed in float32: the kernel's clip to the input's range
+        # was in float32, which may round just outside it; clip again in float64.
+        result = np.clip(result, *bounds, out=result)
+    return result
+
+
+def _to_dtype(result, dtype):
+    """Cast the float result (already rounded for integers, and within the input's
+    range, so within the dtype's) to the input's dtype."""
+    return np.ascontiguousarray(result, dtype=dtype)
