@@ -6,6 +6,8 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLES = os.path.join(PROJECT_ROOT, "sample_images")
+# Development data beside the project (not part of it); tests that read it skip without it.
+POLYU = os.path.join(os.path.dirname(PROJECT_ROOT), "shared", "datasets", "polyu-dev")
 
 import pytest  # noqa: E402
 

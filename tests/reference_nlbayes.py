@@ -53,7 +53,7 @@ def reference_step(noisy, basic, step, patch, search, stride, tile):
             members = [candidates[i] for i in order[:n]]
             group = np.stack([patch_at(noisy, q).reshape(channels, -1) for q in members])
             if first:
-                estimates = _first_step(group, shrink, flat)
+                estimates = _first_step(group, shrink, flat, step.clamp)
             else:
                 model = np.stack([patch_at(basic, q).reshape(channels, -1) for q in members])
                 estimates = _second_step(group, model, shrink, flat)
@@ -69,11 +69,14 @@ def reference_step(noisy, basic, step, patch, search, stride, tile):
     return np.where(weight > 0, num / np.maximum(weight, 1), fallback)
 
 
-def _first_step(group, shrink, flat):
-    """(n, C, K) noisy group -> estimates: each channel on its own."""
+def _first_step(group, shrink, flat, clamp=False):
+    """(n, C, K) noisy group -> estimates: each channel on its own (gains clamped
+    to [0, 1] with `clamp`)."""
     channels = group.shape[1]
     if sum(group[:, c].var(ddof=1) for c in range(channels)) < flat * channels:
         return np.broadcast_to(group.mean(axis=(0, 2))[None, :, None], group.shape)
+    if clamp:
+        return np.stack([_clamped_bayes(group[:, c], shrink) for c in range(channels)], axis=1)
     return np.stack([_bayes(group[:, c], group[:, c], 0.0, shrink)
                      for c in range(channels)], axis=1)
 
@@ -100,3 +103,14 @@ def _bayes(noisy, model, diagonal, shrink):
         return noisy
     deviations = noisy - noisy.mean(axis=0)
     return noisy - shrink * np.linalg.solve(covariance, deviations.T).T
+
+
+def _clamped_bayes(noisy, shrink):
+    """m + (C - shrink I) C^-1 (x - m) for every row x, C the rows' covariance, in
+    C's eigenbasis with each factor (lambda - shrink) / lambda clamped to [0, 1]."""
+    n, _ = noisy.shape
+    mean = noisy.mean(axis=0)
+    centred = noisy - mean
+    values, vectors = np.linalg.eigh(centred.T @ centred / max(n - 1, 1))
+    factors = np.where(values > shrink, (values - shrink) / np.where(values > 0, values, 1), 0.0)
+    return mean + centred @ (vectors * factors) @ vectors.T

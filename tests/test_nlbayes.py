@@ -1,14 +1,17 @@
 """NL-Bayes (method="nlbayes"): the compiled steps against the NumPy reference,
 determinism, the automatic parameters, the API and the command line."""
 
+import os
 from dataclasses import replace
 
+import imageio.v3 as iio
 import numpy as np
 import pytest
 
 import nlmeans
 from nlmeans.methods.nlbayes import bayes_steps, fitted_radii, run_bayes, run_step, tile_shape
 from nlmeans.model.settings import BayesStep, Settings
+from conftest import POLYU
 from tests.reference_nlbayes import reference_step
 
 
@@ -38,11 +41,13 @@ def _small_steps(n_spatial, sigma=20.0, group=10, tau=16.0):
 
 @pytest.mark.parametrize("shape", [(1, 1, 150, 70), (3, 1, 40, 33), (1, 9, 12, 14)],
                          ids=["grey-tiles", "colour", "volume"])
-def test_steps_equal_the_reference(shape):
+@pytest.mark.parametrize("clamp", [False, True], ids=["paper", "clamped"])
+def test_steps_equal_the_reference(shape, clamp):
     # 150 rows: three tiles of reference positions, two colours of the checkerboard.
     noisy = _smooth_noisy(shape, 20.0, 1)
     n_spatial = 3 if shape[1] > 1 else 2
     step1, step2 = _small_steps(n_spatial)
+    step1 = replace(step1, clamp=clamp)
     basic = run_step(noisy, None, step1, np.float64)
     np.testing.assert_allclose(basic, _reference(noisy, None, step1), rtol=1e-9, atol=1e-7)
     final = run_step(noisy, basic, step2, np.float64)
@@ -219,3 +224,53 @@ def test_progress_follows_the_tiles():
     assert total > len(settings.passes)  # several tiles per step
     assert calls == [(i, total) for i in range(1, total + 1)]
     np.testing.assert_array_equal(result, nlmeans.denoise(noisy, settings=settings))
+
+
+@pytest.mark.parametrize("size", range(1, 13))
+@pytest.mark.parametrize("channels", [None, 3])
+def test_tiny_images_run(size, channels):
+    # Odd sizes 3, 5 and 7 hold a single patch position: a group of one patch,
+    # whose second-step system has no factor (it raised ZeroDivisionError).
+    shape = (size, size) if channels is None else (size, size, channels)
+    image = (np.random.default_rng(size).random(shape) * 255).astype(np.uint8)
+    out = nlmeans.denoise(image, method="nlbayes", sigma=20,
+                          channel_axis=None if channels is None else -1)
+    assert out.shape == image.shape and out.dtype == image.dtype
+
+
+# Crops of real photos on which the first step's unclamped (C - beta sigma^2 I) C^-1
+# wrote saturated, wrong-colour pixels: camera noise is weaker at a patch's high
+# frequencies than the level it is measured at, so some of the group's
+# eigenvalues lie below beta sigma^2 and got negative gains.
+STRAY_PIXEL_PHOTOS = ["Canon5D2_5_160_3200_plug_11", "Canon5D2_5_200_3200_fruit_12",
+                      "NikonD800_5_100_4000_flower_14"]
+
+
+@pytest.mark.skipif(not os.path.isdir(POLYU), reason="the real-photo development set is absent")
+@pytest.mark.parametrize("name", STRAY_PIXEL_PHOTOS)
+def test_no_stray_pixels_on_real_photos(name):
+    noisy = iio.imread(os.path.join(POLYU, name + "_real.JPG"))[:160, :160]
+    clean = iio.imread(os.path.join(POLYU, name + "_mean.JPG"))[:160, :160].astype(int)
+    out = nlmeans.denoise(noisy, channel_axis=-1, method="nlbayes")
+    error = np.abs(out.astype(int) - clean).max(axis=-1)
+    noisy_error = np.abs(noisy.astype(int) - clean).max(axis=-1)
+    # Where the noisy pixel is within 60 grey levels of the clean one, so is the output.
+    assert np.count_nonzero((error > 60) & (noisy_error <= 60)) == 0
+
+
+def test_first_step_gains_stay_between_zero_and_one():
+    """A group with fewer patches than dimensions (most eigenvalues of its
+    covariance 0, far below the noise's): the kernel's first-step estimate
+    equals the reference's and stays within the group's range, where a
+    negative gain would throw patches beyond it."""
+    from nlmeans.kernels.bayes import _clamped_estimate
+    from tests.reference_nlbayes import _clamped_bayes
+
+    rng = np.random.default_rng(3)
+    n, d = 12, 25
+    group = 100 + 10 * rng.standard_normal((n, d))
+    out = np.empty((n, d))
+    _clamped_estimate(group, n, d, 100.0, np.empty((n, d)), np.empty((d, d)), np.empty((d, d)),
+                      out)
+    np.testing.assert_allclose(out, _clamped_bayes(group, 100.0), atol=1e-9)
+    assert out.min() >= group.min() and out.max() <= group.max()

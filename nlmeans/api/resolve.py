@@ -133,7 +133,8 @@ def resolve_checked(image, bounds, options, sample=None, in_memory=True):
         scale = data_range(sample[0], sigma, maximum=sample[0].max() if frames else bounds[1])
     colour = volume.shape[0] > 1 and options["channel_axis"] is not None
     if choice["method"] == "nlbayes":
-        passes = bayes_steps(sigma, scale, volume.shape[0], n_spatial) if sigma > 0 else ()
+        white = model is None or model.kind == "white"
+        passes = bayes_steps(sigma, scale, volume.shape[0], n_spatial, white) if sigma > 0 else ()
     else:
         passes = _passes(choice, sigma, scale, n_spatial, colour=colour, frames=frames)
     settings = Settings(

@@ -188,7 +188,13 @@ def _few_patches_estimate(noisy, model, n, d, diagonal, centred, spare, gram, cr
                 total += centred[i, q] * centred[j, q]
             gram[i, j] = total
         gram[i, i] += (n - 1) * diagonal
-    _cholesky(gram, n)
+    if not _cholesky(gram, n):
+        # G has no factor with one patch only (n = 1: G = 0, the image holds a
+        # single patch position); then x = m, and the estimate is the patch itself.
+        for i in range(n):
+            for q in range(d):
+                out[i, q] = noisy[i, q]
+        return False
     for i in range(n):  # row i of (x - m) Y_b^T, then solved by G
         for j in range(n):
             total = 0.0
@@ -203,6 +209,7 @@ def _few_patches_estimate(noisy, model, n, d, diagonal, centred, spare, gram, cr
             weight = cross[i, j]
             for q in range(d):
                 out[i, q] += weight * centred[j, q]
+    return True
 
 
 @njit(cache=True)
@@ -244,9 +251,8 @@ def bayes_estimate(noisy, model, n, d, diagonal, shrink, centred, spare, covaria
     (:func:`_few_patches_estimate`), which costs less.
     """
     if diagonal > 0 and n < d:
-        _few_patches_estimate(noisy, model, n, d, diagonal, centred, spare, covariance,
-                              inverse, out)
-        return True
+        return _few_patches_estimate(noisy, model, n, d, diagonal, centred, spare, covariance,
+                                     inverse, out)
     scale = 1.0 / max(n - 1, 1)
     _centre(model, n, d, centred)
     for a in range(d):  # lower triangle of the covariance, a sum of outer products
@@ -277,6 +283,50 @@ def bayes_estimate(noisy, model, n, d, diagonal, shrink, centred, spare, covaria
             value = shrink * centred[i, a]
             for j in range(d):
                 out[i, j] -= value * inverse[a, j]
+    return True
+
+
+@njit(cache=True)
+def _clamped_estimate(noisy, n, d, shrink, centred, covariance, gain, out):
+    """m + U diag(f) U^T (x - m) for the n rows x of `noisy` (n x d), where
+    C = U diag(lambda) U^T is the rows' covariance and f = max(lambda - shrink,
+    0) / lambda: the first step's (C - shrink I) C^-1 with each factor clamped
+    to [0, 1]. Unclamped, a direction in which the group varies less than the
+    noise (lambda < shrink: too few patches for the dimensions, or noise that is
+    not white, weaker at the high frequencies than `shrink` says) would get a
+    negative factor and the patch's deviation from the mean along it amplified
+    and flipped; clamped, the group's mean stands there. `covariance` and
+    `gain` (d x d) and `centred` (n x d) are scratch. Always True.
+    """
+    _centre(noisy, n, d, centred)
+    scale = 1.0 / max(n - 1, 1)
+    for a in range(d):
+        for b in range(a + 1):
+            total = 0.0
+            for i in range(n):
+                total += centred[i, a] * centred[i, b]
+            covariance[a, b] = total * scale
+            covariance[b, a] = total * scale
+    values, vectors = np.linalg.eigh(np.ascontiguousarray(covariance[:d, :d]))
+    factors = np.zeros(d)
+    for a in range(d):
+        if values[a] > shrink:
+            factors[a] = (values[a] - shrink) / values[a]
+    for a in range(d):  # the gain U diag(f) U^T, symmetric
+        for b in range(a + 1):
+            total = 0.0
+            for q in range(d):
+                total += vectors[a, q] * factors[q] * vectors[b, q]
+            gain[a, b] = total
+            gain[b, a] = total
+    for i in range(n):
+        for j in range(d):
+            out[i, j] = noisy[i, j] - centred[i, j]  # the mean
+        for a in range(d):
+            value = centred[i, a]
+            if value != 0.0:
+                for j in range(d):
+                    out[i, j] += value * gain[a, j]
     return True
 
 
@@ -376,7 +426,7 @@ def _fill_means(source, n, size, channels, estimates):
 
 
 @njit(cache=True)
-def _first_step_group(noisy, members, n, k, flat_limit, shrink, scratch, estimates):
+def _first_step_group(noisy, members, n, k, flat_limit, shrink, clamp, scratch, estimates):
     """Step 1: every channel of the group estimated on its own (with the flat-area
     rule over all channels at once) into `estimates` (n x channels * K)."""
     group, values, out, centred, covariance, inverse = scratch
@@ -388,9 +438,11 @@ def _first_step_group(noisy, members, n, k, flat_limit, shrink, scratch, estimat
         return
     for c in range(channels):
         values[:n, :size] = group[:n, c * size:(c + 1) * size]
-        # No diagonal: the spare buffer (given `group`) is not used.
-        bayes_estimate(values, values, n, size, 0.0, shrink, centred, group, covariance,
-                       inverse, out)
+        if clamp:
+            _clamped_estimate(values, n, size, shrink, centred, covariance, inverse, out)
+        else:  # no diagonal: the spare buffer (given `group`) is not used
+            bayes_estimate(values, values, n, size, 0.0, shrink, centred, group, covariance,
+                           inverse, out)
         estimates[:n, c * size:(c + 1) * size] = out[:n, :size]
 
 
@@ -412,13 +464,14 @@ def _second_step_group(noisy, basic, members, n, k, flat_limit, shrink, scratch,
 
 @njit(cache=True, nogil=True)
 def bayes_tile(noisy, basic, num, weight, first_step, patch_radius, search_radius, stride,
-               group_size, tau, shrink, flat_limit, start, stop):
+               group_size, tau, shrink, flat_limit, clamp, start, stop):
     """One step of NL-Bayes for the reference positions of the tile [start, stop),
     in raster order; adds to `num` (C, Z, Y, X) and `weight` (Z, Y, X), float64.
 
     Step 1 (`first_step`) groups by the first channel of `noisy`; step 2 by all
     channels of `basic` (the step-1 result), keeping also patches closer than
-    `tau`. `shrink` = beta sigma^2; `flat_limit` = gamma sigma^2.
+    `tau`. `shrink` = beta sigma^2; `flat_limit` = gamma sigma^2; `clamp`: step 1's
+    gains clamped to [0, 1] (:func:`_clamped_estimate`).
     """
     channels = noisy.shape[0]
     k = (2 * patch_radius[0] + 1, 2 * patch_radius[1] + 1, 2 * patch_radius[2] + 1)
@@ -455,7 +508,7 @@ def bayes_tile(noisy, basic, num, weight, first_step, patch_radius, search_radiu
                 if first_step:
                     members, n = _find_group(noisy, 0, 1, ref, k, search_radius, counts,
                                              group_size, 0.0, dist)
-                    _first_step_group(noisy, members, n, k, flat_limit, shrink, scratch,
+                    _first_step_group(noisy, members, n, k, flat_limit, shrink, clamp, scratch,
                                       estimates)
                 else:
                     members, n = _find_group(basic, 0, channels, ref, k, search_radius,

@@ -80,6 +80,10 @@ class BayesStep:
     guided : bool
         Step 2: groups are found, and covariances taken, on the previous step's
         result.
+    clamp : bool
+        Step 1: the gains (lambda - beta sigma^2) / lambda of the Bayes estimate,
+        in the eigenbasis of the group's covariance, clamped to [0, 1] (for noise
+        that is not white: see :func:`nlmeans.methods.nlbayes.bayes_steps`).
     """
 
     patch_radius: tuple
@@ -91,6 +95,7 @@ class BayesStep:
     tau: float = 0.0
     stride: int = 1
     guided: bool = False
+    clamp: bool = False
 
     @property
     def halo(self):
