@@ -43,7 +43,8 @@ cli.add_command(video_command)
 def main():
     """Console-script entry point: usage errors exit 2, other errors 1, never a traceback."""
     try:
-        rv = cli.main(standalone_mode=False)
+        # The same name however it was started (nlmeans, python -m nlmeans).
+        rv = cli.main(prog_name="nlmeans", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         sys.exit(130)

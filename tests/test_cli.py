@@ -213,6 +213,23 @@ def test_version_and_help():
     assert "--search-radius" in result.output and "--report" in result.output
 
 
+def test_python_m_nlmeans_is_the_command_line(tmp_path):
+    """python -m nlmeans: the same commands, names, output and exit codes as nlmeans."""
+    def module(*args):
+        return subprocess.run([sys.executable, "-m", "nlmeans", *map(str, args)],
+                              capture_output=True, text=True, cwd=tmp_path)
+
+    version = module("--version")
+    assert version.returncode == 0 and version.stdout == f"nlmeans, version {nlmeans.__version__}\n"
+    usage = module("denoise")
+    assert usage.returncode == 2 and usage.stderr.startswith("Usage: nlmeans denoise ")
+    src = tmp_path / "in.png"
+    iio.imwrite(src, (RNG.random((16, 16)) * 255).astype(np.uint8))
+    assert module("denoise", src, tmp_path / "out.png", "--h", 10, "-q").returncode == 0
+    assert np.array_equal(iio.imread(tmp_path / "out.png"),
+                          nlmeans.denoise(iio.imread(src), 10))
+
+
 def test_console_script_errors_are_one_line(tmp_path):
     """The installed entry point: exit codes and no traceback, as a user sees them."""
     bad = _write(tmp_path / "bad.png", b"not a png")
