@@ -41,7 +41,7 @@ def check_output(input_path, output_path, overwrite, fmt=None):
     """Refuse outputs that would lose data, before any work is done."""
     from nlmeans.io import FORMATS
 
-    fmt = output_format(output_path, fmt)
+    typed, fmt = fmt, output_format(output_path, fmt)
     if output_path == "-":
         if sys.stdout.isatty():
             raise click.ClickException("OUTPUT is -, but standard output is a terminal: "
@@ -49,7 +49,7 @@ def check_output(input_path, output_path, overwrite, fmt=None):
         return fmt
     suffix = os.path.splitext(output_path)[1].lower()
     if FORMATS.get(suffix, fmt) != fmt:
-        raise click.ClickException(f"{output_path}: --format {fmt.lower()} contradicts the "
+        raise click.ClickException(f"{output_path}: --format {typed} contradicts the "
                                    f"file name's {suffix}; change one of them")
     if input_path != "-" and same_file(input_path, output_path):
         raise click.ClickException(f"{output_path}: OUTPUT is the INPUT file; "

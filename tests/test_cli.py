@@ -486,6 +486,9 @@ def test_format_that_contradicts_the_output_name_is_refused(noisy_png, tmp_path)
     result = run("denoise", noisy_png, tmp_path / "out.png", "--format", "tif", "--h", 10)
     assert result.exit_code == 1 and "contradicts the file name's .png" in result.output
     assert not (tmp_path / "out.png").exists()
+    # The message echoes what the user typed (jpg), not the format's name (JPEG).
+    result = run("denoise", noisy_png, tmp_path / "out.png", "--format", "jpg", "--h", 10)
+    assert result.exit_code == 1 and "--format jpg contradicts the file name's .png" in result.output
     result = run("denoise", noisy_png, tmp_path / "out.tiff", "--format", "tif", "--h", 10, "-q")
     assert result.exit_code == 0
 
