@@ -159,8 +159,10 @@ def batch_command(input_dir, output_dir, patterns, recursive, suffix, fmt, quali
     jobs = min(jobs or cores, max(len(tasks), 1))
     started = time.perf_counter()
     interrupted = False
+    created = []  # the output folders this run made, removed again if left empty
     if tasks:
         for folder in sorted({os.path.dirname(os.path.abspath(dst)) for _, dst in tasks}):
+            created += _missing_folders(folder)
             try:
                 os.makedirs(folder, exist_ok=True)
             except OSError as exc:
@@ -193,12 +195,33 @@ def batch_command(input_dir, output_dir, patterns, recursive, suffix, fmt, quali
             interrupted = 143 if stop.terminated else 130
         finally:
             signal.signal(signal.SIGTERM, previous)
+            _remove_empty(created)
     _finish(outcomes, time.perf_counter() - started, as_json, quiet,
             interrupted=bool(interrupted), jobs=jobs)
     if interrupted:
         raise SystemExit(interrupted)  # 128 + the signal's number
     if any(o.status == "failed" for o in outcomes):
         raise SystemExit(1)
+
+
+def _missing_folders(folder):
+    """`folder` and those of its ancestors that do not exist yet, outermost first."""
+    missing = []
+    while folder and not os.path.exists(folder):
+        missing.append(folder)
+        parent = os.path.dirname(folder)
+        folder = parent if parent != folder else None
+    return missing[::-1]
+
+
+def _remove_empty(folders):
+    """Remove those of `folders` that are empty, innermost first (a batch whose
+    files all failed leaves no empty folder tree behind)."""
+    for folder in sorted(set(folders), key=len, reverse=True):
+        try:
+            os.rmdir(folder)
+        except OSError:
+            pass  # not empty (or gone): it stays as it is
 
 
 def _run(tasks, jobs, threads, options, volume, quality, fmt, show_bar, max_memory=None):

@@ -97,6 +97,20 @@ def test_one_bad_file_never_stops_the_batch(tree, tmp_path):
     assert [n for n in os.listdir(out) if n.startswith(".nlmeans-")] == []
 
 
+def test_a_batch_whose_files_all_fail_leaves_no_empty_folders(tmp_path):
+    # RGBA cannot go to JPEG: every file fails its check before any denoising.
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    for name in ("rgba.png", "sub/rgba.png"):
+        iio.imwrite(src / name, (RNG.random((16, 16, 4)) * 255).astype(np.uint8))
+    (tmp_path / "kept").mkdir()  # an output folder that was there stays
+    for out in (tmp_path / "new" / "deep", tmp_path / "kept"):
+        result = run("batch", src, out, "--format", "jpg", "--recursive", "--h", 10, "--jobs", 1)
+        assert result.exit_code == 1 and "0 done, 0 skipped, 2 failed" in result.stderr
+    assert not (tmp_path / "new").exists()
+    assert (tmp_path / "kept").is_dir() and os.listdir(tmp_path / "kept") == []
+
+
 def test_two_jobs_give_the_same_images(tree, tmp_path):
     one, two = tmp_path / "one", tmp_path / "two"
     assert run("batch", tree, one, "--jobs", 1, "-q", "--recursive").exit_code == 0
