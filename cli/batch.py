@@ -197,7 +197,7 @@ def batch_command(input_dir, output_dir, patterns, recursive, suffix, fmt, quali
             signal.signal(signal.SIGTERM, previous)
             _remove_empty(created)
     _finish(outcomes, time.perf_counter() - started, as_json, quiet,
-            interrupted=bool(interrupted), jobs=jobs)
+            interrupted=bool(interrupted), jobs=jobs, total=len(rels))
     if interrupted:
         raise SystemExit(interrupted)  # 128 + the signal's number
     if any(o.status == "failed" for o in outcomes):
@@ -273,17 +273,20 @@ def _run(tasks, jobs, threads, options, volume, quality, fmt, show_bar, max_memo
             raise Interrupted(done, isinstance(stop, Terminated)) from None
 
 
-def _finish(outcomes, seconds, as_json, quiet, dry_run=False, interrupted=False, jobs=1):
+def _finish(outcomes, seconds, as_json, quiet, dry_run=False, interrupted=False, jobs=1,
+            total=None):
+    """The summary (and --json's report) of a batch of `total` files."""
     counts = {s: sum(o.status == s for o in outcomes)
               for s in ("done", "skipped", "failed", "planned")}
+    not_started = 0 if total is None else total - len(outcomes)
     pixels = sum(o.pixels for o in outcomes if o.status == "done")
     if as_json:
         click.echo(json.dumps({
             "files": [{"input": o.input, "output": o.output, "status": o.status,
                        "reason": o.reason, "seconds": round(o.seconds, 4), "pixels": o.pixels}
                       for o in outcomes],
-            "summary": dict(counts, seconds=round(seconds, 3), jobs=jobs,
-                            interrupted=interrupted,
+            "summary": dict(counts, not_started=not_started, seconds=round(seconds, 3),
+                            jobs=jobs, interrupted=interrupted,
                             images_per_second=round(counts["done"] / seconds, 3) if seconds else None,
                             megapixels_per_second=round(pixels / seconds / 1e6, 3)
                             if seconds else None),
@@ -303,4 +306,5 @@ def _finish(outcomes, seconds, as_json, quiet, dry_run=False, interrupted=False,
     head = "interrupted: " if interrupted else ""
     click.echo(f"{head}{counts['done']} done, {counts['skipped']} skipped, {counts['failed']} "
                f"failed" + (f", {counts['planned']} planned" if dry_run else "")
+               + (f", {not_started} not started" if not_started else "")
                + f" in {seconds:.1f} s{rate}", file=err)

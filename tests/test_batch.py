@@ -172,6 +172,8 @@ def test_ctrl_c_stops_cleanly(tmp_path):
     written = os.listdir(out)
     assert [n for n in written if n.startswith(".nlmeans-")] == []
     assert 2 <= len(written) < 40
+    # The summary accounts for every file: those not started are said too.
+    assert f"{len(written)} done, 0 skipped, 0 failed, {40 - len(written)} not started" in err
     for name in written:  # every file that is there is complete
         assert iio.imread(out / name).shape == shape
 
@@ -221,6 +223,7 @@ def test_sigterm_stops_cleanly_and_leaves_no_process(tmp_path):
     written = os.listdir(out)
     assert [n for n in written if n.startswith(".nlmeans-")] == []
     assert 2 <= len(written) <= 2 + 2 + 2  # those done, plus at most the two in flight
+    assert f"{len(written)} done, 0 skipped, 0 failed, {30 - len(written)} not started" in err
     for name in written:
         assert iio.imread(out / name).shape == shape
     time.sleep(1)  # the workers' exit is not instantaneous
