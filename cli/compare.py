@@ -60,6 +60,7 @@ def compare_command(reference, images, as_json, montage, overwrite):
     The data range comes from the pixel type (255 for 8-bit, 65535 for 16-bit;
     the reference's span for float); colour is compared over all channels.
     """
+    from nlmeans.api.jobs import check_image
     from nlmeans.io import ImageIOError, read_image
 
     if montage and os.path.exists(montage) and not overwrite:
@@ -69,6 +70,11 @@ def compare_command(reference, images, as_json, montage, overwrite):
         others = [(path, read_image(path)) for path in images]
     except ImageIOError as exc:
         raise click.ClickException(str(exc)) from None
+    for path, image in [(reference, ref)] + others:
+        try:
+            check_image(image.pixels)  # NaN or inf: no figure would mean anything
+        except ValueError as exc:
+            raise click.ClickException(f"{path}: {exc}") from None
     ref_pixels = ref.merged()
     rows = []
     for path, image in others:

@@ -20,17 +20,24 @@ def estimate_noise_command(inputs, noise, as_json):
     (0-255 for 8-bit, 0-65535 for 16-bit), then the kind of noise (white, or
     spatially correlated as in camera photos and JPEGs), the correlation figure
     (about 1 for white noise), and the level in the dark, middle and bright
-    thirds of each channel. Exit code 1 if any file could not be read.
+    thirds of each channel. Exit code 1 if any file could not be read or holds
+    NaN or inf values.
     """
     from nlmeans import estimate_noise_model
+    from nlmeans.api.jobs import check_image
     from nlmeans.io import ImageIOError, read_image
 
     failed, models = 0, []
     for path in inputs:
         try:
             image = read_image(path)
+            check_image(image.pixels)  # NaN or inf: nothing to measure
         except ImageIOError as exc:
             click.echo(f"Error: {exc}", err=True)
+            failed += 1
+            continue
+        except ValueError as exc:
+            click.echo(f"Error: {path}: {exc}", err=True)
             failed += 1
             continue
         model = estimate_noise_model(image.pixels, channel_axis=-1 if image.is_colour else None,

@@ -77,6 +77,18 @@ def test_float_tiff_with_nan_or_inf(tmp_path, bad):
     tifffile.imwrite(src, array)
     assert_clean_failure(run("denoise", src, tmp_path / "out.tif", "--h", 0.1), 1,
                          "must not contain NaN or inf", tmp_path, "out.tif")
+    # estimate-noise and compare say so too, in one line, exit 1: no nan, no NaN in JSON.
+    good = tmp_path / "good.tif"
+    tifffile.imwrite(good, RNG.random((10, 10)).astype(np.float32))
+    for args in (["estimate-noise", src], ["estimate-noise", src, "--json"],
+                 ["estimate-noise", good, src], ["compare", good, src], ["compare", src, good],
+                 ["compare", good, src, "--json"]):
+        result = run(*args)
+        assert result.exit_code == 1, (args, result.output)
+        assert f"Error: {src}: image must not contain NaN or inf values" in result.stderr
+        printed = result.stdout.replace(str(tmp_path), "")  # the folder's name holds "nan"
+        assert "nan" not in printed.lower() and "Traceback" not in result.output
+        assert "Warning" not in result.output
 
 
 def test_image_too_large_for_memory_is_refused(tmp_path, monkeypatch):
