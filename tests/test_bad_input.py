@@ -51,13 +51,23 @@ def test_no_read_permission(tmp_path, monkeypatch):
                          tmp_path)
 
 
-@pytest.mark.parametrize("shape", [(1, 1), (1, 1, 3), (2, 2)])
+@pytest.mark.parametrize("shape", [(1, 1), (1, 1, 3), (2, 2), (1, 3000), (3000, 1),
+                                   (2, 1500)])
 def test_tiny_images_are_denoised(tmp_path, shape):
     src, out = tmp_path / "tiny.png", tmp_path / "out.png"
     iio.imwrite(src, (RNG.random(shape) * 255).astype(np.uint8))
-    result = run("denoise", src, out, "--ds", 3, "--Ds", 9)  # radii larger than the image
+    result = run("denoise", src, out, "--ds", 3, "--Ds", 9, "--h", 20)  # radii beyond the image
     assert result.exit_code == 0, result.output
     assert iio.imread(out).shape == shape
+    # Automatic mode: too small to measure the noise is not noise-free; it says so.
+    size = "x".join(map(str, shape[:2]))
+    assert_clean_failure(run("denoise", src, tmp_path / "auto.png"), 1,
+                         f"the image ({size} pixels) is too small to measure its noise",
+                         tmp_path, "auto.png")
+    with pytest.raises(ValueError, match="give sigma"):
+        nlmeans.denoise(iio.imread(src), channel_axis=-1 if len(shape) == 3 else None)
+    assert nlmeans.denoise(iio.imread(src), sigma=5, channel_axis=-1 if len(shape) == 3
+                           else None).shape == shape
 
 
 def test_five_dimensional_tiff(tmp_path):

@@ -121,6 +121,7 @@ def resolve_checked(image, bounds, options, sample=None, in_memory=True):
                                          channel_axis, n_spatial))
     sigma, model = choice["sigma"], None
     if sigma is None:
+        _check_measurable(volume.shape[-n_spatial:])
         model = estimate_noise_model(*sample, choice["noise"], levels=False)
         sigma = model.sigma
     mode = choice["mode"]
@@ -148,6 +149,16 @@ def resolve_checked(image, bounds, options, sample=None, in_memory=True):
         sure = choose_h_by_sure(volume, settings, bounds)
         return settings.with_h(sure.h), sure
     return settings, None
+
+
+def _check_measurable(spatial):
+    """ValueError for an image too small for the noise estimate: its 3x3 high-pass
+    needs 3 pixels or more along each of the last two spatial axes (a line of
+    pixels, or a 2-pixel strip, has no noise to read, which is not no noise)."""
+    if min(spatial[-2:]) < 3:
+        raise ValueError(f"the image ({'x'.join(map(str, spatial))} pixels) is too small to "
+                         f"measure its noise (3 or more along each axis are needed): give "
+                         f"sigma (--sigma) or h (--h)")
 
 
 def _passes(choice, sigma, scale, n_spatial, colour, frames=False):
