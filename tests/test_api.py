@@ -227,3 +227,22 @@ def test_ctrl_c_stops_a_long_denoise_promptly():
         proc.kill()
     assert "KeyboardInterrupt" in proc.stderr.read()
     assert waited < 3.0, f"took {waited:.1f} s to stop"
+
+
+@pytest.mark.parametrize("dtype, low, high", [
+    (np.int32, 2**31 - 1000, 2**31 - 1), (np.uint32, 2**32 - 1000, 2**32 - 1),
+    (np.int64, 2**62, 2**62 + 2**40), (np.int64, 2**63 - 2**40, 2**63 - 1),
+    (np.int64, -2**63, -2**63 + 2**40)])
+@pytest.mark.parametrize("h", [None, 1e12])
+def test_integers_at_the_ends_of_their_range(dtype, low, high, h):
+    """Integers whose largest value is not a float32: float32(2**31 - 1) is 2**31,
+    which the cast back to int32 wrapped to -2**31 (with a RuntimeWarning). The
+    result stays within the input's range, and nothing warns."""
+    image = np.random.default_rng(7).integers(low, high, (24, 24), dtype=dtype, endpoint=True)
+    image[0, 0], image[0, 1] = low, high
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = nlmeans.denoise(image, h)
+    assert out.dtype == dtype
+    assert int(out.min()) >= low and int(out.max()) <= high

@@ -30,8 +30,11 @@ def denoise_block(block, settings, bounds, backend=None, progress=None):
 
 def in_callers_layout(result, settings, dtype, bounds):
     """The (C, Z, Y, X) float result in the caller's layout and dtype."""
-    result = _to_dtype(from_channel_first_volume(result, settings.channel_axis,
-                                                 settings.n_spatial, settings.time_axis), dtype)
+    result = from_channel_first_volume(result, settings.channel_axis, settings.n_spatial,
+                                       settings.time_axis)
+    if dtype.kind in "ui":
+        result = np.clip(result, *_inward(bounds, result.dtype))
+    result = np.ascontiguousarray(result, dtype=dtype)
     if dtype.kind == "f" and dtype.itemsize > settings.work_dtype.itemsize:
         # float64 data computed in float32: the kernel's clip to the input's range
         # was in float32, which may round just outside it; clip again in float64.
@@ -39,7 +42,14 @@ def in_callers_layout(result, settings, dtype, bounds):
     return result
 
 
-def _to_dtype(result, dtype):
-    """Cast the float result (already rounded for integers, and within the input's
-    range, so within the dtype's) to the input's dtype."""
-    return np.ascontiguousarray(result, dtype=dtype)
+def _inward(bounds, float_type):
+    """The integer `bounds` as floats of `float_type` within them. The kernel clips
+    to the bounds in its own precision, where a large integer rounds to the
+    nearest float, possibly outside: float32(2**31 - 1) is 2**31, which the
+    cast to int32 wrapped to -2**31."""
+    low, high = (float_type.type(b) for b in bounds)
+    if int(low) < int(bounds[0]):
+        low = np.nextafter(low, float_type.type(np.inf))
+    if int(high) > int(bounds[1]):
+        high = np.nextafter(high, float_type.type(-np.inf))
+    return low, high
