@@ -65,6 +65,13 @@ def compare_command(reference, images, as_json, montage, overwrite):
 
     if montage and os.path.exists(montage) and not overwrite:
         raise click.ClickException(f"{montage}: already exists (use --overwrite)")
+    if montage:  # before any work: the montage is an 8-bit RGB picture
+        from nlmeans.io import Image, check_writable, format_of
+
+        try:
+            check_writable(montage, Image(np.zeros((1, 1, 3), np.uint8)), format_of(montage))
+        except ImageIOError as exc:
+            raise click.ClickException(str(exc)) from None
     try:
         ref = read_image(reference)
         others = [(path, read_image(path)) for path in images]

@@ -472,6 +472,14 @@ def test_compare_json_is_json_for_identical_images(noisy_png, tmp_path):
     assert row["psnr"] is None and "identical" in row["notes"][0] and row["mse"] == 0.0
 
 
+@pytest.mark.parametrize("name, message", [("m.xyz", "unsupported output format '.xyz'"),
+                                           ("missing/m.png", "output folder")])
+def test_compare_montage_path_is_checked_before_the_table(noisy_png, tmp_path, name, message):
+    result = run("compare", noisy_png, noisy_png, "--montage", tmp_path / name)
+    assert result.exit_code == 1 and message in result.stderr
+    assert result.stdout == ""  # no table printed before the refusal
+
+
 def test_compare_montage_needs_overwrite_to_replace(noisy_png, tmp_path):
     montage = tmp_path / "m.png"
     montage.write_bytes(b"keep me")
