@@ -262,3 +262,26 @@ def test_exif_is_kept_with_the_orientation_reset(tmp_path, suffix):
     assert (kept[0x010F], kept[0x0110], kept[0x0132]) == ("Canon", "EOS 5D Mark II",
                                                           "2026:11:28 10:00:00")
     assert kept.get(0x0112, 1) == 1
+
+
+def test_montage_captions_are_whole_and_say_the_slice(monkeypatch):
+    """A volume's montage names the slice it shows, and no caption is cut: long
+    names wrap over lines that fit the (enlarged) tiles."""
+    from nlmeans.io import montage
+
+    shown = []
+    real_label = montage._label
+
+    def record(tile, lines, count, font):
+        shown.append(lines)
+        assert all(font.getlength(line) <= tile.shape[1] - 8 for line in lines)
+        return real_label(tile, lines, count, font)
+
+    monkeypatch.setattr(montage, "_label", record)
+    volume = np.random.default_rng(1).integers(0, 255, (5, 48, 40), dtype=np.uint8)
+    name = "../inputs/a-rather-long-folder-name/volume_with_a_long_name.tif"
+    picture = montage.make_montage(name, volume, [("denoised/" + name[3:], volume // 2, 30.0)])
+    captions = [" ".join(lines) for lines in shown]
+    assert "".join(shown[0]).replace(" ", "") == f"reference:{name}(slice3of5)".replace(" ", "")
+    assert captions[1].endswith("(slice 3 of 5): 30.00 dB")
+    assert picture.shape[1] >= 2 * 256 and picture.dtype == np.uint8
