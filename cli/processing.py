@@ -272,6 +272,8 @@ def process(input_path, output_path, options, *, fmt=None, volume=False, quality
             image = read_image(input_path)
         out_format = output_format(output_path, fmt)
         check_writable(output_path, image, out_format)
+        if max_memory is not None:
+            _check_budget(input_path, image, max_memory)
         try:
             result, details = denoise_image(image, options, volume, estimate_error, interactive,
                                             one_shot)
@@ -328,6 +330,20 @@ def _stream_if_large(input_path, output_path, options, fmt, max_memory, estimate
         raise click.ClickException(f"{input_path}: {exc}") from None
     finally:
         source.close()
+
+
+def _check_budget(input_path, image, max_memory):
+    """Refuse, with the estimate, an image read into memory whose run would need
+    more than --max-memory (only TIFFs can be streamed in strips instead)."""
+    from nlmeans.runners.outofcore import format_size, in_memory_bytes
+
+    channels = image.pixels.shape[-1] if image.is_colour else 1
+    need = in_memory_bytes(image.pixels.shape, channels, image.pixels.dtype.itemsize)
+    if need > max_memory:
+        raise click.ClickException(
+            f"{input_path}: denoising it in one piece would need about {format_size(need)}, "
+            f"more than the memory budget of {format_size(max_memory)}; only TIFF inputs "
+            f"are streamed in strips: convert it to TIFF, or raise --max-memory")
 
 
 def _too_large_for(path, max_memory):

@@ -537,3 +537,17 @@ def test_radii_beyond_the_image_are_cut_to_it(noisy_png, tmp_path):
     expected = nlmeans.denoise(iio.imread(noisy_png), 20, search_radius=(39, 49),
                                patch_radius=(39, 45))
     np.testing.assert_array_equal(iio.imread(tmp_path / "o.png"), expected)
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg"])
+def test_max_memory_is_honoured_for_images_that_cannot_stream(tmp_path, suffix):
+    """A PNG or JPEG is read whole: over --max-memory it is refused with the
+    estimate (a TIFF would be streamed in strips instead); within, it runs."""
+    src = tmp_path / f"in{suffix}"
+    iio.imwrite(src, (RNG.random((64, 64, 3)) * 255).astype(np.uint8))
+    result = run("denoise", src, tmp_path / "out.png", "--h", 10, "--max-memory", "100K")
+    assert result.exit_code == 1
+    assert "more than the memory budget" in result.stderr and "only TIFF" in result.stderr
+    assert not (tmp_path / "out.png").exists()
+    result = run("denoise", src, tmp_path / "out.png", "--h", 10, "--max-memory", "2G", "-q")
+    assert result.exit_code == 0, result.output
