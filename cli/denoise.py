@@ -93,9 +93,12 @@ def format_report(details):
         lines.append(f"  SURE for h={h:.4g}: MSE {mse:.4g}")
     if details.psnr_estimate is not None:
         low, high = details.psnr_range
+        spread = (f"{low:.2f} to {high:.2f} dB if sigma is 5 % off" if high < float("inf")
+                  else f"{low:.2f} dB or more if sigma is 5 % off (with sigma 5 % higher "
+                       f"SURE's error falls to 0: the estimate is unreliable here)")
         lines.append(f"estimated PSNR (SURE): {details.psnr_estimate:.2f} dB "
                      f"(MSE {details.sure_mse:.4g}, data range {details.data_range:g}); "
-                     f"{low:.2f} to {high:.2f} dB if sigma is 5 % off")
+                     + spread)
     elif details.error_note:
         lines.append(f"estimated PSNR: {details.error_note}")
     elif settings.sigma == 0:

@@ -233,3 +233,48 @@ def test_psnr_benchmark_quick(tmp_path):
     assert len(by_method["nlmeans auto"]) == 2
     assert np.mean(by_method["nlmeans auto"]) > np.mean(by_method["noisy"]) + 6
     assert "| nlmeans auto |" in (tmp_path / "psnr.md").read_text()
+
+
+def _white_noisy(seed=3):
+    rng = np.random.default_rng(seed)
+    return np.clip(np.rint(128 + 20 * rng.standard_normal((48, 48))), 0, 255).astype(np.uint8)
+
+
+def test_an_impossible_sure_error_agrees_with_the_noise_model(monkeypatch):
+    """One story: where the model reads the noise as white and SURE's error comes
+    out impossible, the note says the noise is white but not Gaussian of that
+    level, not that it is not white."""
+    import nlmeans.api.denoise as api_denoise
+
+    monkeypatch.setattr(api_denoise, "sure_from_terms", lambda *args: -32.0)
+    _, report = nlmeans.denoise_with_report(_white_noisy())
+    assert report.settings.noise.kind == "white" and report.sure_mse is None
+    assert "impossible error (-32)" in report.error_note
+    assert "the noise is white (correlation figure" in report.error_note
+    assert "not white" not in report.error_note
+
+
+def test_sure_with_no_possible_estimate_keeps_the_automatic_h_and_says_so(monkeypatch):
+    import nlmeans.api.resolve as api_resolve
+
+    image = _white_noisy()
+    automatic = nlmeans.resolve(image)
+    monkeypatch.setattr(api_resolve, "sure_from_terms", lambda *args: -5.0)
+    result, report = nlmeans.denoise_with_report(image, "sure", estimate_error=False)
+    assert report.h == automatic.passes[0].h and report.h_candidates == []
+    assert "impossible error for every h tried" in report.error_note
+    assert report.error_note.endswith("h follows the automatic rules instead")
+    np.testing.assert_array_equal(result, nlmeans.denoise(image))
+
+
+def test_a_sure_range_that_reaches_zero_error_is_said_to_be_unreliable(monkeypatch):
+    from nlmeans_cli.denoise import format_report
+    import nlmeans.api.denoise as api_denoise
+
+    real = api_denoise.sure_from_terms
+    monkeypatch.setattr(api_denoise, "sure_from_terms",
+                        lambda r, d, sigma: real(r, d, sigma) if sigma < 19 else -1.0)
+    image = _white_noisy()
+    _, report = nlmeans.denoise_with_report(image, sigma=18.5)
+    text = format_report(report)
+    assert "inf" not in text and "unreliable here" in text

@@ -40,9 +40,12 @@ class Report:
     estimate, where nothing needs it). SURE is only as good as sigma: when the
     error is much smaller than sigma², a few per cent off in sigma moves it a
     lot, so psnr_range gives the PSNR estimates for sigma 5 % lower and higher
-    (worth reading when sigma was estimated). h_candidates lists (h, SURE MSE)
-    when h was chosen by SURE. error_note says why there is no error estimate
-    where one was asked for but SURE does not apply (correlated noise).
+    (worth reading when sigma was estimated; inf where SURE's error at that
+    sigma is 0 or less: then the estimate is unreliable). h_candidates lists
+    (h, SURE MSE) when h was chosen by SURE. error_note says why there is no
+    error estimate where one was asked for but SURE does not apply (correlated
+    noise, or an impossible estimate: noise that is not Gaussian of level
+    sigma); with ``h="sure"`` and no possible estimate, the automatic h runs.
     """
 
     h: float
@@ -298,7 +301,9 @@ def denoise_with_report(image, h=None, *, patch_radius=None, search_radius=None,
     if small_on_numpy and backend is None and numpy_is_faster(settings, volume.shape[1:]):
         backend = numpy_pass
     if isinstance(h, str) and h == "sure" and settings.mode != "sure":
-        _sure_applies(settings, report)
+        if _sure_applies(settings, report):  # white, but every SURE estimate impossible
+            report.error_note = ("not available: SURE gave an impossible error for every h "
+                                 f"tried; {_not_gaussian(report)}")
         report.error_note += "; h follows the automatic rules instead"
     if estimate_error and report.data_range is None:
         report.data_range = data_range(image, settings.sigma)  # for the PSNR estimate
@@ -370,6 +375,16 @@ def _sure_terms(values, result, settings, bounds, backend=None):
                       settings.sigma)
 
 
+def _not_gaussian(report):
+    """Why SURE failed, in terms that agree with the noise model's verdict."""
+    noise = report.settings.noise if report.settings is not None else None
+    if noise is not None and noise.kind == "white":
+        return (f"the noise is white (correlation figure {noise.correlation:.2f}) but not "
+                f"Gaussian of level {report.sigma:.3g}: clipped, quantised or growing with "
+                f"the signal")
+    return "the noise is not white Gaussian of the level sigma gives"
+
+
 def _report_error(report, terms):
     """Fill the report's SURE figures from the measured terms."""
     sigma, scale = report.sigma, report.data_range  # automatic modes always have a range
@@ -377,10 +392,12 @@ def _report_error(report, terms):
     if not report.sure_mse > 0:
         # Only possible when the noise is not the white Gaussian noise SURE assumes.
         report.error_note = (f"not available: SURE gave an impossible error "
-                             f"({report.sure_mse:.3g}); the noise is not white Gaussian")
+                             f"({report.sure_mse:.3g}); {_not_gaussian(report)}")
         report.sure_mse = None
         return
     report.psnr_estimate = psnr_from_mse(report.sure_mse, scale)
-    estimates = [psnr_from_mse(max(sure_from_terms(*terms, sigma * f), 0.0), scale)
-                 for f in (0.95, 1.05)]
+    # A sigma 5 % off whose SURE error is 0 or less has no PSNR: inf, which the
+    # report then calls unreliable rather than a figure.
+    errors = [sure_from_terms(*terms, sigma * f) for f in (0.95, 1.05)]
+    estimates = [psnr_from_mse(e, scale) if e > 0 else float("inf") for e in errors]
     report.psnr_range = (min(estimates), max(estimates))

@@ -1,7 +1,7 @@
 """Deciding what to run: :func:`resolve` turns an image and options into :class:`Settings`."""
 
 import numbers
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -147,6 +147,8 @@ def resolve_checked(image, bounds, options, sample=None, in_memory=True):
         time_axis=_axis(options.get("time_axis"), image.ndim))
     if mode == "sure" and settings.passes:
         sure = choose_h_by_sure(volume, settings, bounds)
+        if sure is None:  # no h had a possible SURE estimate: the automatic h stays
+            return replace(settings, mode="auto"), None
         return settings.with_h(sure.h), sure
     return settings, None
 
@@ -356,7 +358,9 @@ class SureChoice:
 
 def choose_h_by_sure(volume, settings, bounds):
     """Run `settings` with its first pass's h times each of SURE_H_FACTORS and
-    keep the h with the lowest SURE estimate of the mean squared error."""
+    keep the h with the lowest SURE estimate of the mean squared error; None
+    when no estimate is possible (every one 0 or less: the noise is not the
+    white Gaussian noise SURE assumes, and the lowest would mean nothing)."""
     values = volume.astype(settings.work_dtype, copy=False)
     best, candidates = None, []
     for factor in SURE_H_FACTORS:
@@ -366,8 +370,10 @@ def choose_h_by_sure(volume, settings, bounds):
             v.astype(settings.work_dtype), t, bounds), settings.sigma)
         mse = sure_from_terms(*terms, settings.sigma)
         candidates.append((trial.passes[0].h, mse))
-        if best is None or mse < best[1]:
+        if mse > 0 and (best is None or mse < best[1]):  # an impossible one means nothing
             best = (trial.passes[0].h, mse, out, terms)
+    if best is None:
+        return None
     h, _, result, terms = best
     return SureChoice(h, candidates, result, terms)
 
