@@ -22,9 +22,20 @@ Methods (those whose package is missing are skipped, with a note):
 - BM3D: bm3d.bm3d(noisy, sigma_psd=sigma) (bm3d.bm3d_rgb, CBM3D, for colour) when the
   package is installed.
 
+Protocol PG (--protocols PG --levels 1,1 4,4 16,0): Poisson-Gaussian noise whose
+variance grows with the signal, a*x + b in 0-255 units: noisy = a * Poisson(clean / a)
++ sqrt(b) * N(0, 1), drawn with default_rng(seed of a, b and i), kept in float. The
+methods that take no sigma run on it (nlmeans auto, nlmeans nlbayes: blind), beside
+the oracles "GAT oracle + nlmeans" and "GAT oracle + nlbayes": the generalised
+Anscombe transform with the true a, b (Makitalo and Foi, IEEE TIP 2013), the
+denoiser with sigma 1 on the stabilised image, and the closed-form approximation of
+the exact unbiased inverse. The oracle is what a blind model of the noise can reach
+at best with these denoisers.
+
     python benchmarks/psnr.py --dataset ../shared/datasets/set12
     python benchmarks/psnr.py --dataset scikit-image-colour --protocols F
     python benchmarks/psnr.py --quick          # two sample images, one sigma
+    python benchmarks/psnr.py --dataset SET12_DIR --protocols PG --levels 1,1 4,4 16,0
 
 Writes psnr.md, psnr.csv and psnr.png into --out (default benchmarks/results).
 """
@@ -42,7 +53,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SAMPLES = os.path.join(os.path.dirname(HERE), "sample_images")
 SIGMAS = (10, 15, 25, 50)
 ALL_METHODS = ("nlmeans auto", "nlmeans sure", "nlmeans fixed", "nlmeans nlbayes", "scikit-image doc",
-               "scikit-image oracle", "OpenCV oracle", "BM3D")
+               "scikit-image oracle", "OpenCV oracle", "BM3D", "GAT oracle + nlmeans",
+               "GAT oracle + nlbayes")
+# The methods that need no sigma (or, the oracles, the true a and b): protocol PG's.
+PG_METHODS = ("nlmeans auto", "nlmeans nlbayes", "GAT oracle + nlmeans", "GAT oracle + nlbayes")
+PG_LEVELS = ("1,1", "4,4", "16,0")
 
 
 COLOUR_SET = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "cat", "retina",
@@ -86,7 +101,17 @@ def load_clean(folder):
     return images
 
 
+def pg_level(label):
+    """(a, b) of a Poisson-Gaussian level label 'a,b'."""
+    a, b = (float(v) for v in label.split(","))
+    return a, b
+
+
 def make_noisy(clean, sigma, index, protocol):
+    if protocol == "PG":
+        a, b = pg_level(sigma)
+        rng = np.random.default_rng([int(1000 * a), int(1000 * b), index])
+        return a * rng.poisson(clean / a) + np.sqrt(b) * rng.standard_normal(clean.shape)
     noisy = clean + sigma * np.random.default_rng(1000 * sigma + index).standard_normal(clean.shape)
     if protocol == "Q":
         noisy = np.clip(np.rint(noisy), 0, 255)
@@ -106,6 +131,21 @@ def ssim(result, clean):
                                  channel_axis=-1 if colour else None)
 
 
+def gat_forward(z, a, b):
+    """The generalised Anscombe transform of z = a * Poisson + N(0, b): unit variance."""
+    return 2.0 / a * np.sqrt(np.maximum(a * z + 0.375 * a * a + b, 0.0))
+
+
+def gat_inverse(d, a, b):
+    """The closed-form approximation of the exact unbiased inverse of gat_forward
+    (Makitalo and Foi, IEEE TIP 2013), back in the units of z."""
+    d = np.maximum(d, 0.8)  # its terms in 1/d diverge below the range a transform reaches
+    r = np.sqrt(1.5)
+    counts = (d * d / 4 + r / (4 * d) - 11 / (8 * d * d) + 5 * r / (8 * d ** 3) - 0.125
+              - b / (a * a))
+    return a * np.maximum(counts, 0.0)
+
+
 def method_functions(names):
     """{name: fn(noisy, sigma, clean) -> list of candidate outputs}; an oracle returns
     several candidates and the best is kept. Missing packages are reported."""
@@ -121,6 +161,17 @@ def method_functions(names):
                                                                  channel_axis=colour_axis(y))]
     functions["nlmeans nlbayes"] = lambda y, s, c: [nlmeans.denoise(
         y, method="nlbayes", channel_axis=colour_axis(y))]
+
+    def gat_oracle(method):
+        def run(y, s, c):
+            a, b = pg_level(s)
+            stable = nlmeans.denoise(gat_forward(y, a, b), sigma=1.0, method=method,
+                                     channel_axis=colour_axis(y))
+            return [gat_inverse(stable, a, b)]
+        return run
+
+    functions["GAT oracle + nlmeans"] = gat_oracle("nlmeans")
+    functions["GAT oracle + nlbayes"] = gat_oracle("nlbayes")
     functions["nlmeans fixed"] = lambda y, s, c: [nlmeans.denoise(
         y, 0.4 * s, patch_radius=2, search_radius=10, sigma=s, channel_axis=colour_axis(y))]
 
@@ -169,7 +220,7 @@ def run(images, sigmas, protocols, methods):
     for fn in methods.values():  # compile (or load) the kernels before any timing
         fn(np.full((32, 32) + images[0][1].shape[2:], 128.0)
            + np.random.default_rng(0).standard_normal((32, 32) + images[0][1].shape[2:]) * 10,
-           10, None)
+           "4,4" if protocols == ["PG"] else 10, None)
     for protocol in protocols:
         for sigma in sigmas:
             for index, (name, clean) in enumerate(images, start=1):
@@ -198,7 +249,8 @@ def summarise(rows, sigmas, cpu_ratios=None):
     methods = list(dict.fromkeys(r[2] for r in rows))
     for protocol in dict.fromkeys(r[0] for r in rows):
         lines.append(f"\nProtocol {protocol}: mean PSNR in dB (mean SSIM), seconds per image\n")
-        lines.append("| method | " + " | ".join(f"σ={s}" for s in sigmas)
+        name = "a,b" if protocol == "PG" else "σ"
+        lines.append("| method | " + " | ".join(f"{name}={s}" for s in sigmas)
                      + " | s/image | CPU/wall |")
         lines.append("|---|" + "---|" * (len(sigmas) + 2))
         for method in methods:
@@ -254,7 +306,10 @@ def main(argv=None):
                                           "or 'scikit-image-colour' for crops of its colour "
                                           "photographs")
     parser.add_argument("--sigmas", type=int, nargs="+", default=list(SIGMAS))
-    parser.add_argument("--protocols", nargs="+", default=["F", "Q"], choices=["F", "Q"])
+    parser.add_argument("--protocols", nargs="+", default=["F", "Q"], choices=["F", "Q", "PG"],
+                        help="F, Q (white Gaussian) or PG alone (Poisson-Gaussian)")
+    parser.add_argument("--levels", nargs="+", default=list(PG_LEVELS), metavar="A,B",
+                        help="protocol PG: noise variance a*x + b (0-255 units)")
     parser.add_argument("--methods", nargs="+", default=list(ALL_METHODS), choices=ALL_METHODS)
     parser.add_argument("--quick", action="store_true",
                         help="two sample images, sigma 25, protocol F (for the test suite)")
@@ -265,7 +320,16 @@ def main(argv=None):
     sigmas, protocols = args.sigmas, args.protocols
     if args.quick:
         images, sigmas, protocols = images[:2], [25], ["F"]
-    methods, missing = method_functions(args.methods)
+    if "PG" in protocols:
+        if protocols != ["PG"]:
+            raise SystemExit("protocol PG runs alone: --protocols PG")
+        sigmas = args.levels
+        methods_asked = [m for m in args.methods if m in PG_METHODS]
+        if args.methods == list(ALL_METHODS):
+            print("protocol PG: " + ", ".join(PG_METHODS), file=sys.stderr)
+    else:
+        methods_asked = [m for m in args.methods if not m.startswith("GAT")]
+    methods, missing = method_functions(methods_asked)
     for note in missing:
         print(f"skipped: {note}", file=sys.stderr)
 
