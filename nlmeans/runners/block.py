@@ -32,7 +32,7 @@ def in_callers_layout(result, settings, dtype, bounds):
     """The (C, Z, Y, X) float result in the caller's layout and dtype."""
     result = from_channel_first_volume(result, settings.channel_axis, settings.n_spatial,
                                        settings.time_axis)
-    if dtype.kind in "ui":
+    if dtype.kind in "ui" and not _exact(bounds, result.dtype):
         result = np.clip(result, *_inward(bounds, result.dtype))
     result = np.ascontiguousarray(result, dtype=dtype)
     if dtype.kind == "f" and dtype.itemsize > settings.work_dtype.itemsize:
@@ -40,6 +40,12 @@ def in_callers_layout(result, settings, dtype, bounds):
         # was in float32, which may round just outside it; clip again in float64.
         result = np.clip(result, *bounds, out=result)
     return result
+
+
+def _exact(bounds, float_type):
+    """Whether the integer `bounds` are floats of `float_type` (then the kernel's
+    clip kept the result within them: 8- and 16-bit images, always)."""
+    return all(int(float_type.type(b)) == int(b) for b in bounds)
 
 
 def _inward(bounds, float_type):
