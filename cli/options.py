@@ -33,9 +33,19 @@ class NumberOrWord(click.ParamType):
 
 def denoise_options(command):
     """Decorate a click command with the denoising options (--h, --ds/--Ds, --sigma, ...)."""
+    return _with_options(command, hidden=())
+
+
+def frame_denoise_options(command):
+    """The denoising options for frames: --method and --device are not listed in the
+    help (frames run NL-means on the CPU); given, they are refused with the reason."""
+    return _with_options(command, hidden=("--method", "--device"))
+
+
+def _with_options(command, hidden):
     options = [
         click.option("--method", type=click.Choice(["nlmeans", "nlbayes"]), default="nlmeans",
-                     show_default=True,
+                     show_default=True, hidden="--method" in hidden,
                      help="'nlmeans': non-local means, the fastest; 'nlbayes': Non-Local Bayes, "
                           "better images (closer to BM3D) in a few times the time, its "
                           "parameters from sigma (no --h, --ds, --Ds, --aggregation, "
@@ -81,7 +91,7 @@ def denoise_options(command):
         click.option("--float64", "use_float64", is_flag=True,
                      help="Compute in float64 instead of float32."),
         click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default="cpu",
-                     show_default=True,
+                     show_default=True, hidden="--device" in hidden,
                      help="Where to compute: the CPU, an NVIDIA GPU (needs numba-cuda: "
                           "pip install 'nlmeans[cuda]'; 2-D images, float32), or 'auto': the "
                           "GPU when one is usable, else the CPU."),

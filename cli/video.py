@@ -8,7 +8,7 @@ import time
 
 import click
 
-from nlmeans_cli.options import denoise_kwargs, denoise_options
+from nlmeans_cli.options import denoise_kwargs, frame_denoise_options
 
 EXAMPLE = """
 Examples:
@@ -27,7 +27,7 @@ before and after; only those frames are held in memory, whatever the length.
 @click.command("video", epilog=EXAMPLE)
 @click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=True, readable=False))
 @click.argument("output_path", metavar="OUTPUT", type=click.Path(dir_okay=True, readable=False))
-@denoise_options
+@frame_denoise_options
 @click.option("--temporal-radius", type=click.IntRange(min=0), default=None,
               help="Frames before and after each frame in the search window. "
                    "[default: 3 (1 in the second pass) in automatic mode, 2 with a numeric --h]")
@@ -133,6 +133,7 @@ def _run(input_path, output_path, kind, kwargs, time_series, crf, lossless, inte
             raise click.ClickException(f"{input_path}: has no frames")
         pixels, axis = first
         _check_output_takes(kind, pixels, output_path)
+        kwargs = _fitted_temporal_radius(kwargs, source.info.frames, interactive)
         if kind == "video":
             writer = VideoWriter(output_path, source.info, pixels.shape, crf=crf,
                                  lossless=lossless, audio_from=getattr(source, "audio", None),
@@ -157,6 +158,20 @@ def _run(input_path, output_path, kind, kwargs, time_series, crf, lossless, inte
         if writer is not None:
             writer.abort()
         source.close()
+
+
+def _fitted_temporal_radius(kwargs, frames, interactive):
+    """The keywords with --temporal-radius cut to the sequence's length less one,
+    where the length is known (as --ds/--Ds are cut to the image): more frames
+    reach only mirrored copies of the ones the window already holds, at a cost
+    that grows with the radius."""
+    radius = kwargs.get("temporal_radius")
+    if radius is None or not frames or radius <= frames - 1:
+        return kwargs
+    if interactive:
+        click.echo(f"--temporal-radius {radius} reaches beyond the sequence ({frames} "
+                   f"frames): using {frames - 1}", err=True)
+    return dict(kwargs, temporal_radius=frames - 1)
 
 
 def _check_output_takes(kind, frame, output_path):

@@ -188,3 +188,43 @@ def test_interrupted_run_leaves_no_output(tmp_path, sig, code):
     assert process.returncode == code, stderr
     assert "Traceback" not in stderr
     assert not out.exists() and _no_leftovers(tmp_path) == []
+
+
+def test_video_help_lists_only_what_frames_take(tmp_path):
+    """--method nlbayes and --device cuda are refused for frames: not listed in
+    video's help (denoise's lists them), and refused with the reason when given."""
+    video_help = CliRunner().invoke(cli, ["video", "--help"]).output
+    assert "--method" not in video_help and "--device" not in video_help
+    assert "--temporal-radius" in video_help and "--h" in video_help
+    denoise_help = CliRunner().invoke(cli, ["denoise", "--help"]).output
+    assert "--method" in denoise_help and "--device" in denoise_help
+
+
+def test_a_still_image_is_not_a_video(tmp_path):
+    import imageio.v3 as iio
+
+    still = tmp_path / "photo.png"
+    iio.imwrite(still, _scene(1)[0])
+    result = CliRunner().invoke(cli, ["video", str(still), str(tmp_path / "o.mp4")])
+    assert result.exit_code == 1 and "a still image, not a video" in result.output
+    assert sorted(os.listdir(tmp_path)) == ["photo.png"]
+
+
+def test_a_temporal_radius_beyond_the_sequence_is_cut_with_a_note(tmp_path):
+    import imageio.v3 as iio
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i, frame in enumerate(_scene(4), start=1):
+        iio.imwrite(frames / f"f{i}.png", frame)
+    results = {}
+    for radius in ("100", "3"):
+        out = tmp_path / f"clean{radius}"
+        result = CliRunner().invoke(cli, ["video", str(frames), str(out), "--h", "12",
+                                          "--temporal-radius", radius])
+        assert result.exit_code == 0, result.output
+        results[radius] = np.stack([iio.imread(out / n) for n in sorted(os.listdir(out))])
+    first = CliRunner().invoke(cli, ["video", str(frames), str(tmp_path / "again"), "--h", "12",
+                                     "--temporal-radius", "100"])
+    assert "--temporal-radius 100 reaches beyond the sequence (4 frames): using 3" in first.stderr
+    np.testing.assert_array_equal(results["100"], results["3"])

@@ -73,6 +73,9 @@ class Source:
                                    f"with --time-series")
             self.kind = "tiff"
             self.info = SequenceInfo(self._tiff_pages())
+        elif os.path.splitext(path)[1].lower() in FRAME_EXTENSIONS:
+            raise ImageIOError(f"{path}: a still image, not a video; denoise it with "
+                               f"nlmeans denoise, or give a folder of frames")
         else:
             self.kind = "video"
             self._open_video()
