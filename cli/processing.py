@@ -335,15 +335,22 @@ def _stream_if_large(input_path, output_path, options, fmt, max_memory, estimate
 def _check_budget(input_path, image, max_memory):
     """Refuse, with the estimate, an image read into memory whose run would need
     more than --max-memory (only TIFFs can be streamed in strips instead)."""
-    from nlmeans.runners.outofcore import format_size, in_memory_bytes
+    from nlmeans.runners.outofcore import in_memory_bytes
 
     channels = image.pixels.shape[-1] if image.is_colour else 1
     need = in_memory_bytes(image.pixels.shape, channels, image.pixels.dtype.itemsize)
     if need > max_memory:
-        raise click.ClickException(
-            f"{input_path}: denoising it in one piece would need about {format_size(need)}, "
-            f"more than the memory budget of {format_size(max_memory)}; only TIFF inputs "
-            f"are streamed in strips: convert it to TIFF, or raise --max-memory")
+        raise click.ClickException(f"{_over_budget(input_path, need, max_memory)}; only TIFF "
+                                   f"inputs are streamed in strips: convert it to TIFF, or "
+                                   f"raise --max-memory")
+
+
+def _over_budget(path, need, budget):
+    """The words for a run that needs more than the memory budget."""
+    from nlmeans.runners.outofcore import format_size
+
+    return (f"{path}: denoising it in one piece would need about {format_size(need)}, more "
+            f"than the memory budget of {format_size(budget)}")
 
 
 def _too_large_for(path, max_memory):
@@ -361,13 +368,12 @@ def _stream(source, output_path, options, fmt, budget, need, estimate_error, int
     from nlmeans import Report
     from nlmeans.api.jobs import stand_in
     from nlmeans.io import Image, check_writable
-    from nlmeans.runners.outofcore import TILE, denoise_tiff, format_size, measure, strip_rows
+    from nlmeans.runners.outofcore import TILE, denoise_tiff, measure, strip_rows
     from nlmeans.api.jobs import resolve_checked
 
     started = time.perf_counter()
     path, shape = source.path, source.shape
-    too_large = (f"{path}: denoising it in one piece would need about {format_size(need)}, "
-                 f"more than the memory budget of {format_size(budget)}")
+    too_large = _over_budget(path, need, budget)
     if output_format(output_path, fmt) != "TIFF":
         raise click.ClickException(f"{too_large}: write a .tif output to stream it in strips, "
                                    f"or raise --max-memory")
