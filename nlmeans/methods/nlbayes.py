@@ -9,7 +9,8 @@ patch (a Wiener filter per group):
 
 - step 1 groups the noisy patches most similar to each reference; with C the
   group's covariance and m its mean, a patch x becomes
-  m + (C - beta sigma^2 I) C^-1 (x - m), channel by channel;
+  m + (C - beta sigma^2 I) C^-1 (x - m), channel by channel (on correlated
+  noise with the gains clamped to [0, 1] in C's eigenbasis, see bayes_steps);
 - step 2 groups on the step-1 result (the basic estimate), takes the
   covariance C_b from the basic estimate's patches, and estimates the noisy
   patches again, m + C_b (C_b + beta sigma^2 I)^-1 (x - m), channels together
