@@ -79,6 +79,10 @@ def format_report(details):
     kind = (f"; {model.kind} noise, correlation figure {model.correlation:.2f}"
             if model is not None else "")
     lines = [f"noise sigma: {settings.sigma:.3g} ({how}){kind}"]
+    if settings.variance_curve is not None:
+        curves = ", ".join(f"{a:.4g}*x + {b:.4g}" for a, b in settings.variance_curve)
+        lines[0] = (f"noise: signal-dependent ({how}), variance {curves}; denoised after a "
+                    f"variance-stabilising transform, at sigma {settings.sigma:.3g} there")
     lines.append(f"device: {details.device}")
     names = ["parameters", "second pass"]
     for index, step in enumerate(settings.passes):

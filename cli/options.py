@@ -31,6 +31,27 @@ class NumberOrWord(click.ParamType):
         return number
 
 
+class NoiseModelOption(NumberOrWord):
+    """--noise: a word, a level, or "a,b": the variance a*x + b of signal-dependent
+    noise (a > 0, both finite)."""
+
+    def __init__(self):
+        super().__init__(("auto", "gaussian"), allow_zero=True)
+        self.name = "auto|gaussian|float|a,b"
+
+    def convert(self, value, param, ctx):
+        if not (isinstance(value, str) and "," in value):
+            return super().convert(value, param, ctx)
+        try:
+            a, b = (float(part) for part in value.split(","))
+        except ValueError:
+            self.fail(f"{value!r} is not a pair a,b of numbers (the variance a*x + b)", param,
+                      ctx)
+        if not (0 < a < float("inf") and abs(b) < float("inf")):
+            self.fail(f"a,b needs a finite a > 0 and a finite b, got {value}", param, ctx)
+        return (a, b)
+
+
 def denoise_options(command):
     """Decorate a click command with the denoising options (--h, --ds/--Ds, --sigma, ...)."""
     return _with_options(command, hidden=())
@@ -67,12 +88,14 @@ def _with_options(command, hidden):
                      help="Noise standard deviation in intensity units ('auto': estimated); "
                           "2*sigma^2 is subtracted from patch distances. "
                           "[default: 0 with a numeric --h, else auto]"),
-        click.option("--noise", type=NumberOrWord(("auto", "gaussian"), allow_zero=True),
+        click.option("--noise", type=NoiseModelOption(),
                      default="auto", show_default=True,
                      help="Noise model when sigma is estimated: 'auto' tells white noise from "
-                          "the spatially correlated noise of camera photos and JPEGs; "
-                          "'gaussian' takes it as white (a 3x3 high-pass estimate); a number "
-                          "is the noise level, as --sigma."),
+                          "the spatially correlated noise of camera photos and JPEGs and from "
+                          "noise that grows with the signal (photon noise); 'gaussian' takes "
+                          "it as white of one level (a 3x3 high-pass estimate); a number is "
+                          "the noise level, as --sigma; a,b is a known variance a*x + b "
+                          "(intensity units), stabilised before denoising."),
         click.option("--aggregation", type=click.Choice(["pixel", "patch"]), default=None,
                      help="'pixel': each pixel is the weighted mean of its candidates; "
                           "'patch': each pixel averages the estimates of all patches covering "
@@ -120,7 +143,7 @@ def denoise_kwargs(h, patch_radius, search_radius, sigma, noise, aggregation, ce
                                    f"out {', '.join(given)}")
         if device == "cuda":
             raise click.UsageError("--method nlbayes runs on the CPU: leave out --device cuda")
-    if refine and h not in ("auto", "sure") and not sigma and not isinstance(noise, float):
+    if refine and h not in ("auto", "sure") and not sigma and not isinstance(noise, (float, tuple)):
         raise click.UsageError("--refine needs sigma > 0 (the second pass's h is a multiple "
                                "of sigma): with a numeric --h give --sigma too")
 

@@ -8,7 +8,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from scipy.ndimage import gaussian_filter, uniform_filter
+from scipy.ndimage import gaussian_filter
 
 import nlmeans
 from conftest import PROJECT_ROOT, SAMPLES
@@ -112,7 +112,7 @@ def test_noise_option_checks_and_number():
                                   nlmeans.denoise(noisy, sigma=10.0))
     with pytest.raises(ValueError, match="noise must be one of"):
         nlmeans.denoise(noisy, noise="poisson")
-    with pytest.raises(ValueError, match="sigma or a number for noise, not both"):
+    with pytest.raises(ValueError, match="sigma, or a number or pair for noise, not both"):
         nlmeans.denoise(noisy, sigma=3.0, noise=4.0)
     settings = nlmeans.resolve(noisy)
     with pytest.raises(ValueError, match="settings= fixes noise"):

@@ -165,12 +165,17 @@ def denoise(image, h=None, *, patch_radius=None, search_radius=None, sigma=None,
         Weight of the pixel (or patch) itself: 1, or the largest of its other
         weights, which keeps a pixel with no similar neighbour from dominating
         its own estimate. Default "one" with a numeric h, else "max".
-    noise : {"auto", "gaussian"} or float, optional
+    noise : {"auto", "gaussian"}, float or (float, float), optional
         The noise model, when sigma is estimated: "auto" (default) tells white
-        noise from spatially correlated camera noise (:mod:`nlmeans.model.noise`) and
-        measures the latter at the scale where it decorrelates; "gaussian"
-        takes the noise as white, as a 3x3 high-pass sees it. A number is the
-        noise level, as `sigma`.
+        noise from spatially correlated camera noise (:mod:`nlmeans.model.noise`),
+        measures the latter at the scale where it decorrelates, and fits the
+        variance a * x + b of white noise that grows with the signal (photon
+        noise), which then runs through a variance-stabilising transform
+        (:mod:`nlmeans.model.stabilise`); "gaussian" takes the noise as white
+        and of one level, as a 3x3 high-pass sees it. A number is the noise
+        level, as `sigma`; a pair (a, b) is a known variance a * x + b (in
+        the image's units, every channel; e.g. a sensor's gain and read
+        noise).
     device : {"cpu", "cuda", "auto"}, optional
         Where the passes run: the CPU (default), an NVIDIA GPU through
         numba-cuda (``pip install 'nlmeans[cuda]'``; 2-D images in float32,
@@ -361,6 +366,10 @@ def _denoise_lazy(array, options, settings, device, estimate_error):
 
 def _sure_applies(settings, report):
     """Whether SURE's white Gaussian model holds; if not, say why in the report."""
+    if settings.variance_curve is not None:
+        report.error_note = ("not available: the noise is signal-dependent and SURE needs "
+                             "white noise of one level")
+        return False
     if settings.noise is None or settings.noise.kind == "white":
         return True
     report.error_note = (f"not available: the noise is {settings.noise.kind} (correlation "

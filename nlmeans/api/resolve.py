@@ -14,6 +14,7 @@ from nlmeans.model.parameters import (auto_parameters, data_range, refine_parame
                                       temporal_radius)
 from nlmeans.model.sample import take_sample
 from nlmeans.model.settings import METHODS, Pass, Settings
+from nlmeans.model.stabilise import VarianceStabiliser
 from nlmeans.model.sure import sure_from_terms, sure_terms
 from nlmeans.planning.memory import check_bayes_fits, check_memory
 
@@ -119,22 +120,28 @@ def resolve_checked(image, bounds, options, sample=None, in_memory=True):
         # Frames: the first ones (a streamed run has only those when it decides).
         sample = take_sample(*_as_volume(image[:FRAMES_MEASURED] if frames else image,
                                          channel_axis, n_spatial))
-    sigma, model = choice["sigma"], None
+    sigma, model, curve = choice["sigma"], None, choice["curve"]
+    if curve is not None:
+        curve = curve * volume.shape[0]  # the same for every channel
     if sigma is None:
         _check_measurable(volume.shape[-n_spatial:])
         model = estimate_noise_model(*sample, choice["noise"], levels=False)
         sigma = model.sigma
+        curve = model.curve or None
     mode = choice["mode"]
-    if mode == "sure" and model is not None and model.kind != "white":
+    if mode == "sure" and (model is not None and model.kind != "white" or curve is not None):
         mode = "auto"  # SURE holds for white noise only: the automatic h instead
     # The data range scales the automatic rules; a fixed h does not need it (and
     # its percentile costs a few per cent of a small image's time).
     scale = None
     if mode != "fixed" or choice["method"] == "nlbayes":
-        scale = data_range(sample[0], sigma, maximum=sample[0].max() if frames else bounds[1])
+        scale = data_range(sample[0], model.scale_sigmas[0] if model else sigma,
+                           maximum=sample[0].max() if frames else bounds[1])
+        if curve is not None:  # the passes run on the stabilised image
+            scale = VarianceStabiliser(curve).span(scale)
     colour = volume.shape[0] > 1 and options["channel_axis"] is not None
     if choice["method"] == "nlbayes":
-        white = model is None or model.kind == "white"
+        white = model is None or model.kind != "correlated"
         passes = bayes_steps(sigma, scale, volume.shape[0], n_spatial, white) if sigma > 0 else ()
     else:
         passes = _passes(choice, sigma, scale, n_spatial, colour=colour, frames=frames)
@@ -144,7 +151,7 @@ def resolve_checked(image, bounds, options, sample=None, in_memory=True):
         dtype=choice["dtype"], chroma_weight=choice["chroma_weight"], n_spatial=n_spatial,
         channels=volume.shape[0], channel_axis=_axis(caller_channel_axis, image.ndim),
         mode=mode, method=choice["method"], noise=model,
-        time_axis=_axis(options.get("time_axis"), image.ndim))
+        time_axis=_axis(options.get("time_axis"), image.ndim), variance_curve=curve)
     if mode == "sure" and settings.passes:
         sure = choose_h_by_sure(volume, settings, bounds)
         if sure is None:  # no h had a possible SURE estimate: the automatic h stays
@@ -226,7 +233,7 @@ def _check_options(options, n_spatial, channels, frames=False):
     else:
         h = _check_positive_finite(h, "h")
     automatic = mode != "fixed"
-    sigma, noise = _check_noise(options["sigma"], options["noise"])
+    sigma, noise, curve = _check_noise(options["sigma"], options["noise"])
     if isinstance(sigma, str) and sigma == "auto" or sigma is None and automatic:
         sigma = None  # estimated
     else:
@@ -262,7 +269,8 @@ def _check_options(options, n_spatial, channels, frames=False):
         if not frames:
             raise ValueError("temporal_radius needs frames: pass time_axis too")
         time = _check_radius(time, "temporal_radius", 1)[0]
-    return dict(method=method, mode=mode, h=h, sigma=sigma, noise=noise, dtype=dtype.name,
+    return dict(method=method, mode=mode, h=h, sigma=sigma, noise=noise, curve=curve,
+                dtype=dtype.name,
                 aggregation=aggregation, centre_weight=centre_weight,
                 chroma_weight=chroma_weight, refine=bool(refine),
                 patch_radius=options["patch_radius"], search_radius=options["search_radius"],
@@ -289,14 +297,27 @@ def _check_method(options):
 
 
 def _check_noise(sigma, noise):
-    """(sigma, noise kind): a number for `noise` is the noise level, like `sigma`."""
+    """(sigma, noise kind, variance curve): a number for `noise` is the noise
+    level, like `sigma`; a pair (a, b) is the variance a * x + b of
+    signal-dependent noise, whose stabilised level is 1."""
     if noise is None or isinstance(noise, str) and noise in NOISE_KINDS:
-        return sigma, noise or "auto"
+        return sigma, noise or "auto", None
     if isinstance(noise, str):
-        raise ValueError(f"noise must be one of {NOISE_KINDS} or a number, got {noise!r}")
+        raise ValueError(f"noise must be one of {NOISE_KINDS}, a number or a pair (a, b), got "
+                         f"{noise!r}")
     if sigma is not None:
-        raise ValueError("give the noise level once: sigma or a number for noise, not both")
-    return _check_positive_finite(noise, "noise", allow_zero=True), "gaussian"
+        raise ValueError("give the noise once: sigma, or a number or pair for noise, not both")
+    if isinstance(noise, (tuple, list)):
+        if len(noise) != 2:
+            raise ValueError(f"noise as a variance curve is a pair (a, b) of a * x + b, got "
+                             f"{noise!r}")
+        a = _check_positive_finite(noise[0], "noise's a")
+        b = noise[1]
+        if isinstance(b, (bool, np.bool_)) or not isinstance(b, numbers.Real) \
+                or not np.isfinite(b):
+            raise ValueError(f"noise's b must be a finite number, got {b!r}")
+        return 1.0, "gaussian", ((a, float(b)),)
+    return _check_positive_finite(noise, "noise", allow_zero=True), "gaussian", None
 
 
 def _axis(channel_axis, ndim):

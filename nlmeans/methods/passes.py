@@ -16,6 +16,7 @@ import numpy as np
 from nlmeans.backends.cpu import numba_pass
 from nlmeans.methods.nlbayes import run_bayes
 from nlmeans.model.colour import OpponentColours
+from nlmeans.model.stabilise import VarianceStabiliser
 
 
 def run_passes(values, settings, bounds, rounded=False, backend=None, progress=None):
@@ -28,7 +29,17 @@ def run_passes(values, settings, bounds, rounded=False, backend=None, progress=N
     default is the compiled CPU kernel (:func:`nlmeans.backends.cpu.numba_pass`).
     `progress(done, total)` follows NL-Bayes's tiles (NL-means's passes report
     nothing here: long NL-means jobs run in strips, :mod:`nlmeans.runners.strips`).
+
+    With a variance curve (signal-dependent noise) the passes run on the
+    values' variance-stabilising transform, and their result is mapped back.
     """
+    if settings.variance_curve is not None and settings.passes:
+        stabiliser = VarianceStabiliser(settings.variance_curve, settings.work_dtype)
+        stable = replace(settings, variance_curve=None)
+        result = run_passes(stabiliser.forward(values), stable, (-np.inf, np.inf), False,
+                            backend, progress)
+        result = np.clip(stabiliser.backward(result), *bounds)
+        return np.rint(result, out=result) if rounded else result
     if settings.method == "nlbayes":
         return run_bayes(values, settings, bounds, rounded, progress) if settings.passes \
             else values

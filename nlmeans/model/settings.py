@@ -115,12 +115,13 @@ class Settings:
         one before. No pass: the image comes back unchanged (automatic mode on
         an image without measurable noise).
     sigma : float
-        The noise level, in the image's intensity units.
+        The noise level, in the image's intensity units (with a
+        `variance_curve`, in the stabilised image's: about 1).
     sigma_estimated : bool
         Whether sigma was estimated from the image.
     data_range : float or None
         The intensity span the automatic rules and PSNR figures use (None when
-        nothing needed it).
+        nothing needed it); with a `variance_curve`, the stabilised image's.
     dtype : {"float32", "float64"}
         Precision of the computation.
     chroma_weight : float
@@ -145,6 +146,12 @@ class Settings:
         Frames: where the time axis is in the caller's array. The passes then
         run over (T, Y, X), time first: n_spatial is 3, and a pass's radii
         along time are its patch's (0: 2-D patches) and its temporal window's.
+    variance_curve : tuple of (float, float) or None
+        Signal-dependent noise: per channel, (a, b) of its variance a * x + b
+        in the image's units. The passes then run on the image's generalised
+        Anscombe transform, whose noise is white of level 1, and their result
+        is mapped back by the exact unbiased inverse
+        (:mod:`nlmeans.model.stabilise`).
     """
 
     passes: tuple
@@ -160,9 +167,13 @@ class Settings:
     method: str = "nlmeans"
     noise: NoiseModel | None = None
     time_axis: int | None = None
+    variance_curve: tuple | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "passes", tuple(self.passes))
+        if self.variance_curve is not None:
+            object.__setattr__(self, "variance_curve", _checked_curve(self.variance_curve,
+                                                                      self.channels))
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
         if self.dtype not in ("float32", "float64"):
@@ -212,6 +223,8 @@ class Settings:
         out = asdict(self)
         out["passes"] = [{k: list(v) if isinstance(v, tuple) else v for k, v in p.items()}
                          for p in out["passes"]]
+        if out["variance_curve"] is not None:
+            out["variance_curve"] = [list(c) for c in out["variance_curve"]]
         return out
 
     @classmethod
@@ -233,3 +246,20 @@ class Settings:
         if data.get("noise") is not None:
             data["noise"] = NoiseModel.from_dict(data["noise"])
         return cls(**data)
+
+
+def _checked_curve(curve, channels):
+    """`curve` as a tuple of one (a, b) of floats per channel, a > 0 and both
+    finite; ValueError otherwise."""
+    try:
+        pairs = tuple((float(a), float(b)) for a, b in curve)
+    except (TypeError, ValueError):
+        raise ValueError(f"variance_curve must hold one (a, b) per channel, got {curve!r}") \
+            from None
+    if len(pairs) != channels:
+        raise ValueError(f"variance_curve must hold one (a, b) per channel ({channels}), got "
+                         f"{len(pairs)}")
+    for a, b in pairs:
+        if not (np.isfinite(a) and np.isfinite(b) and a > 0):
+            raise ValueError(f"variance_curve's a must be > 0 and a, b finite, got ({a}, {b})")
+    return pairs
