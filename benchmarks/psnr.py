@@ -25,12 +25,14 @@ Methods (those whose package is missing are skipped, with a note):
 Protocol PG (--protocols PG --levels 1,1 4,4 16,0): Poisson-Gaussian noise whose
 variance grows with the signal, a*x + b in 0-255 units: noisy = a * Poisson(clean / a)
 + sqrt(b) * N(0, 1), drawn with default_rng(seed of a, b and i), kept in float. The
-methods that take no sigma run on it (nlmeans auto, nlmeans nlbayes: blind), beside
-the oracles "GAT oracle + nlmeans" and "GAT oracle + nlbayes": the generalised
-Anscombe transform with the true a, b (Makitalo and Foi, IEEE TIP 2013), the
-denoiser with sigma 1 on the stabilised image, and the closed-form approximation of
-the exact unbiased inverse. The oracle is what a blind model of the noise can reach
-at best with these denoisers.
+methods that take no sigma run on it blind: nlmeans auto and nlmeans nlbayes (the
+noise model fits a and b and, finding noise that grows with the signal, runs them
+through the generalised Anscombe transform and its exact unbiased inverse), and the
+same with noise="gaussian" ("one sigma": white noise of one level, as before the
+model knew such noise). Beside them the oracles "GAT oracle + nlmeans" and "GAT
+oracle + nlbayes", the same transform with the true a, b (noise=(a, b)), and OpenCV
+with its best h for the level at the image's mean intensity. The oracle is what a
+blind model of the noise can reach at best with these denoisers.
 
     python benchmarks/psnr.py --dataset ../shared/datasets/set12
     python benchmarks/psnr.py --dataset scikit-image-colour --protocols F
@@ -53,10 +55,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SAMPLES = os.path.join(os.path.dirname(HERE), "sample_images")
 SIGMAS = (10, 15, 25, 50)
 ALL_METHODS = ("nlmeans auto", "nlmeans sure", "nlmeans fixed", "nlmeans nlbayes", "scikit-image doc",
-               "scikit-image oracle", "OpenCV oracle", "BM3D", "GAT oracle + nlmeans",
-               "GAT oracle + nlbayes")
+               "scikit-image oracle", "OpenCV oracle", "BM3D", "nlmeans one sigma",
+               "nlbayes one sigma", "GAT oracle + nlmeans", "GAT oracle + nlbayes")
 # The methods that need no sigma (or, the oracles, the true a and b): protocol PG's.
-PG_METHODS = ("nlmeans auto", "nlmeans nlbayes", "GAT oracle + nlmeans", "GAT oracle + nlbayes")
+PG_METHODS = ("nlmeans auto", "nlmeans nlbayes", "nlmeans one sigma", "nlbayes one sigma",
+              "GAT oracle + nlmeans", "GAT oracle + nlbayes", "OpenCV oracle")
 PG_LEVELS = ("1,1", "4,4", "16,0")
 
 
@@ -131,21 +134,6 @@ def ssim(result, clean):
                                  channel_axis=-1 if colour else None)
 
 
-def gat_forward(z, a, b):
-    """The generalised Anscombe transform of z = a * Poisson + N(0, b): unit variance."""
-    return 2.0 / a * np.sqrt(np.maximum(a * z + 0.375 * a * a + b, 0.0))
-
-
-def gat_inverse(d, a, b):
-    """The closed-form approximation of the exact unbiased inverse of gat_forward
-    (Makitalo and Foi, IEEE TIP 2013), back in the units of z."""
-    d = np.maximum(d, 0.8)  # its terms in 1/d diverge below the range a transform reaches
-    r = np.sqrt(1.5)
-    counts = (d * d / 4 + r / (4 * d) - 11 / (8 * d * d) + 5 * r / (8 * d ** 3) - 0.125
-              - b / (a * a))
-    return a * np.maximum(counts, 0.0)
-
-
 def method_functions(names):
     """{name: fn(noisy, sigma, clean) -> list of candidate outputs}; an oracle returns
     several candidates and the best is kept. Missing packages are reported."""
@@ -164,14 +152,16 @@ def method_functions(names):
 
     def gat_oracle(method):
         def run(y, s, c):
-            a, b = pg_level(s)
-            stable = nlmeans.denoise(gat_forward(y, a, b), sigma=1.0, method=method,
-                                     channel_axis=colour_axis(y))
-            return [gat_inverse(stable, a, b)]
+            return [nlmeans.denoise(y, method=method, noise=pg_level(s),
+                                    channel_axis=colour_axis(y))]
         return run
 
     functions["GAT oracle + nlmeans"] = gat_oracle("nlmeans")
     functions["GAT oracle + nlbayes"] = gat_oracle("nlbayes")
+    functions["nlmeans one sigma"] = lambda y, s, c: [nlmeans.denoise(
+        y, noise="gaussian", channel_axis=colour_axis(y))]
+    functions["nlbayes one sigma"] = lambda y, s, c: [nlmeans.denoise(
+        y, method="nlbayes", noise="gaussian", channel_axis=colour_axis(y))]
     functions["nlmeans fixed"] = lambda y, s, c: [nlmeans.denoise(
         y, 0.4 * s, patch_radius=2, search_radius=10, sigma=s, channel_axis=colour_axis(y))]
 
@@ -190,6 +180,9 @@ def method_functions(names):
         import cv2
 
         def opencv(y, s, c):
+            if isinstance(s, str):  # protocol PG: the level at the image's mean intensity
+                a, b = pg_level(s)
+                s = np.sqrt(a * y.mean() + b)
             y8 = np.clip(np.rint(y), 0, 255).astype(np.uint8)
             outs = []
             for f in np.arange(0.6, 1.45, 0.1):
