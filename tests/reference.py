@@ -19,11 +19,26 @@ def mirror_index(i, n):
     return i if i < n else period - i
 
 
-def mirror_pad(volume, margins):
+def flat_plane(i, n, m):
+    """Position i of an axis of n planes padded by m for patches flat along it:
+    k planes before the first is plane m + k, k after the last is plane
+    n - 1 - m - k, kept within the axis."""
+    if i < 0:
+        return min(m + (-i), n - 1)
+    if i >= n:
+        return max(n - 1 - m - (i - (n - 1)), 0)
+    return i
+
+
+def mirror_pad(volume, margins, flat_first=False):
     """Pad the spatial axes of a (Z, Y, X, C) array (any number of spatial axes
-    before C, one margin each) by `margins`, mirroring by index."""
+    before C, one margin each) by `margins`, mirroring by index; with
+    `flat_first`, the first axis padded for patches flat along it."""
     index = [np.array([mirror_index(i - m, n) for i in range(n + 2 * m)])
              for n, m in zip(volume.shape[:len(margins)], margins)]
+    if flat_first:
+        n, m = volume.shape[0], margins[0]
+        index[0] = np.array([flat_plane(i - m, n, m) for i in range(n + 2 * m)])
     return volume[np.ix_(*index)]
 
 
@@ -48,8 +63,12 @@ def reference_nlmeans(volume, h, patch_radius, search_radius, sigma=0.0, aggrega
     v = np.asarray(volume, dtype=np.float64)
     agg = tuple(patch_radius) if aggregation == "patch" else (0,) * len(patch_radius)
     margins = [s + p + a for s, p, a in zip(search_radius, patch_radius, agg)]
-    padded = mirror_pad(v, margins)
-    compared = padded if guide is None else mirror_pad(np.asarray(guide, np.float64), margins)
+    # Volumes with patches flat along their first axis (frames): no plane may
+    # meet its own mirror image there, which would be itself.
+    flat = len(patch_radius) >= 3 and patch_radius[0] == 0 and agg[0] == 0
+    padded = mirror_pad(v, margins, flat)
+    compared = padded if guide is None else mirror_pad(np.asarray(guide, np.float64), margins,
+                                                       flat)
 
     def at(pos):
         return tuple(p + m for p, m in zip(pos, margins))

@@ -88,6 +88,37 @@ def test_temporal_automatic_beats_frame_by_frame(step):
     assert _psnr(temporal, clean) > _psnr(single, clean) + 0.5
 
 
+def test_no_frame_meets_its_own_copy_in_the_padding():
+    """Frames' padding (nlmeans.model.padding): within a frame's temporal window,
+    no padded position reads the frame itself; a stream that does not know the
+    length yet reads the same planes before the end."""
+    from nlmeans.model.padding import flat_index
+
+    for length in range(2, 14):
+        for margin in range(1, length):
+            for t in range(length):
+                read = [flat_index(t + o, length, margin) for o in range(-margin, margin + 1)
+                        if o and not 0 <= t + o < length]
+                assert t not in read and all(0 <= i < length for i in read)
+            for i in range(-margin, 0):
+                if 2 * margin < length:
+                    assert flat_index(i, None, margin) == flat_index(i, length, margin)
+
+
+@pytest.mark.parametrize("step", [(0.5, 1.5), (0.0, 0.0)])
+def test_end_frames_do_not_flicker(step):
+    """The 2nd and the second-to-last frames are denoised like their neighbours
+    (mirroring the sequence put them into their own window twice: 3 dB worse)."""
+    clean = _pan(frames=12, size=(48, 56), step=step)
+    noisy = _noisy(clean, 20, seed=4)
+    out = denoise(noisy, time_axis=0)
+    per_frame = [_psnr(o, c) for o, c in zip(out, clean)]
+    for end, neighbours in ((1, (0, 2)), (10, (9, 11))):
+        assert per_frame[end] > np.mean([per_frame[n] for n in neighbours]) - 0.3, per_frame
+    streamed = np.stack(list(denoise_frames(iter(noisy))))
+    np.testing.assert_array_equal(streamed, out)
+
+
 def test_settings_with_a_time_axis_round_trip_and_report():
     seq = _noisy(_pan(frames=5), 10)
     settings = resolve(seq, time_axis=0)

@@ -209,8 +209,9 @@ def denoise(image, h=None, *, patch_radius=None, search_radius=None, sigma=None,
         The frames' axis: `image` is a sequence of 2-D frames, (T, Y, X) or,
         with `channel_axis`, (T, Y, X, C), the axes in any order. Patches stay
         2-D (the radii above are the frames'), and each pixel's search window
-        also spans `temporal_radius` frames before and after its own, mirrored
-        at the first and last frame. The frames share one set of settings,
+        also spans `temporal_radius` frames before and after its own, padded
+        at the first and last frame with frames from beyond the window
+        (:mod:`nlmeans.model.padding`: never a frame's own copy). The frames share one set of settings,
         measured on the first few (``nlmeans.api.resolve.FRAMES_MEASURED``), so a
         frame's result is the same as in a streamed run
         (:func:`nlmeans.denoise_frames`); it is clipped to the dtype's range

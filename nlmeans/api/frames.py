@@ -59,7 +59,7 @@ def denoise_frames(frames, h=None, *, channel_axis=None, settings=None, **option
         yield from (frame.copy() for frame in head)
         yield from (checked_frame(frame, head[0]).copy() for frame in iterator)
         return
-    # The mirror at the sequence's ends needs more frames than the margin.
+    # The padding at the sequence's ends needs more frames than the margin.
     margin = max(step.halo[0] for step in settings.passes)
     more = itertools.islice(iterator, max(0, margin + 1 - len(head)))
     head += [checked_frame(frame, head[0]) for frame in more]

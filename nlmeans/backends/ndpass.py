@@ -19,6 +19,7 @@ import itertools
 import numpy as np
 
 from nlmeans.backends.scales import decay_scale
+from nlmeans.model.padding import pad_volume
 
 # The size of a group of offsets' difference arrays (see nd_pass).
 _GROUP_BYTES = 1 << 18
@@ -37,9 +38,12 @@ def nd_pass(values, guide, step, dtype, bounds, rounded, frames_padded=False):
     widths = [(0, 0)] + [(m, m) for m in margin]
     if frames_padded:
         widths[1] = (0, 0)
-    padded = np.pad(values, widths, mode="reflect").astype(work, copy=False)
-    compared = padded if guide is None else \
-        np.pad(guide, widths, mode="reflect").astype(work, copy=False)
+    # Volumes with patches flat along their first axis (frames): see
+    # nlmeans.model.padding.
+    flat = n >= 3 and patch[0] == 0 and aggregation[0] == 0
+    padded = pad_volume(values, widths, flat).astype(work, copy=False)
+    compared = padded if guide is None else pad_volume(guide, widths, flat).astype(work,
+                                                                                   copy=False)
     shape = tuple(size - 2 * m for size, m in zip(padded.shape[1:], margin))
     # References: the output grown by the aggregation radius (patch-wise, their
     # patches cover the output), in padded coordinates.

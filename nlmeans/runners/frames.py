@@ -4,7 +4,8 @@ holding only the frames its temporal windows need (the runner behind
 
 A sequence in memory runs as one (T, Y, X[, C]) volume (``denoise(frames,
 time_axis=0)``): 2-D patches, a search window that also spans the frames
-before and after, the volume mirrored at the first and last frame. Here the
+before and after, padded at the first and last frame so that no frame meets
+its own copy (:mod:`nlmeans.model.padding`). Here the
 same passes run on batches of frames, each with the frames around it that its
 window reads as the kernel's margin along time, so that every frame gets the
 result it gets in one call, bit for bit: the kernel's sums for a frame depend
@@ -23,6 +24,7 @@ from nlmeans.backends.cpu import numba_pass
 from nlmeans.methods.passes import run_pass
 from nlmeans.model.colour import OpponentColours
 from nlmeans.model.layout import as_channel_first_volume, check_image
+from nlmeans.model.padding import flat_index
 from nlmeans.runners.block import in_callers_layout
 
 # Frames per kernel call. Each offset's weights are computed for the batch's
@@ -107,6 +109,8 @@ class FrameStream:
             while True:
                 start, stop = self.done[k], self.done[k] + self.batch
                 needed = stop + self.margins[k]
+                if start < self.margins[k]:  # the padding before the first frame reads
+                    needed = max(needed, 2 * self.margins[k] + 1)  # up to 2 margins on
                 if self.length is not None:
                     stop, needed = min(stop, self.length), min(needed, self.length)
                 if start >= stop or needed > self.read or step.guided and needed > self.done[k - 1]:
@@ -114,8 +118,9 @@ class FrameStream:
                 self._run_batch(k, step, start, stop)
 
     def _run_batch(self, k, step, start, stop):
-        indices = [_mirror(i, self.length) for i in range(start - self.margins[k],
-                                                          stop + self.margins[k])]
+        margin = self.margins[k]
+        indices = [flat_index(i, self.length, margin) for i in range(start - margin,
+                                                                    stop + margin)]
         guide = np.stack([self.results[k - 1][i] for i in indices], axis=1) \
             if step.guided else None
         last = k == len(self.passes) - 1
@@ -130,12 +135,13 @@ class FrameStream:
         self.done[k] = stop
 
     def _forget(self):
-        """Drop the frames that no batch still to run reads."""
-        keep_noisy = min(done - margin for done, margin in zip(self.done, self.margins))
+        """Drop the frames that no batch still to run reads (the padding after the
+        last frame reads up to two margins back)."""
+        keep_noisy = min(done - 2 * margin for done, margin in zip(self.done, self.margins))
         for index in [i for i in self.noisy if i < keep_noisy]:
             del self.noisy[index]
         for k in range(len(self.passes) - 1):
-            keep = self.done[k + 1] - self.margins[k + 1]
+            keep = self.done[k + 1] - 2 * self.margins[k + 1]
             for index in [i for i in self.results[k] if i < keep]:
                 del self.results[k][index]
 
@@ -143,15 +149,6 @@ class FrameStream:
         if self.frame_settings.n_spatial == 2:
             values = values[:, None]
         return in_callers_layout(values, self.frame_settings, self.first.dtype, self.bounds)
-
-
-def _mirror(index, length):
-    """A frame index mirrored at the sequence's ends (NumPy's 'reflect')."""
-    if index < 0:
-        return -index
-    if length is not None and index >= length:
-        return 2 * (length - 1) - index
-    return index
 
 
 def frame_layout(settings):
