@@ -21,12 +21,12 @@ def mirror_index(i, n):
 
 def flat_plane(i, n, m):
     """Position i of an axis of n planes padded by m for patches flat along it:
-    k planes before the first is plane m + k, k after the last is plane
-    n - 1 - m - k, kept within the axis."""
+    k planes before the first is plane m + 1 - k, k after the last is plane
+    n - 2 - m + k, kept within the axis."""
     if i < 0:
-        return min(m + (-i), n - 1)
+        return min(m + 1 - (-i), n - 1)
     if i >= n:
-        return max(n - 1 - m - (i - (n - 1)), 0)
+        return max(n - 2 - m + (i - (n - 1)), 0)
     return i
 
 

@@ -210,8 +210,8 @@ def denoise(image, h=None, *, patch_radius=None, search_radius=None, sigma=None,
         with `channel_axis`, (T, Y, X, C), the axes in any order. Patches stay
         2-D (the radii above are the frames'), and each pixel's search window
         also spans `temporal_radius` frames before and after its own, padded
-        at the first and last frame with frames from beyond the window
-        (:mod:`nlmeans.model.padding`: never a frame's own copy). The frames share one set of settings,
+        at the first and last frame with frames of the window (never a
+        frame's own copy: :mod:`nlmeans.model.padding`). The frames share one set of settings,
         measured on the first few (``nlmeans.api.resolve.FRAMES_MEASURED``), so a
         frame's result is the same as in a streamed run
         (:func:`nlmeans.denoise_frames`); it is clipped to the dtype's range

@@ -4,13 +4,13 @@ Every axis is mirrored (NumPy's 'reflect'), except the first axis of a volume
 whose patches are flat along it (radius 0 there: the frames of a sequence,
 time first). Along such an axis a mirrored plane is the plane itself, so a
 pixel near the ends found its own patch, noise and all, at distance 0 in its
-own window, with full weight: frame 1 of a sequence with a 5-frame window kept
-its noise, 3 dB below its neighbours (flicker). There a plane k before the
-first reads plane ``min(margin + k, length - 1)`` and one k after the last
-reads ``max(length - 1 - margin - k, 0)``: planes beyond the window of every
-plane whose window reaches the padding, so that no plane meets itself (when
-the margin is less than the length). Planes of the sequence may still be met
-twice, as with any padding.
+own window, with full weight: its noise stayed (flicker). There the k-th plane
+before the first is plane ``margin + 1 - k`` and the k-th after the last is
+plane ``length - 2 - margin + k``: the window's planes taken from its far
+end, so that for every plane whose window reaches the padding they are other
+planes of its window, never itself (when the margin is less than the length).
+Reflecting put the same planes there in the reverse order, which for the
+planes within half a margin of the ends meant themselves.
 """
 
 import numpy as np
@@ -19,13 +19,12 @@ import numpy as np
 def flat_index(index, length, margin):
     """The plane read at `index` (which may lie up to `margin` beyond either end)
     of an axis of `length` planes padded for flat patches. `length` may be None
-    while a stream does not know it: then `index` must not lie beyond the end
-    and planes up to 2 * margin must exist."""
+    while a stream does not know it: then `index` must not lie beyond the end."""
     if index < 0:
-        plane = margin - index
+        plane = margin + 1 + index
         return plane if length is None else min(plane, length - 1)
     if length is not None and index >= length:
-        return max(2 * (length - 1) - margin - index, 0)
+        return max(index - 1 - margin, 0)  # length - 2 - margin + k, k = index - length + 1
     return index
 
 

@@ -109,8 +109,6 @@ class FrameStream:
             while True:
                 start, stop = self.done[k], self.done[k] + self.batch
                 needed = stop + self.margins[k]
-                if start < self.margins[k]:  # the padding before the first frame reads
-                    needed = max(needed, 2 * self.margins[k] + 1)  # up to 2 margins on
                 if self.length is not None:
                     stop, needed = min(stop, self.length), min(needed, self.length)
                 if start >= stop or needed > self.read or step.guided and needed > self.done[k - 1]:
@@ -135,13 +133,12 @@ class FrameStream:
         self.done[k] = stop
 
     def _forget(self):
-        """Drop the frames that no batch still to run reads (the padding after the
-        last frame reads up to two margins back)."""
-        keep_noisy = min(done - 2 * margin for done, margin in zip(self.done, self.margins))
+        """Drop the frames that no batch still to run reads."""
+        keep_noisy = min(done - margin for done, margin in zip(self.done, self.margins))
         for index in [i for i in self.noisy if i < keep_noisy]:
             del self.noisy[index]
         for k in range(len(self.passes) - 1):
-            keep = self.done[k + 1] - 2 * self.margins[k + 1]
+            keep = self.done[k + 1] - self.margins[k + 1]
             for index in [i for i in self.results[k] if i < keep]:
                 del self.results[k][index]
 
