@@ -58,9 +58,9 @@ def denoise_options(command):
 
 
 def frame_denoise_options(command):
-    """The denoising options for frames: --method and --device are not listed in the
-    help (frames run NL-means on the CPU); given, they are refused with the reason."""
-    return _with_options(command, hidden=("--method", "--device"))
+    """The denoising options for frames: --device is not listed in the help (frames
+    run on the CPU); given, it is refused with the reason."""
+    return _with_options(command, hidden=("--device",))
 
 
 def _with_options(command, hidden):

@@ -21,6 +21,8 @@ Examples:
 
 Each pixel's search window spans its own frame and --temporal-radius frames
 before and after; only those frames are held in memory, whatever the length.
+--method nlbayes runs NL-Bayes over space and time (groups of 2-D patches from
+the frame and its neighbours): better frames, a few times slower.
 """
 
 
@@ -30,7 +32,8 @@ before and after; only those frames are held in memory, whatever the length.
 @frame_denoise_options
 @click.option("--temporal-radius", type=click.IntRange(min=0), default=None,
               help="Frames before and after each frame in the search window. "
-                   "[default: 3 (1 in the second pass) in automatic mode, 2 with a numeric --h]")
+                   "[default: 3 (1 in the second pass) in automatic mode, 2 with a numeric --h, "
+                   "1 with --method nlbayes]")
 @click.option("--time-series", is_flag=True,
               help="INPUT is a multi-page TIFF whose pages are the frames.")
 @click.option("--crf", type=click.IntRange(0, 51), default=18, show_default=True,
@@ -87,14 +90,10 @@ def video_command(input_path, output_path, temporal_radius, time_series, crf, lo
 
 def _video_kwargs(options, temporal_radius):
     """nlmeans.denoise_frames's keywords; a usage error for what frames cannot take."""
-    if options.get("method") == "nlbayes":
-        raise click.UsageError("--method nlbayes runs on images and volumes, not frames: "
-                               "leave it out")
     if options.get("device") == "cuda":
         raise click.UsageError("video runs on the CPU: leave out --device cuda")
     kwargs = denoise_kwargs(**options)
     kwargs.pop("device")
-    kwargs.pop("method")
     return dict(kwargs, temporal_radius=temporal_radius)
 
 

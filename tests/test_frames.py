@@ -148,7 +148,7 @@ def test_fixed_h_gets_the_default_temporal_radius():
     (dict(time_axis=1.0, channel_axis=None, shape=(4, 5, 6)), "time_axis must be an int"),
     (dict(temporal_radius=2, shape=(4, 5, 6)), "temporal_radius needs frames"),
     (dict(time_axis=0, temporal_radius=-1, shape=(4, 5, 6)), "temporal_radius"),
-    (dict(time_axis=0, method="nlbayes", shape=(4, 5, 6)), "not frames"),
+    (dict(time_axis=0, method="nlbayes", shape=(4, 5, 6, 7)), "not 4-D"),
 ])
 def test_bad_frame_options_are_refused(kwargs, message):
     shape = kwargs.pop("shape")

@@ -9,7 +9,8 @@ import numpy as np
 from nlmeans.api.denoise import denoise
 from nlmeans.api.resolve import FRAMES_MEASURED, SETTINGS_OPTIONS, check_settings_fit, resolve
 from nlmeans.model.settings import Settings
-from nlmeans.runners.frames import FrameStream, checked_frame, frame_layout
+from nlmeans.runners.frames import (FrameStream, checked_frame, frame_layout,
+                                    stream_bayes_frames)
 
 
 def denoise_frames(frames, h=None, *, channel_axis=None, settings=None, **options):
@@ -58,6 +59,9 @@ def denoise_frames(frames, h=None, *, channel_axis=None, settings=None, **option
     if not settings.passes:  # nothing to remove: the frames come back as they are
         yield from (frame.copy() for frame in head)
         yield from (checked_frame(frame, head[0]).copy() for frame in iterator)
+        return
+    if settings.method == "nlbayes":
+        yield from stream_bayes_frames(settings, head, iterator)
         return
     # The padding at the sequence's ends needs more frames than the margin.
     margin = max(step.halo[0] for step in settings.passes)

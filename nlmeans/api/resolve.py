@@ -5,7 +5,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from nlmeans.methods.nlbayes import bayes_steps
+from nlmeans.methods.nlbayes import bayes_steps, frame_steps
 from nlmeans.methods.passes import run_passes
 from nlmeans.model.layout import (as_channel_first_volume, check_image, frames_first,
                                   normalised_channel_axis)
@@ -102,7 +102,10 @@ def resolve_checked(image, bounds, options, sample=None, in_memory=True):
     volume, n_spatial = as_channel_first_volume(image, channel_axis)
     choice = _check_options(options, n_spatial, volume.shape[0], frames)
     if choice["method"] == "nlbayes":
-        check_bayes_fits(volume.shape, np.dtype(choice["dtype"]), in_memory)
+        # Frames run in blocks: the smallest, one frame and its context, must fit.
+        shape = volume.shape[:1] + (min(volume.shape[1], 3),) + volume.shape[2:] if frames \
+            else volume.shape
+        check_bayes_fits(shape, np.dtype(choice["dtype"]), in_memory)
     elif in_memory:
         patch, search = choice["patch_radius"], choice["search_radius"]
         if frames:  # the largest automatic radii where not given
@@ -142,7 +145,9 @@ def resolve_checked(image, bounds, options, sample=None, in_memory=True):
     colour = volume.shape[0] > 1 and options["channel_axis"] is not None
     if choice["method"] == "nlbayes":
         white = model is None or model.kind != "correlated"
-        passes = bayes_steps(sigma, scale, volume.shape[0], n_spatial, white) if sigma > 0 else ()
+        passes = () if sigma == 0 else \
+            frame_steps(sigma, scale, volume.shape[0], white, choice["temporal_radius"]) \
+            if frames else bayes_steps(sigma, scale, volume.shape[0], n_spatial, white)
     else:
         passes = _passes(choice, sigma, scale, n_spatial, colour=colour, frames=frames)
     settings = Settings(
@@ -259,11 +264,9 @@ def _check_options(options, n_spatial, channels, frames=False):
     for name in ("patch_radius", "search_radius"):
         if options[name] is not None:
             _check_radius(options[name], name, n_spatial - 1 if frames else n_spatial)
-    if frames and method == "nlbayes":
-        raise ValueError("method='nlbayes' runs on images and volumes, not frames: leave out "
-                         "time_axis, or use method='nlmeans'")
     if n_spatial == 4 and method == "nlbayes":
-        raise ValueError("method='nlbayes' runs on 2-D images and 3-D volumes, not 4-D ones")
+        raise ValueError("method='nlbayes' runs on 2-D images, 3-D volumes and frames of 2-D "
+                         "images, not 4-D ones (or frames of volumes)")
     time = options.get("temporal_radius")
     if time is not None:
         if not frames:

@@ -14,7 +14,7 @@ from dataclasses import replace
 import numpy as np
 
 from nlmeans.backends.cpu import numba_pass
-from nlmeans.methods.nlbayes import run_bayes
+from nlmeans.methods.nlbayes import run_bayes, run_bayes_frames
 from nlmeans.model.colour import OpponentColours
 from nlmeans.model.stabilise import VarianceStabiliser
 
@@ -41,8 +41,10 @@ def run_passes(values, settings, bounds, rounded=False, backend=None, progress=N
         result = np.clip(stabiliser.backward(result), *bounds)
         return np.rint(result, out=result) if rounded else result
     if settings.method == "nlbayes":
-        return run_bayes(values, settings, bounds, rounded, progress) if settings.passes \
-            else values
+        if not settings.passes:
+            return values
+        run = run_bayes if settings.time_axis is None else run_bayes_frames
+        return run(values, settings, bounds, rounded, progress)
     if backend is None:
         backend = numba_pass
     transform = OpponentColours(settings.chroma_weight, settings.work_dtype) \

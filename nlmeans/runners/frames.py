@@ -21,7 +21,8 @@ from functools import partial
 import numpy as np
 
 from nlmeans.backends.cpu import numba_pass
-from nlmeans.methods.passes import run_pass
+from nlmeans.methods.nlbayes import frame_block, frame_context
+from nlmeans.methods.passes import run_pass, run_passes
 from nlmeans.model.colour import OpponentColours
 from nlmeans.model.layout import as_channel_first_volume, check_image
 from nlmeans.model.padding import flat_index
@@ -146,6 +147,48 @@ class FrameStream:
         if self.frame_settings.n_spatial == 2:
             values = values[:, None]
         return in_callers_layout(values, self.frame_settings, self.first.dtype, self.bounds)
+
+
+def stream_bayes_frames(settings, head, iterator):
+    """Yield the NL-Bayes frames of `settings` (``method="nlbayes"``) for the
+    frames of `head` then `iterator`, block by block as
+    :func:`nlmeans.methods.nlbayes.run_bayes_frames` runs them in one call (the
+    same blocks, each with its context), so the frames are the same; at most a
+    block and twice its context are held."""
+    first = head[0]
+    layout = frame_layout(settings)
+    block = frame_block(settings, first.size)
+    context = frame_context(settings)
+    one_block = replace(settings, time_axis=None)  # run_passes: the stack as one volume
+    bounds = sequence_bounds(first.dtype)
+    noisy, read, ended = {}, 0, False
+    frames = itertools.chain(head, (checked_frame(frame, first) for frame in iterator))
+    for start in itertools.count(0, block):
+        while not ended and read < start + block + context:
+            frame = next(frames, None)
+            ended = frame is None
+            if not ended:
+                noisy[read] = _frame_values(frame, layout)
+                read += 1
+        if start >= read:
+            return
+        stop, low, high = (min(start + block, read), max(0, start - context),
+                           min(read, start + block + context))
+        stack = np.stack([noisy[i] for i in range(low, high)], axis=1)
+        result = run_passes(stack.astype(settings.work_dtype, copy=False), one_block, bounds,
+                            rounded=first.dtype.kind != "f")
+        for index in range(start, stop):
+            values = result[:, index - low]
+            yield in_callers_layout(values[:, None] if layout.n_spatial == 2 else values,
+                                    layout, first.dtype, bounds)
+        for index in [i for i in noisy if i < stop - context]:
+            del noisy[index]
+
+
+def _frame_values(frame, layout):
+    """One frame as (C, Y, X) values in its own dtype."""
+    volume, _ = as_channel_first_volume(frame, layout.channel_axis)
+    return volume[:, 0]
 
 
 def frame_layout(settings):

@@ -1,0 +1,128 @@
+"""NL-Bayes over space and time: frames run in blocks with context, the stream
+equals the one-call run, and the temporal groups gain over frame by frame."""
+
+import os
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import nlmeans
+import nlmeans.methods.nlbayes as nlbayes
+from nlmeans import denoise, denoise_frames, resolve
+from nlmeans.methods.nlbayes import frame_block, frame_blocks, frame_context, run_bayes
+from nlmeans_cli.main import cli
+from test_frames import _noisy, _pan, _psnr
+
+
+def test_frame_steps_are_the_image_steps_over_three_frames():
+    seq = _noisy(_pan(frames=6, size=(40, 44)), 20)
+    settings = resolve(seq, time_axis=0, method="nlbayes")
+    image = resolve(seq[0], method="nlbayes", sigma=settings.sigma)
+    assert settings.time_axis == 0 and len(settings.passes) == len(image.passes)
+    for frames_step, image_step in zip(settings.passes, image.passes):
+        assert frames_step.patch_radius == (0,) + image_step.patch_radius
+        assert frames_step.search_radius == (1,) + image_step.search_radius
+        assert frames_step.group_size == 3 * image_step.group_size
+    wider = resolve(seq, time_axis=0, method="nlbayes", temporal_radius=2)
+    assert wider.passes[0].search_radius[0] == 2
+    assert wider.passes[0].group_size == 5 * image.passes[0].group_size
+
+
+@pytest.mark.parametrize("block", [16, 3])
+def test_frames_run_in_blocks_with_their_context(block, monkeypatch):
+    """The one-call run is each block's frames of NL-Bayes run on the block and
+    the frames its window reaches, as one volume."""
+    monkeypatch.setattr(nlbayes, "MAX_FRAME_BLOCK", block)
+    seq = _noisy(_pan(frames=8, size=(36, 40)), 20).astype(np.float64)
+    settings = resolve(seq, time_axis=0, method="nlbayes", dtype=np.float64)
+    out = denoise(seq, settings=settings)
+    plain = settings.__class__(**{**settings.__dict__, "time_axis": None})
+    values = seq[None]
+    context = frame_context(settings)
+    assert context == 1
+    blocks = frame_blocks(8, frame_block(settings, seq[0].size), context)
+    assert len(blocks) == -(-8 // block)
+    for start, stop, first, last in blocks:
+        part = run_bayes(values[:, first:last], plain, (seq.min(), seq.max()))
+        np.testing.assert_array_equal(out[start:stop], part[0, start - first:stop - first])
+
+
+@pytest.mark.parametrize("length, block, colour", [(9, 16, False), (9, 2, True), (1, 4, False),
+                                                   (2, 1, False), (5, 3, True)])
+def test_streamed_nlbayes_frames_equal_the_one_call_run(length, block, colour, monkeypatch):
+    monkeypatch.setattr(nlbayes, "MAX_FRAME_BLOCK", block)
+    clean = _pan(frames=length, size=(32, 36))
+    if colour:
+        clean = np.stack([clean, clean[:, ::-1], 255 - clean], axis=-1)
+    seq = _noisy(clean, 15, seed=length)
+    axis = -1 if colour else None
+    one = denoise(seq, time_axis=0, channel_axis=axis, method="nlbayes")
+    streamed = np.stack(list(denoise_frames(iter(seq), channel_axis=axis, method="nlbayes")))
+    assert streamed.dtype == seq.dtype
+    np.testing.assert_array_equal(streamed, one)
+
+
+def test_streamed_photon_noise_frames_equal_the_one_call_run(monkeypatch):
+    """With a variance curve the blocks run on the stabilised frames, as one call does."""
+    monkeypatch.setattr(nlbayes, "MAX_FRAME_BLOCK", 2)
+    rng = np.random.default_rng(1)
+    clean = _pan(frames=7, size=(32, 36)) * 0.9 + 10
+    seq = 4.0 * rng.poisson(clean / 4.0) + 2.0 * rng.standard_normal(clean.shape)
+    one = denoise(seq, time_axis=0, method="nlbayes", noise=(4.0, 4.0))
+    streamed = np.stack(list(denoise_frames(seq, method="nlbayes", noise=(4.0, 4.0))))
+    np.testing.assert_array_equal(streamed, one)
+
+
+def test_stream_holds_a_block_and_its_context(monkeypatch):
+    monkeypatch.setattr(nlbayes, "MAX_FRAME_BLOCK", 2)
+    seq = _noisy(_pan(frames=20, size=(16, 16)), 20)
+    read = []
+
+    def source():
+        for frame in seq:
+            read.append(1)
+            yield frame
+
+    ahead = [len(read) - emitted for emitted, _ in
+             enumerate(denoise_frames(source(), method="nlbayes"), start=1)]
+    # The first 8 frames measure the noise; then a block of 2 and one frame of context.
+    assert max(ahead[8:]) <= 2 + 1 and len(ahead) == 20
+
+
+def test_blocks_shrink_with_the_frames_memory():
+    settings = resolve(_noisy(_pan(frames=4, size=(24, 24)), 20), time_axis=0, method="nlbayes")
+    assert frame_block(settings, 640 * 272 * 3) == nlbayes.MAX_FRAME_BLOCK
+    hd = frame_block(settings, 1920 * 1080 * 3)
+    assert 1 <= hd < nlbayes.MAX_FRAME_BLOCK
+    frames = hd + 2 * frame_context(settings)
+    assert frames * 45 * 1920 * 1080 * 3 <= nlbayes.FRAME_BLOCK_BYTES or hd == 1
+
+
+@pytest.mark.parametrize("step", [(0.5, 1.5), (0.0, 0.0)])
+def test_temporal_nlbayes_beats_frame_by_frame(step):
+    clean = _pan(frames=8, size=(48, 56), step=step)
+    noisy = _noisy(clean, 20, seed=2)
+    single = np.stack([denoise(frame, method="nlbayes") for frame in noisy])
+    temporal = denoise(noisy, time_axis=0, method="nlbayes")
+    assert _psnr(temporal, clean) > _psnr(single, clean) + 0.5
+    per_frame = [_psnr(o, c) for o, c in zip(temporal, clean)]
+    assert min(per_frame) > np.mean(per_frame) - 0.6  # no frame left noisy
+
+
+def test_video_command_runs_nlbayes(tmp_path):
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    clean = _pan(frames=6, size=(32, 40))
+    seq = np.stack([clean, clean, clean[:, :, ::-1]], axis=-1)
+    seq = _noisy(seq, 15, seed=3)
+    for i, frame in enumerate(seq, start=1):
+        iio.imwrite(frames / f"f{i}.png", frame)
+    out = tmp_path / "clean"
+    result = CliRunner().invoke(cli, ["video", str(frames), str(out), "--method", "nlbayes",
+                                      "-q"])
+    assert result.exit_code == 0, result.output
+    got = np.stack([iio.imread(out / name) for name in sorted(os.listdir(out))])
+    expected = nlmeans.denoise(seq, time_axis=0, channel_axis=-1, method="nlbayes")
+    np.testing.assert_array_equal(got, expected)
