@@ -228,3 +228,23 @@ def test_a_temporal_radius_beyond_the_sequence_is_cut_with_a_note(tmp_path):
                                      "--temporal-radius", "100"])
     assert "--temporal-radius 100 reaches beyond the sequence (4 frames): using 3" in first.stderr
     np.testing.assert_array_equal(results["100"], results["3"])
+
+
+def test_video_clip_benchmark_runs_and_plots(tmp_path):
+    """benchmarks/video_clip.py on a short clip: every method's row, the end-frame
+    dip, the per-frame plot."""
+    path = tmp_path / "clip.mp4"
+    _write_video(path, _scene(5, sigma=0.0), audio=False)
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "benchmarks"))
+    try:
+        import video_clip
+    finally:
+        sys.path.pop(0)
+    rows = video_clip.main(["--clip", str(path), "--frames", "5", "--sigmas", "20", "--out",
+                            str(tmp_path / "out"), "--vbm3d", ""])
+    by_method = {r[0]: r for r in rows}
+    assert {"noisy", "nlmeans temporal", "nlbayes temporal"} <= set(by_method)
+    assert by_method["nlbayes temporal"][2] > by_method["noisy"][2] + 5
+    report = (tmp_path / "out" / "video_clip.md").read_text()
+    assert "| nlbayes temporal |" in report and "V-BM3D skipped" in report
+    assert (tmp_path / "out" / "video_clip_frames.png").stat().st_size > 0

@@ -1,0 +1,229 @@
+"""A real clip: both methods frame by frame and over time, OpenCV's Multi and
+V-BM3D, in one run, with per-frame PSNR (flicker shows as a dip).
+
+The clip's first --frames decoded frames (8-bit RGB, through PyAV) are the
+clean reference; white Gaussian noise of each sigma is added to them in float
+(default_rng(sigma)). Methods, each on the same noisy frames:
+
+- nlmeans / nlbayes frame by frame: ``nlmeans.denoise`` on each frame, automatic;
+- nlmeans / nlbayes temporal: ``nlmeans.denoise(frames, time_axis=0)``, automatic;
+- OpenCV Multi: fastNlMeansDenoisingColoredMulti (5 frames, 7x7 patches, 21x21
+  window) on the frames rounded to 8 bits, the best of h = 0.6, 0.8, 1.0 sigma
+  (chosen with the clean clip: an oracle);
+- V-BM3D (IPOL 2021, C++, GPL; a benchmark peer only) given sigma, when its
+  binary is given (--vbm3d, or the NLMEANS_VBM3D environment variable; built
+  by the shared anchors' build_vbm3d.sh), else skipped with a note.
+
+PSNR over all frames (data range 255, outputs clipped to [0, 255]); seconds
+per frame with CPU time / wall time; the end-frame dip: frames 1 and T-2 less
+the mean of their two neighbours (the worse of the two).
+
+    python benchmarks/video_clip.py --clip ../shared/datasets/video-dev/bikes.mp4
+
+Writes video_clip.md and video_clip_frames.png (per-frame PSNR at the middle
+sigma) into --out (default benchmarks/results). Needs the `video` and `bench`
+extras (PyAV, OpenCV).
+"""
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from speed import machine  # noqa: E402
+from video import opencv_multi  # noqa: E402
+
+SIGMAS = (10.0, 20.0, 40.0)
+OPENCV_FACTORS = (0.6, 0.8, 1.0)
+# Plot colours, one per method (RGB).
+COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
+           (140, 86, 75)]
+
+
+def read_clip(path, count):
+    import av
+
+    frames = []
+    with av.open(path) as container:
+        for frame in container.decode(video=0):
+            frames.append(frame.to_ndarray(format="rgb24"))
+            if len(frames) == count:
+                break
+    return np.stack(frames).astype(np.float64)
+
+
+def psnr(result, clean):
+    return 10 * np.log10(255.0 ** 2 / np.mean((np.clip(result, 0, 255) - clean) ** 2))
+
+
+def timed(run):
+    cpu, wall = time.process_time(), time.perf_counter()
+    out = run()
+    wall = time.perf_counter() - wall
+    return out, wall, (time.process_time() - cpu) / wall
+
+
+def methods(vbm3d):
+    import nlmeans
+
+    def frame_by_frame(method):
+        return lambda noisy, sigma, clean: np.stack([
+            nlmeans.denoise(f, method=method, channel_axis=-1) for f in noisy])
+
+    def temporal(method):
+        return lambda noisy, sigma, clean: nlmeans.denoise(noisy, method=method, time_axis=0,
+                                                           channel_axis=-1)
+
+    table = {"nlmeans frame by frame": frame_by_frame("nlmeans"),
+             "nlmeans temporal": temporal("nlmeans"),
+             "nlbayes frame by frame": frame_by_frame("nlbayes"),
+             "nlbayes temporal": temporal("nlbayes")}
+    notes = []
+    try:
+        import cv2  # noqa: F401
+
+        table["OpenCV Multi (best h)"] = opencv
+    except ImportError:
+        notes.append("OpenCV Multi skipped: pip install opencv-python-headless")
+    if vbm3d and os.path.exists(vbm3d):
+        table["V-BM3D"] = lambda noisy, sigma, clean: run_vbm3d(vbm3d, noisy, sigma)
+    else:
+        notes.append("V-BM3D skipped: no binary (--vbm3d PATH, or NLMEANS_VBM3D; the shared "
+                     "anchors' build_vbm3d.sh builds it with cmake and libfftw3-dev)")
+    return table, notes
+
+
+def opencv(noisy, sigma, clean):
+    """OpenCV's Multi on the 8-bit frames, at the h of the grid best for `clean`."""
+    eight = np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
+    outs = [opencv_multi(eight, f * sigma, True).astype(np.float64) for f in OPENCV_FACTORS]
+    return max(outs, key=lambda out: psnr(out, clean))
+
+
+def run_vbm3d(binary, noisy, sigma):
+    import tifffile
+
+    folder = tempfile.mkdtemp()
+    try:
+        for i, frame in enumerate(noisy):
+            tifffile.imwrite(os.path.join(folder, f"noisy_{i:03d}.tiff"),
+                             frame.astype(np.float32))
+        subprocess.run([binary, "-i", os.path.join(folder, "noisy_%03d.tiff"), "-f", "0",
+                        "-l", str(len(noisy) - 1), "-sigma", str(sigma), "-add", "0",
+                        "-verbose", "0", "-deno", os.path.join(folder, "out_%03d.tiff"),
+                        "-bsic", os.path.join(folder, "basic_%03d.tiff")], check=True)
+        return np.stack([tifffile.imread(os.path.join(folder, f"out_{i:03d}.tiff"))
+                         for i in range(len(noisy))]).astype(np.float64)
+    finally:
+        shutil.rmtree(folder)
+
+
+def end_dip(per_frame):
+    """The worse of frames 1 and T-2 less the mean of its two neighbours."""
+    if len(per_frame) < 4:
+        return 0.0
+    last = len(per_frame) - 2
+    return min(per_frame[t] - (per_frame[t - 1] + per_frame[t + 1]) / 2 for t in (1, last))
+
+
+def plot(series, path, title):
+    """A line plot of per-frame PSNR per method, drawn into a PNG with NumPy."""
+    import imageio.v3 as iio
+
+    width, height, margin = 720, 400, 50
+    canvas = np.full((height, width, 3), 255, np.uint8)
+    values = np.concatenate([v for v in series.values()])
+    low, high = np.floor(values.min() - 0.2), np.ceil(values.max() + 0.2)
+    frames = len(next(iter(series.values())))
+
+    def at(t, value):
+        x = margin + (width - 2 * margin) * t / max(frames - 1, 1)
+        y = height - margin - (height - 2 * margin) * (value - low) / (high - low)
+        return x, y
+
+    for level in np.arange(low, high + 1e-9, 0.5):  # grid lines every 0.5 dB
+        canvas[int(round(at(0, level)[1])), margin:width - margin] = (225, 225, 225)
+    canvas[margin:height - margin, margin] = 0
+    canvas[height - margin, margin:width - margin] = 0
+    for (name, per_frame), colour in zip(series.items(), COLOURS):
+        points = [at(t, v) for t, v in enumerate(per_frame)]
+        for (x0, y0), (x1, y1) in zip(points, points[1:]):
+            for s in np.linspace(0, 1, 200):
+                x, y = int(round(x0 + s * (x1 - x0))), int(round(y0 + s * (y1 - y0)))
+                canvas[y - 1:y + 2, x - 1:x + 2] = colour
+    iio.imwrite(path, canvas)
+    legend = ", ".join(f"{name}: rgb{c}" for name, c in zip(series, COLOURS))
+    return (f"{title}; y from {low:.0f} to {high:.0f} dB (grid every 0.5 dB), x frames 0 to "
+            f"{frames - 1}. Colours: {legend}.")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--clip", required=True)
+    parser.add_argument("--frames", type=int, default=16)
+    parser.add_argument("--sigmas", type=float, nargs="+", default=list(SIGMAS))
+    parser.add_argument("--vbm3d", default=os.environ.get("NLMEANS_VBM3D"))
+    parser.add_argument("--out", default=os.path.join(HERE, "results"))
+    args = parser.parse_args(argv)
+    import nlmeans
+
+    clean = read_clip(args.clip, args.frames)
+    table, notes = methods(args.vbm3d)
+    # Compile both methods' kernels, untimed.
+    nlmeans.denoise(clean[:3, :32, :32], time_axis=0, channel_axis=-1, method="nlbayes")
+    nlmeans.denoise(clean[:3, :32, :32], time_axis=0, channel_axis=-1)
+    rows, curves = [], {}
+    for sigma in args.sigmas:
+        noisy = clean + sigma * np.random.default_rng(int(sigma)).standard_normal(clean.shape)
+        rows.append(("noisy", sigma, psnr(noisy, clean), None, None, None))
+        for name, run in table.items():
+            out, wall, load = timed(lambda run=run: run(noisy, sigma, clean))
+            per_frame = [psnr(o, c) for o, c in zip(out, clean)]
+            rows.append((name, sigma, psnr(out, clean), wall / len(clean), load,
+                         end_dip(per_frame)))
+            if sigma == args.sigmas[len(args.sigmas) // 2]:
+                curves[name] = np.array(per_frame)
+            print(f"sigma {sigma:g} {name}: {rows[-1][2]:.2f} dB, {rows[-1][3]:.2f} s/frame",
+                  flush=True)
+    lines = write(args, clean, rows, curves, notes)
+    print("\n".join(lines))
+    return rows
+
+
+def write(args, clean, rows, curves, notes):
+    name = os.path.basename(args.clip)
+    sigmas = args.sigmas
+    lines = [f"# A real clip: {name}, {clean.shape[0]} frames of {clean.shape[2]}×"
+             f"{clean.shape[1]} RGB", "", f"Machine: {machine()}; `python "
+             f"benchmarks/video_clip.py --clip {name} --frames {args.frames}`.", "",
+             "PSNR in dB over all frames; seconds per frame (CPU/wall); end-frame dip in dB "
+             "(frames 1 and T−2 against their neighbours).", "",
+             "| method | " + " | ".join(f"σ {s:g}" for s in sigmas) + " | s/frame | CPU/wall |"
+             " end dip |", "|---" * (len(sigmas) + 4) + "|"]
+    for method in dict.fromkeys(r[0] for r in rows):
+        mine = [r for r in rows if r[0] == method]
+        times = [r[3] for r in mine if r[3] is not None]
+        cells = " | ".join(f"{r[2]:.2f}" for r in mine)
+        extra = (f"{np.mean(times):.2f} | {np.mean([r[4] for r in mine]):.2f} | "
+                 f"{min(r[5] for r in mine):+.2f}") if times else "— | — | —"
+        lines.append(f"| {method} | {cells} | {extra} |")
+    lines += [""] + [f"- {note}" for note in notes]
+    os.makedirs(args.out, exist_ok=True)
+    if curves:
+        caption = plot(curves, os.path.join(args.out, "video_clip_frames.png"),
+                       f"Per-frame PSNR at sigma {sigmas[len(sigmas) // 2]:g}")
+        lines += ["", f"`video_clip_frames.png`: {caption}"]
+    with open(os.path.join(args.out, "video_clip.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return lines
+
+
+if __name__ == "__main__":
+    main()
