@@ -58,7 +58,7 @@ def denoise_command(input_path, output_path, volume, fmt, quality, overwrite, ma
     log_to_stderr(quiet)
     outcome = process(input_path, output_path, denoise_kwargs(**options), fmt=fmt,
                       volume=volume, quality=quality, estimate_error=report,
-                      interactive=not quiet, max_memory=max_memory, one_shot=True)
+                      interactive=not quiet, max_memory=max_memory)
     details = outcome.details
     # Never mix text into an image written to standard output.
     to_stderr = output_path == "-"

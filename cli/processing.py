@@ -127,10 +127,8 @@ def _corner_of(path, size=32, max_bytes=64 << 20):
 LARGE_JOB_SECONDS = 10.0
 
 
-def denoise_image(image, options, volume=False, estimate_error=False, interactive=False,
-                  one_shot=False):
+def denoise_image(image, options, volume=False, estimate_error=False, interactive=False):
     """Denoise an io.Image's pixels: a volume in 3-D with --volume, else page by page.
-    `one_shot`: the process denoises this image only (see _denoise_array).
 
     Returns (pixels, report of the first page or of the volume).
     """
@@ -138,22 +136,21 @@ def denoise_image(image, options, volume=False, estimate_error=False, interactiv
 
     axis = image.channel_axis
     if not image.is_volume or volume:
-        return _denoise_array(image.pixels, axis, options, estimate_error, interactive,
-                              one_shot)
+        return _denoise_array(image.pixels, axis, options, estimate_error, interactive)
     pages, first = [], None
     for page in image.pixels:
         result, report = _denoise_array(page, axis, options, estimate_error and first is None,
-                                        interactive, one_shot)
+                                        interactive)
         pages.append(result)
         first = first or report
     return np.stack(pages), first
 
 
-def _denoise_array(pixels, axis, options, estimate_error, interactive, one_shot=False):
-    """(result, report) of one array; large CPU jobs go strip by strip. `one_shot`:
-    small jobs run on the NumPy pass, which takes less time than starting Numba,
-    or than compiling a kernel not compiled yet (a process that denoises more, a
-    batch, gains by starting it once)."""
+def _denoise_array(pixels, axis, options, estimate_error, interactive):
+    """(result, report) of one array; large CPU jobs go strip by strip, small ones
+    run on the NumPy pass, which takes less time than starting Numba. The path
+    depends on the job's size only, never on what ran before (the same command
+    gives the same bytes: see the reproducibility guarantee in docs/cli.md)."""
     from nlmeans import denoise_with_report, resolve
 
     spatial = [n for i, n in enumerate(pixels.shape)
@@ -164,12 +161,12 @@ def _denoise_array(pixels, axis, options, estimate_error, interactive, one_shot=
     if estimate_error or options.get("h") == "sure" or options.get("device", "cpu") != "cpu":
         # SURE needs whole-image runs; h="sure" has run them while resolving.
         return denoise_with_report(pixels, channel_axis=axis, estimate_error=estimate_error,
-                                   small_on_numpy=one_shot, **options)
-    from nlmeans.api.jobs import estimated_seconds, numpy_is_faster
+                                   small_on_numpy=True, **options)
+    from nlmeans.api.jobs import estimated_seconds, small_for_numpy
 
     settings = resolve(pixels, channel_axis=axis,
                        **{k: v for k, v in options.items() if k != "device"})
-    if one_shot and numpy_is_faster(settings, spatial):
+    if small_for_numpy(settings, spatial):
         return denoise_with_report(pixels, settings=settings, estimate_error=False,
                                    small_on_numpy=True)
     from numba import get_num_threads
@@ -251,9 +248,8 @@ def strip_progress(length, interactive):
 
 
 def process(input_path, output_path, options, *, fmt=None, volume=False, quality=95,
-            estimate_error=False, interactive=False, max_memory=None, one_shot=False):
+            estimate_error=False, interactive=False, max_memory=None):
     """Read, denoise and write one file. Raises ClickException with a one-line reason.
-    `one_shot`: the process denoises this file only (see _denoise_array).
 
     A TIFF whose run would need more than `max_memory` bytes (default: half the
     available memory) is streamed in strips (:mod:`nlmeans.runners.outofcore`)."""
@@ -275,8 +271,7 @@ def process(input_path, output_path, options, *, fmt=None, volume=False, quality
         if max_memory is not None:
             _check_budget(input_path, image, max_memory)
         try:
-            result, details = denoise_image(image, options, volume, estimate_error, interactive,
-                                            one_shot)
+            result, details = denoise_image(image, options, volume, estimate_error, interactive)
         except (ValueError, MemoryError) as exc:
             raise click.ClickException(f"{input_path}: {exc}") from None
         merged = image.merged(result)

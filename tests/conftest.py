@@ -14,21 +14,17 @@ import pytest  # noqa: E402
 import nlmeans.planning.backend_choice  # noqa: E402
 
 NUMPY_WORK = nlmeans.planning.backend_choice.NUMPY_WORK
-FIRST_RUN_WORK = nlmeans.planning.backend_choice.FIRST_RUN_WORK
 
 
 @pytest.fixture(autouse=True)
 def kernel_for_every_size(monkeypatch):
-    """`nlmeans denoise` runs small images, and larger ones while their kernel
-    is not compiled, on the NumPy pass (equal to the kernel to float rounding);
-    the tests compare the command line with the API bit for bit, so here every
-    size runs on the kernel, as in the API. The tests of those rules ask for
-    them back (`numpy_for_small`)."""
+    """The command line runs small images on the NumPy pass (equal to the kernel
+    to float rounding); the tests compare the command line with the API bit for
+    bit, so here every size runs on the kernel, as in the API. The tests of
+    that rule ask for it back (`numpy_for_small`)."""
     monkeypatch.setattr(nlmeans.planning.backend_choice, "NUMPY_WORK", 0)
-    monkeypatch.setattr(nlmeans.planning.backend_choice, "FIRST_RUN_WORK", 0)
 
 
 @pytest.fixture
 def numpy_for_small(monkeypatch):
     monkeypatch.setattr(nlmeans.planning.backend_choice, "NUMPY_WORK", NUMPY_WORK)
-    monkeypatch.setattr(nlmeans.planning.backend_choice, "FIRST_RUN_WORK", FIRST_RUN_WORK)

@@ -18,7 +18,7 @@ from nlmeans.model.layout import (as_channel_first_volume, check_image, normalis
 from nlmeans.model.parameters import data_range
 from nlmeans.model.settings import Settings
 from nlmeans.model.sure import psnr_from_mse, sure_from_terms, sure_terms
-from nlmeans.planning.backend_choice import choose_backend, numpy_is_faster
+from nlmeans.planning.backend_choice import choose_backend, small_for_numpy
 from nlmeans.runners.block import in_callers_layout
 from nlmeans.runners.chunked import denoise_dask, is_dask_array, measure
 from nlmeans.runners.frames import sequence_bounds
@@ -273,11 +273,11 @@ def denoise_with_report(image, h=None, *, patch_radius=None, search_radius=None,
 
     With `small_on_numpy`, on the CPU, images with little work run on the NumPy
     pass (:mod:`nlmeans.backends.ndpass`, the same formula, equal to float rounding)
-    instead of the compiled kernel, for a process that denoises one image (the
-    command line's ``nlmeans denoise``): automatic mode up to about 64² grey,
-    which takes less time than importing Numba and loading the kernel (see
-    :data:`nlmeans.planning.backend_choice.NUMPY_WORK`), and up to about 300² while the kernel
-    it needs is not compiled yet (:data:`nlmeans.planning.backend_choice.FIRST_RUN_WORK`).
+    instead of the compiled kernel, as the command line runs them: automatic
+    mode up to about 64² grey, which takes less time than importing Numba and
+    loading the kernel (see :data:`nlmeans.planning.backend_choice.NUMPY_WORK`).
+    The choice depends on the settings and the size only, so a call gives the
+    same bytes whatever ran before it.
 
     With `estimate_error` (and sigma > 0) the report holds the SURE estimate of
     the mean squared error and the PSNR it implies; that costs one more run of
@@ -304,7 +304,7 @@ def denoise_with_report(image, h=None, *, patch_radius=None, search_radius=None,
         bounds = sequence_bounds(image.dtype)
     report = Report.of(settings)
     backend, report.device = choose_backend(device, settings)
-    if small_on_numpy and backend is None and numpy_is_faster(settings, volume.shape[1:]):
+    if small_on_numpy and backend is None and small_for_numpy(settings, volume.shape[1:]):
         backend = numpy_pass
     if isinstance(h, str) and h == "sure" and settings.mode != "sure":
         if _sure_applies(settings, report):  # white, but every SURE estimate impossible

@@ -11,11 +11,11 @@ from nlmeans.api.resolve import resolve_checked
 from nlmeans.backends.cpu import kernel_is_cached, passes_compiled
 from nlmeans.methods.nlbayes import tile_count
 from nlmeans.model.layout import check_image, stand_in
-from nlmeans.planning.backend_choice import numpy_is_faster
+from nlmeans.planning.backend_choice import small_for_numpy
 from nlmeans.runners.block import denoise_block
 from nlmeans.runners.chunked import task_threads
 from nlmeans.runners.strips import denoise_in_strips, estimated_seconds
 
 __all__ = ["check_image", "denoise_block", "denoise_in_strips", "estimated_seconds",
-           "kernel_is_cached", "numpy_is_faster", "passes_compiled", "resolve_checked",
+           "kernel_is_cached", "small_for_numpy", "passes_compiled", "resolve_checked",
            "stand_in", "task_threads", "tile_count"]

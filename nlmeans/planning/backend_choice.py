@@ -1,8 +1,9 @@
 """Where a pass runs: the compiled CPU kernel, the NumPy pass, or the GPU.
 
-Decided once per image, from the settings and the image's size (and, for the
-NumPy pass, whether the kernel is compiled yet), before anything runs; the
-runners and the API take the backend function this gives.
+Decided once per image, from the settings and the image's size only, before
+anything runs (never from what ran before, such as whether a kernel is
+compiled yet: the same command gives the same bytes); the runners and the API
+take the backend function this gives.
 """
 
 import math
@@ -18,16 +19,6 @@ from nlmeans.backends import cpu, cuda
 # a 2-core AMD EPYC, 32² to 128²).
 NUMPY_WORK = 4_000_000
 
-# Whole images with no more work than this (in NUMPY_WORK's units) run on the
-# NumPy pass when a kernel they need is not compiled yet: e.g. automatic mode
-# up to about 300² grey (the README's quick start, 256², is 44 million). That
-# NumPy pass took 1.3 s at 256² (2.5 s with --report's SURE run), up to 4 s at
-# this size, while compiling the kernel took 15-20 s (same machine); NumPy's
-# time per pair grows with the image (twice that at 512²: its arrays leave the
-# caches), so the limit stays well below the break-even.
-FIRST_RUN_WORK = 64_000_000
-
-
 def _work(settings, spatial_shape):
     """(pixel, offset) pairs over all passes, a colour pair counting
     (1 + channels) / 2; None where the NumPy pass does not apply."""
@@ -42,16 +33,6 @@ def small_for_numpy(settings, spatial_shape):
     pass than Numba takes to start (see NUMPY_WORK)."""
     work = _work(settings, spatial_shape)
     return work is not None and work <= NUMPY_WORK
-
-
-def numpy_is_faster(settings, spatial_shape):
-    """Whether a process that denoises only this image is done sooner on the
-    NumPy pass: a small image (:func:`small_for_numpy`, without importing
-    Numba), or one up to FIRST_RUN_WORK whose kernel would first be compiled."""
-    if small_for_numpy(settings, spatial_shape):
-        return True
-    work = _work(settings, spatial_shape)
-    return work is not None and work <= FIRST_RUN_WORK and not cpu.passes_compiled(settings)
 
 
 DEVICES = ("cpu", "cuda", "auto")
