@@ -14,6 +14,21 @@ def relative_error(result, expected):
     return np.max(np.abs(result - expected)) / np.max(np.abs(expected))
 
 
+def exact(image, h, patch_radius, search_radius, sigma=0.0, channel_axis=None,
+          dtype=np.float64, aggregation="pixel", centre_weight="one"):
+    """The formula with exactly these radii: settings made by hand, since the API
+    cuts radii beyond the image (the kernel mirrors repeatedly for them)."""
+    n = image.ndim - (channel_axis is not None)
+    axis = None if channel_axis is None else channel_axis % image.ndim
+    step = nlmeans.Pass((patch_radius,) * n, (search_radius,) * n, float(h), float(sigma),
+                        aggregation, centre_weight)
+    settings = nlmeans.Settings(passes=(step,), sigma=float(sigma), sigma_estimated=False,
+                                data_range=None, dtype=np.dtype(dtype).name, n_spatial=n,
+                                channels=1 if axis is None else image.shape[axis],
+                                channel_axis=axis)
+    return nlmeans.denoise(image, settings=settings)
+
+
 # (shape, channels, patch_radius, search_radius, h, sigma)
 CASES_2D = [
     ((11, 13), None, 1, 2, 20.0, 0.0),
@@ -37,8 +52,7 @@ def test_2d_matches_reference(shape, channels, ds, Ds, h, sigma, dtype, rtol):
     full_shape = shape if channels is None else shape + (channels,)
     image = RNG.random(full_shape) * 100
     expected = reference_2d(image, h, ds, Ds, sigma)
-    result = nlmeans.denoise(image, h, patch_radius=ds, search_radius=Ds, sigma=sigma,
-                             channel_axis=None if channels is None else -1, dtype=dtype)
+    result = exact(image, h, ds, Ds, sigma, None if channels is None else -1, dtype)
     assert result.shape == image.shape
     assert relative_error(result, expected) < rtol
 
@@ -57,8 +71,7 @@ def test_3d_matches_reference(shape, channels, ds, Ds, h, sigma, dtype, rtol):
     expected = reference_nlmeans(vol4, h, (ds,) * 3, (Ds,) * 3, sigma)
     if channels is None:
         expected = expected[..., 0]
-    result = nlmeans.denoise(volume, h, patch_radius=ds, search_radius=Ds, sigma=sigma,
-                             channel_axis=None if channels is None else 3, dtype=dtype)
+    result = exact(volume, h, ds, Ds, sigma, None if channels is None else 3, dtype)
     assert relative_error(result, expected) < rtol
 
 
@@ -156,9 +169,8 @@ def test_aggregation_and_centre_weight_match_reference(aggregation, centre, shap
     full_shape = shape if channels is None else shape + (channels,)
     image = RNG.random(full_shape) * 100
     expected = reference_2d(image, h, ds, Ds, sigma, aggregation=aggregation, centre=centre)
-    result = nlmeans.denoise(image, h, patch_radius=ds, search_radius=Ds, sigma=sigma,
-                             channel_axis=None if channels is None else -1, dtype=dtype,
-                             aggregation=aggregation, centre_weight=centre)
+    result = exact(image, h, ds, Ds, sigma, None if channels is None else -1, dtype,
+                   aggregation, centre)
     assert relative_error(result, expected) < rtol
 
 
@@ -421,3 +433,20 @@ def test_numpy_pass_window_sums_of_any_width(width):
     array = RNG.random((3, 25)) * 100
     expected = np.array([np.convolve(row, np.ones(width), mode="valid") for row in array])
     np.testing.assert_allclose(_window_sum(array, 1, width), expected, rtol=1e-12)
+
+
+def test_the_api_cuts_radii_beyond_the_image_as_the_command_line_does():
+    """Given radii beyond the image are cut, per axis, to its size less one, with a
+    warning (the command line cuts them with a note): the formula at the cut radii,
+    not a window of repeated mirrored copies (whose cost grows with its area: a
+    search radius of 1000 asked for tens of thousands of GiB)."""
+    image = RNG.random((5, 40)) * 100
+    with pytest.warns(UserWarning, match="search_radius 30 reaches beyond the image"):
+        result = nlmeans.denoise(image, 30.0, patch_radius=1, search_radius=30,
+                                 dtype=np.float64)
+    np.testing.assert_array_equal(result, nlmeans.denoise(
+        image, 30.0, patch_radius=1, search_radius=(4, 30), dtype=np.float64))
+    expected = reference_nlmeans(image[None, ..., None], 30.0, (0, 1, 1), (0, 4, 30))[0, ..., 0]
+    assert relative_error(result, expected) < 1e-9
+    with pytest.warns(UserWarning, match="search_radius 1000"):
+        nlmeans.resolve(RNG.random((300, 400)), 10.0, search_radius=1000)

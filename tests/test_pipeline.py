@@ -212,7 +212,7 @@ def test_strips_give_the_whole_images_result(shape, options):
 def test_estimated_seconds_grow_with_the_window():
     from nlmeans.runners.strips import estimated_seconds
 
-    small = nlmeans.resolve(np.zeros((8, 8)), 10.0, search_radius=7)
-    huge = nlmeans.resolve(np.zeros((8, 8)), 10.0, search_radius=500)
+    small = nlmeans.resolve(np.zeros((1024, 1024)), 10.0, search_radius=7)
+    huge = nlmeans.resolve(np.zeros((1024, 1024)), 10.0, search_radius=500)
     assert estimated_seconds(huge, (512, 512), 2) > 100 * estimated_seconds(small, (512, 512), 2)
     assert estimated_seconds(huge, (512, 512), 2) > 60  # the 7 minutes a user met

@@ -110,8 +110,9 @@ def denoise(image, h=None, *, patch_radius=None, search_radius=None, sigma=None,
     ``(2 * search_radius + 1)`` pixels per spatial axis, ``x`` itself included
     (weight 1), and patches ``(2 * patch_radius + 1)`` pixels per axis. One weight
     per pair of pixels is applied to all channels. The image is mirrored at its
-    borders (NumPy's ``reflect`` mode, repeated if a radius exceeds the image), so
-    every pixel has a full window of full patches.
+    borders (NumPy's ``reflect`` mode), so every pixel has a full window of full
+    patches. A given radius beyond the image is cut, per axis, to its size less
+    one, with a warning (a wider window holds only mirrored copies).
 
     With a number for `h`, this is exactly the formula above (sigma 0,
     pixel-wise, centre weight 1, unless those options are given). With `h`

@@ -1,6 +1,7 @@
 """Deciding what to run: :func:`resolve` turns an image and options into :class:`Settings`."""
 
 import numbers
+import warnings
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -101,6 +102,7 @@ def resolve_checked(image, bounds, options, sample=None, in_memory=True):
     options = dict(options, channel_axis=channel_axis)
     volume, n_spatial = as_channel_first_volume(image, channel_axis)
     choice = _check_options(options, n_spatial, volume.shape[0], frames)
+    choice = _cut_radii(choice, volume.shape[-(n_spatial - frames):])
     if choice["method"] == "nlbayes":
         # Frames run in blocks: the smallest, one frame and its context, must fit.
         shape = volume.shape[:1] + (min(volume.shape[1], 3),) + volume.shape[2:] if frames \
@@ -163,6 +165,25 @@ def resolve_checked(image, bounds, options, sample=None, in_memory=True):
             return replace(settings, mode="auto"), None
         return settings.with_h(sure.h), sure
     return settings, None
+
+
+def _cut_radii(choice, spatial):
+    """The choice with given radii cut, per axis, to the image's size less one,
+    with a warning: a larger radius reaches only mirrored copies of pixels the
+    window already holds, at a cost that grows with the window (the command
+    line cuts them so too, with a note). Frames: `spatial` is a frame's."""
+    for name in ("patch_radius", "search_radius"):
+        value = choice[name]
+        if value is None:
+            continue
+        radii = _radii(value, len(spatial))
+        cut = tuple(min(r, n - 1) for r, n in zip(radii, spatial))
+        if cut != radii:
+            warnings.warn(f"{name} {value} reaches beyond the image "
+                          f"({'x'.join(map(str, spatial))}): using {'x'.join(map(str, cut))}",
+                          stacklevel=4)
+            choice = dict(choice, **{name: cut})
+    return choice
 
 
 def _check_measurable(spatial):
