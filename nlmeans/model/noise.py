@@ -60,8 +60,8 @@ the other, beyond the flat part of the error-against-h curve (SURE's factors
 span +-15 %). On white Gaussian noise of level 5 to 50 (Set12 and the colour
 test crops, in float and clipped to 8 bits) that ratio read 0.49 to 1.29; on
 Poisson-Gaussian noise (a, b from (1, 1) to (16, 0)) 1.3 or more on 58 of 60
-images (one read 1.25; one, mostly black, had no band to fit). At level 2, nearly clean, one Set12 image read
-1.64: its texture grows with the brightness.
+images (one read 1.25; one, mostly black, had no band to fit). At level 2,
+nearly clean, one Set12 image read 1.64: its texture grows with the brightness.
 The denoiser then runs on the generalised Anscombe transform of the image
 (:mod:`nlmeans.model.stabilise`), whose noise is white of unit level. (Scaling
 the line so that the transformed image's measured level is exactly 1 did worse:

@@ -1,0 +1,128 @@
+"""OpenCV's ``cv2.fastNlMeansDenoising*`` functions, computed by nlmeans.
+
+Code written for OpenCV can switch by changing where the functions come from::
+
+    from nlmeans.compat import opencv as cv2   # for these four functions
+
+Arguments, their order and defaults are OpenCV's, 8-bit images in and out, and
+h means what it means there: weights ``exp(-d2 / h^2)``, d2 the mean squared
+difference of two ``templateWindowSize``-wide patches (over their channels),
+over a ``searchWindowSize``-wide window, the pixel itself included, the image
+mirrored at its borders. Colour images (BGR, as OpenCV's) are converted to
+CIELAB as OpenCV converts them there (the 8-bit values taken as linear RGB,
+no gamma; Lab stored in 8 bits), the lightness denoised with `h` and the two
+colour channels together with `hColor`, and converted back. Where OpenCV
+differs: it computes weights in fixed point from a table and drops those below
+0.001; here they are exact. (With the sRGB gamma undone first, the colour
+results measured 1.4 to 1.7 dB better; nlmeans' own API denoises colour in
+opponent colours, better still.)
+"""
+
+import numpy as np
+
+from nlmeans.backends.cpu import numba_pass
+from nlmeans.model.settings import Pass
+
+
+def fastNlMeansDenoising(src, dst=None, h=3.0, templateWindowSize=7,  # noqa: N802 - OpenCV's
+                         searchWindowSize=21):
+    """Denoise an 8-bit image with 1 to 4 channels (see the module docstring)."""
+    image = _checked_uint8(src, "src")
+    return _denoise([image], 0, 0, h, templateWindowSize, searchWindowSize)
+
+
+def fastNlMeansDenoisingColored(src, dst=None, h=3.0, hColor=3.0,  # noqa: N802, N803
+                                templateWindowSize=7, searchWindowSize=21):
+    """Denoise an 8-bit BGR image in CIELAB (see the module docstring)."""
+    image = _checked_uint8(src, "src", colour=True)
+    return _colored([image], 0, 0, h, hColor, templateWindowSize, searchWindowSize)
+
+
+def fastNlMeansDenoisingMulti(srcImgs, imgToDenoiseIndex, temporalWindowSize,  # noqa: N802, N803
+                              dst=None, h=3.0, templateWindowSize=7, searchWindowSize=21):
+    """Denoise frame `imgToDenoiseIndex` of the 8-bit frames `srcImgs`, with
+    `temporalWindowSize` frames (odd) around it in the window."""
+    frames = _frames(srcImgs, imgToDenoiseIndex, temporalWindowSize, colour=False)
+    return _denoise(frames, temporalWindowSize // 2, temporalWindowSize // 2, h,
+                    templateWindowSize, searchWindowSize)
+
+
+def fastNlMeansDenoisingColoredMulti(srcImgs, imgToDenoiseIndex,  # noqa: N802, N803
+                                     temporalWindowSize, dst=None, h=3.0, hColor=3.0,
+                                     templateWindowSize=7, searchWindowSize=21):
+    """As fastNlMeansDenoisingMulti, for 8-bit BGR frames, in CIELAB."""
+    frames = _frames(srcImgs, imgToDenoiseIndex, temporalWindowSize, colour=True)
+    radius = temporalWindowSize // 2
+    return _colored(frames, radius, radius, h, hColor, templateWindowSize, searchWindowSize)
+
+
+def _checked_uint8(image, name, colour=False):
+    image = np.asarray(image)
+    if image.dtype != np.uint8:
+        raise ValueError(f"{name} must be an 8-bit image (uint8), got {image.dtype}")
+    if colour and (image.ndim != 3 or image.shape[2] != 3):
+        raise ValueError(f"{name} must be a 3-channel (BGR) image, got shape {image.shape}")
+    if not colour and not (image.ndim == 2 or image.ndim == 3 and 1 <= image.shape[2] <= 4):
+        raise ValueError(f"{name} must be an image with 1 to 4 channels, got {image.shape}")
+    return image
+
+
+def _frames(images, index, window, colour):
+    """The `window` frames around `index`, checked as OpenCV checks them."""
+    images = [_checked_uint8(image, "srcImgs", colour) for image in images]
+    if window % 2 != 1 or window < 1:
+        raise ValueError(f"temporalWindowSize must be odd and positive, got {window}")
+    radius = window // 2
+    if index - radius < 0 or index + radius >= len(images):
+        raise ValueError(f"imgToDenoiseIndex {index} with temporalWindowSize {window} needs "
+                         f"frames {index - radius} to {index + radius} of {len(images)}")
+    if len({(image.shape, image.dtype) for image in images}) > 1:
+        raise ValueError("srcImgs must all have the same shape")
+    return images[index - radius:index + radius + 1]
+
+
+def _denoise(frames, centre, radius, h, template, search):
+    """Frame `centre` of `frames` (2-D or channels last), with `radius` frames on
+    either side in the window: the kernel computes that frame only."""
+    grey = frames[0].ndim == 2
+    values = np.stack([f[..., None] if grey else f for f in frames]).astype(np.float32)
+    values = np.moveaxis(values, -1, 0)  # (C, T, Y, X)
+    step = Pass((0, template // 2, template // 2), (radius, search // 2, search // 2), float(h),
+                0.0, "pixel", "one")
+    out = numba_pass(values, None, step, np.float32, (0, 255), True, frames_padded=True)
+    out = np.moveaxis(out[:, 0], 0, -1).astype(np.uint8)
+    return out[..., 0] if grey else out
+
+
+def _colored(frames, centre, radius, h, h_colour, template, search):
+    """OpenCV's colour variant: CIELAB, lightness with `h`, colour with `h_colour`."""
+    labs = [_bgr_to_lab(frame) for frame in frames]
+    light = _denoise([lab[..., 0] for lab in labs], centre, radius, h, template, search)
+    colour = _denoise([lab[..., 1:] for lab in labs], centre, radius, h_colour, template, search)
+    return _lab_to_bgr(np.concatenate([light[..., None], colour], axis=-1))
+
+
+# sRGB primaries, D65 white: linear RGB to CIE XYZ (as OpenCV's conversions use).
+_RGB_TO_XYZ = np.array([[0.412453, 0.357580, 0.180423],
+                        [0.212671, 0.715160, 0.072169],
+                        [0.019334, 0.119193, 0.950227]])
+
+
+def _bgr_to_lab(bgr):
+    """8-bit CIELAB as OpenCV's colour denoising makes it (COLOR_LBGR2Lab): the
+    values taken as linear RGB, no gamma; stored as L * 255 / 100, a + 128, b + 128."""
+    from skimage.color import xyz2lab  # deferred: scikit-image is slow to import
+
+    lab = xyz2lab((bgr[..., ::-1] / 255.0) @ _RGB_TO_XYZ.T)
+    scaled = np.stack([lab[..., 0] * 255 / 100, lab[..., 1] + 128, lab[..., 2] + 128], axis=-1)
+    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+
+
+def _lab_to_bgr(lab):
+    """The inverse of _bgr_to_lab (COLOR_Lab2LBGR), 8-bit BGR."""
+    from skimage.color import lab2xyz  # deferred, as above
+
+    lab = lab.astype(np.float64)
+    real = np.stack([lab[..., 0] * 100 / 255, lab[..., 1] - 128, lab[..., 2] - 128], axis=-1)
+    rgb = lab2xyz(real) @ np.linalg.inv(_RGB_TO_XYZ).T
+    return np.clip(np.rint(rgb[..., ::-1] * 255), 0, 255).astype(np.uint8)
