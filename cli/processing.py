@@ -123,7 +123,8 @@ def _corner_of(path, size=32, max_bytes=64 << 20):
 
 
 # Jobs estimated above this many seconds run in strips: a note, a progress bar on a
-# terminal, and Ctrl-C answered between strips.
+# terminal (over the tiles when the halo covers the image), and Ctrl-C answered
+# between tiles.
 LARGE_JOB_SECONDS = 10.0
 
 
@@ -229,7 +230,7 @@ def _in_strips(pixels, settings, spatial, seconds, interactive):
         window = "x".join(str(2 * r + 1) for r in settings.passes[0].search_radius)
         click.echo(f"a long job: about {seconds:.0f} s on this machine (search window "
                    f"{window} for {'x'.join(map(str, spatial))} pixels)"
-                   + ("; Ctrl-C stops it between strips" if rows < length else ""), err=True)
+                   + "; Ctrl-C stops it", err=True)
     with strip_progress(length, interactive) as progress:
         result = denoise_in_strips(pixels, settings, rows, progress=progress)
     return result, Report.of(settings)

@@ -216,3 +216,20 @@ def test_estimated_seconds_grow_with_the_window():
     huge = nlmeans.resolve(np.zeros((1024, 1024)), 10.0, search_radius=500)
     assert estimated_seconds(huge, (512, 512), 2) > 100 * estimated_seconds(small, (512, 512), 2)
     assert estimated_seconds(huge, (512, 512), 2) > 60  # the 7 minutes a user met
+
+
+def test_one_strip_reports_progress_over_its_tiles():
+    """A job whose halo covers the image runs as one strip: its progress follows
+    the kernel's tiles (before, one call at the very end), and the result is the
+    whole image's."""
+    from nlmeans.runners.strips import denoise_in_strips
+
+    image = noisy_scene((300, 260), seed=9).astype(np.uint8)
+    settings = nlmeans.resolve(image)  # two passes
+    calls = []
+    result = denoise_in_strips(image, settings, 10_000, progress=lambda done, total:
+                               calls.append((done, total)))
+    np.testing.assert_array_equal(result, nlmeans.denoise(image, settings=settings))
+    assert len(calls) > 4 and calls[-1] == (300, 300)
+    done = [d for d, _ in calls]
+    assert done == sorted(done) and max(done[:-1]) < 300

@@ -89,7 +89,7 @@ def kernel_compiled(step, channels, dtype):
 
 
 def numba_pass(values, guide, step, dtype, bounds, rounded, image_shape=None,
-               frames_padded=False):
+               frames_padded=False, tile_done=None):
     """Pad the (C, Z, Y, X) float volume and run the compiled kernel for `step`;
     the result is clipped to `bounds` and, if `rounded`, rounded to integers. The
     weights compare patches of `guide` (same shape) if given, else of the volume
@@ -98,7 +98,8 @@ def numba_pass(values, guide, step, dtype, bounds, rounded, image_shape=None,
     to them computes the same sums in the same order. `frames_padded`: the
     volume already holds the step's margin along Z (the frames around a batch
     of a sequence, :mod:`nlmeans.runners.frames`), which is then not mirrored, and the
-    result has the batch's frames only."""
+    result has the batch's frames only. `tile_done(tiles)` is called after each
+    of the kernel's tiles (see :func:`nlmeans.kernels.nlm.nlmeans_kernel`)."""
     if values.ndim != 4:  # four spatial axes: the NumPy pass
         return ndpass.nd_pass(values, guide, step, dtype, bounds, rounded, frames_padded)
     from numba import get_num_threads  # deferred: importing Numba costs ~0.3 s
@@ -127,7 +128,7 @@ def numba_pass(values, guide, step, dtype, bounds, rounded, image_shape=None,
             "caches it)...")
     result = nlm.nlmeans_kernel(padded, padded_guide, patch, search, aggregation_radius,
                                 step.centre_weight == "max", threshold, inv_scale, tile, low,
-                                high, rounded)
+                                high, rounded, tile_done)
     # The kernel writes channel-last; a channel-first view matches `values`.
     return np.moveaxis(result, -1, 0)
 

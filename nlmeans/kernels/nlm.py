@@ -867,7 +867,7 @@ def _denoise_tile(padded, guide, out, start, stop, patch_radius, search_radius,
 
 
 def nlmeans_kernel(padded, guide, patch_radius, search_radius, aggregation_radius, centre_max,
-                   threshold, inv_scale, tile_shape, low, high, round_output):
+                   threshold, inv_scale, tile_shape, low, high, round_output, tile_done=None):
     """NL-means of a mirrored, channel-first volume.
 
     Parameters
@@ -896,6 +896,9 @@ def nlmeans_kernel(padded, guide, patch_radius, search_radius, aggregation_radiu
         The result is clipped to [low, high] (the input's range).
     round_output : bool
         Round the result to integers (for integer images).
+    tile_done : callable, optional
+        Called with the number of tiles after each tile, from the worker
+        threads (progress within one image).
 
     Returns
     -------
@@ -924,8 +927,11 @@ def nlmeans_kernel(padded, guide, patch_radius, search_radius, aggregation_radiu
         start = (tiles[0][iz], tiles[1][iy], tiles[2][ix])
         stop = tuple(min(a + t, n) for a, t, n in zip(start, tile_shape, shape))
         entry(*arguments(start, stop))
+        if tile_done is not None:
+            tile_done(count)
 
-    run_tiles(run, len(tiles[0]) * len(tiles[1]) * len(tiles[2]), get_num_threads())
+    count = len(tiles[0]) * len(tiles[1]) * len(tiles[2])
+    run_tiles(run, count, get_num_threads())
     return out
 
 

@@ -8,7 +8,7 @@ take the backend function this gives.
 
 import math
 
-from nlmeans.backends import cpu, cuda
+from nlmeans.backends import cuda
 
 # Whole images with less work than this run on the NumPy pass: about 4
 # million (pixel, offset) pairs over all passes, grey (a colour pair counts

@@ -9,6 +9,7 @@ instead of after the whole image.
 """
 
 import math
+import threading
 from functools import partial
 
 import numpy as np
@@ -86,9 +87,27 @@ def iter_strips(image, settings, rows, bounds, backend=None):
         yield start, stop, result[tuple(index)]
 
 
+def _tile_progress(progress, length, passes):
+    """A tile_done callback for the kernel that calls `progress(rows, length)` with
+    the share of the passes' tiles done, as rows (less than `length` until the
+    strip is done), one call at a time."""
+    state = {"pass": 0, "done": 0}
+    lock = threading.Lock()
+
+    def tile_done(tiles):
+        with lock:
+            state["done"] += 1
+            share = (state["pass"] + state["done"] / tiles) / passes
+            if state["done"] == tiles:
+                state["pass"], state["done"] = state["pass"] + 1, 0
+            progress(min(int(share * length), length - 1), length)
+    return tile_done
+
+
 def denoise_in_strips(image, settings, rows, progress=None, device="cpu", bounds=None):
     """``denoise(image, settings=settings)``, computed `rows` at a time along the
-    first spatial axis; `progress(done, total)` is called after each strip.
+    first spatial axis; `progress(done, total)` is called after each strip (and,
+    for an image that is one strip, after each of the kernel's tiles).
     `bounds` is the image's (min, max) (measured when not given).
 
     The result equals the whole-image run bit for bit (see :func:`iter_strips`).
@@ -98,6 +117,12 @@ def denoise_in_strips(image, settings, rows, progress=None, device="cpu", bounds
         bounds = (image.min(), image.max())
     backend, _ = choose_backend(device, settings)
     axis = strip_axis(settings)
+    if backend is None and progress is not None and rows >= image.shape[axis]:
+        # One strip (its halo covers the image): progress over the kernel's tiles.
+        spatial = tuple(n for i, n in enumerate(image.shape) if i != settings.channel_axis)
+        backend = partial(numba_pass, image_shape=((1,) + spatial)[-3:],
+                          tile_done=_tile_progress(progress, image.shape[axis],
+                                                   len(settings.passes)))
     out = np.empty_like(image)
     for start, stop, result in iter_strips(image, settings, rows, bounds, backend):
         index = [slice(None)] * image.ndim
