@@ -173,8 +173,15 @@ def frame_block(settings, frame_values):
 def frame_blocks(length, block, context):
     """(start, stop, first, last) of each block of a sequence of `length` frames:
     its frames [start, stop) and the frames [first, last) that it runs on."""
-    return [(start, min(start + block, length), max(0, start - context),
-             min(length, start + block + context)) for start in range(0, length, block)]
+    return [block_bounds(start, block, context, length) for start in range(0, length, block)]
+
+
+def block_bounds(start, block, context, length):
+    """(start, stop, first, last) of the block starting at `start` (see
+    frame_blocks); a stream gives as `length` the frames read so far, which
+    holds the block's context or the whole sequence."""
+    return (start, min(start + block, length), max(0, start - context),
+            min(length, start + block + context))
 
 
 def run_bayes_frames(values, settings, bounds, rounded=False, progress=None):

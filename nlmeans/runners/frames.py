@@ -21,7 +21,7 @@ from functools import partial
 import numpy as np
 
 from nlmeans.backends.cpu import numba_pass
-from nlmeans.methods.nlbayes import frame_block, frame_context
+from nlmeans.methods.nlbayes import block_bounds, frame_block, frame_context
 from nlmeans.methods.passes import run_pass, run_passes
 from nlmeans.model.colour import OpponentColours
 from nlmeans.model.layout import as_channel_first_volume, check_image
@@ -74,12 +74,9 @@ class FrameStream:
             if settings.chroma_weight != 1.0 else None
 
     def _add(self, frame):
-        volume, _ = as_channel_first_volume(frame, self.frame_settings.channel_axis)
-        if self.frame_settings.n_spatial == 2:
-            volume = volume[:, 0]  # (C, Y, X): stacked into (C, T, Y, X)
         # Kept in their own dtype (8-bit video: a quarter of float32's memory) and
         # converted when a batch is stacked, which is exact.
-        self.noisy[self.read] = volume
+        self.noisy[self.read] = _frame_values(frame, self.frame_settings)
         self.read += 1
 
     def _read_more(self):
@@ -144,9 +141,7 @@ class FrameStream:
                 del self.results[k][index]
 
     def _to_frame(self, values):
-        if self.frame_settings.n_spatial == 2:
-            values = values[:, None]
-        return in_callers_layout(values, self.frame_settings, self.first.dtype, self.bounds)
+        return _to_frame(values, self.frame_settings, self.first.dtype, self.bounds)
 
 
 def stream_bayes_frames(settings, head, iterator):
@@ -172,23 +167,27 @@ def stream_bayes_frames(settings, head, iterator):
                 read += 1
         if start >= read:
             return
-        stop, low, high = (min(start + block, read), max(0, start - context),
-                           min(read, start + block + context))
+        _, stop, low, high = block_bounds(start, block, context, read)
         stack = np.stack([noisy[i] for i in range(low, high)], axis=1)
         result = run_passes(stack.astype(settings.work_dtype, copy=False), one_block, bounds,
                             rounded=first.dtype.kind != "f")
         for index in range(start, stop):
-            values = result[:, index - low]
-            yield in_callers_layout(values[:, None] if layout.n_spatial == 2 else values,
-                                    layout, first.dtype, bounds)
+            yield _to_frame(result[:, index - low], layout, first.dtype, bounds)
         for index in [i for i in noisy if i < stop - context]:
             del noisy[index]
 
 
 def _frame_values(frame, layout):
-    """One frame as (C, Y, X) values in its own dtype."""
+    """One frame channel first, in its own dtype: (C, Y, X) for 2-D frames, to be
+    stacked into (C, T, Y, X); (C, Z, Y, X) for frames of volumes."""
     volume, _ = as_channel_first_volume(frame, layout.channel_axis)
-    return volume[:, 0]
+    return volume[:, 0] if layout.n_spatial == 2 else volume
+
+
+def _to_frame(values, layout, dtype, bounds):
+    """One frame's channel-first result in the caller's layout and dtype."""
+    return in_callers_layout(values[:, None] if layout.n_spatial == 2 else values, layout,
+                             dtype, bounds)
 
 
 def frame_layout(settings):
