@@ -111,10 +111,10 @@ def numba_pass(values, guide, step, dtype, bounds, rounded, image_shape=None,
     margins = [(0, 0)] + [(s + p + a,) * 2 for s, p, a in zip(search, patch, aggregation_radius)]
     if frames_padded:
         margins[1] = (0, 0)
-    flat = patch[0] == 0 and aggregation_radius[0] == 0  # frames: see nlmeans.model.padding
-    padded = np.ascontiguousarray(pad_volume(values, margins, flat), dtype=work_dtype)
+    padded = np.ascontiguousarray(pad_volume(values, margins, patch, aggregation_radius),
+                                  dtype=work_dtype)
     padded_guide = padded if guide is None else np.ascontiguousarray(
-        pad_volume(guide, margins, flat), dtype=work_dtype)
+        pad_volume(guide, margins, patch, aggregation_radius), dtype=work_dtype)
     terms = padded_guide.shape[0] * int(np.prod([2 * p + 1 for p in patch]))
     threshold, inv_scale = kernel_scales(step.h, step.sigma, terms, work_dtype)
     tile = _tile_shape(len(step.patch_radius), values.shape[0],

@@ -38,12 +38,9 @@ def nd_pass(values, guide, step, dtype, bounds, rounded, frames_padded=False):
     widths = [(0, 0)] + [(m, m) for m in margin]
     if frames_padded:
         widths[1] = (0, 0)
-    # Volumes with patches flat along their first axis (frames): see
-    # nlmeans.model.padding.
-    flat = n >= 3 and patch[0] == 0 and aggregation[0] == 0
-    padded = pad_volume(values, widths, flat).astype(work, copy=False)
-    compared = padded if guide is None else pad_volume(guide, widths, flat).astype(work,
-                                                                                   copy=False)
+    padded = pad_volume(values, widths, patch, aggregation).astype(work, copy=False)
+    compared = padded if guide is None else \
+        pad_volume(guide, widths, patch, aggregation).astype(work, copy=False)
     shape = tuple(size - 2 * m for size, m in zip(padded.shape[1:], margin))
     # References: the output grown by the aggregation radius (patch-wise, their
     # patches cover the output), in padded coordinates.

@@ -28,10 +28,12 @@ def flat_index(index, length, margin):
     return index
 
 
-def pad_volume(values, widths, flat_first=False):
+def pad_volume(values, widths, patch_radius, aggregation_radius):
     """`values` (C, *spatial) padded by `widths` (a (before, after) pair per axis,
-    channels first): mirrored, or, with `flat_first`, the first spatial axis
-    padded for flat patches (equal widths there)."""
+    channels first) for a pass with these radii (one per spatial axis):
+    mirrored, except the first axis of a volume (3 spatial axes or more) whose
+    patches, and patch-wise aggregation, are flat along it (equal widths there)."""
+    flat_first = values.ndim >= 4 and patch_radius[0] == 0 and aggregation_radius[0] == 0
     if not flat_first or widths[1][0] == 0:
         return np.pad(values, widths, mode="reflect")
     margin = widths[1][0]
