@@ -28,14 +28,14 @@ def fastNlMeansDenoising(src, dst=None, h=3.0, templateWindowSize=7,  # noqa: N8
                          searchWindowSize=21):
     """Denoise an 8-bit image with 1 to 4 channels (see the module docstring)."""
     image = _checked_uint8(src, "src")
-    return _denoise([image], 0, 0, h, templateWindowSize, searchWindowSize)
+    return _denoise([image], 0, h, templateWindowSize, searchWindowSize)
 
 
 def fastNlMeansDenoisingColored(src, dst=None, h=3.0, hColor=3.0,  # noqa: N802, N803
                                 templateWindowSize=7, searchWindowSize=21):
     """Denoise an 8-bit BGR image in CIELAB (see the module docstring)."""
     image = _checked_uint8(src, "src", colour=True)
-    return _colored([image], 0, 0, h, hColor, templateWindowSize, searchWindowSize)
+    return _colored([image], 0, h, hColor, templateWindowSize, searchWindowSize)
 
 
 def fastNlMeansDenoisingMulti(srcImgs, imgToDenoiseIndex, temporalWindowSize,  # noqa: N802, N803
@@ -43,8 +43,7 @@ def fastNlMeansDenoisingMulti(srcImgs, imgToDenoiseIndex, temporalWindowSize,  #
     """Denoise frame `imgToDenoiseIndex` of the 8-bit frames `srcImgs`, with
     `temporalWindowSize` frames (odd) around it in the window."""
     frames = _frames(srcImgs, imgToDenoiseIndex, temporalWindowSize, colour=False)
-    return _denoise(frames, temporalWindowSize // 2, temporalWindowSize // 2, h,
-                    templateWindowSize, searchWindowSize)
+    return _denoise(frames, temporalWindowSize // 2, h, templateWindowSize, searchWindowSize)
 
 
 def fastNlMeansDenoisingColoredMulti(srcImgs, imgToDenoiseIndex,  # noqa: N802, N803
@@ -52,8 +51,8 @@ def fastNlMeansDenoisingColoredMulti(srcImgs, imgToDenoiseIndex,  # noqa: N802, 
                                      templateWindowSize=7, searchWindowSize=21):
     """As fastNlMeansDenoisingMulti, for 8-bit BGR frames, in CIELAB."""
     frames = _frames(srcImgs, imgToDenoiseIndex, temporalWindowSize, colour=True)
-    radius = temporalWindowSize // 2
-    return _colored(frames, radius, radius, h, hColor, templateWindowSize, searchWindowSize)
+    return _colored(frames, temporalWindowSize // 2, h, hColor, templateWindowSize,
+                    searchWindowSize)
 
 
 def _checked_uint8(image, name, colour=False):
@@ -81,9 +80,9 @@ def _frames(images, index, window, colour):
     return images[index - radius:index + radius + 1]
 
 
-def _denoise(frames, centre, radius, h, template, search):
-    """Frame `centre` of `frames` (2-D or channels last), with `radius` frames on
-    either side in the window: the kernel computes that frame only."""
+def _denoise(frames, radius, h, template, search):
+    """The middle frame of the 2 * `radius` + 1 `frames` (2-D or channels last),
+    with the others in its window: the kernel computes that frame only."""
     grey = frames[0].ndim == 2
     values = np.stack([f[..., None] if grey else f for f in frames]).astype(np.float32)
     values = np.moveaxis(values, -1, 0)  # (C, T, Y, X)
@@ -94,11 +93,11 @@ def _denoise(frames, centre, radius, h, template, search):
     return out[..., 0] if grey else out
 
 
-def _colored(frames, centre, radius, h, h_colour, template, search):
+def _colored(frames, radius, h, h_colour, template, search):
     """OpenCV's colour variant: CIELAB, lightness with `h`, colour with `h_colour`."""
     labs = [_bgr_to_lab(frame) for frame in frames]
-    light = _denoise([lab[..., 0] for lab in labs], centre, radius, h, template, search)
-    colour = _denoise([lab[..., 1:] for lab in labs], centre, radius, h_colour, template, search)
+    light = _denoise([lab[..., 0] for lab in labs], radius, h, template, search)
+    colour = _denoise([lab[..., 1:] for lab in labs], radius, h_colour, template, search)
     return _lab_to_bgr(np.concatenate([light[..., None], colour], axis=-1))
 
 
