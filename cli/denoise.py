@@ -74,11 +74,14 @@ def format_report(details):
     """The --report lines, from the settings that ran: noise level, each pass,
     estimated quality."""
     settings = details.settings
-    how = "estimated" if settings.sigma_estimated else "given"
     model = settings.noise
+    how = "estimated" if settings.sigma_estimated else \
+        "given" if model is None else "measured on the noise sample"
     kind = (f"; {model.kind} noise, correlation figure {model.correlation:.2f}"
             if model is not None else "")
     lines = [f"noise sigma: {settings.sigma:.3g} ({how}){kind}"]
+    if settings.noise_covariance is not None:
+        lines[0] += "; NL-Bayes uses the sample's covariance over its patches"
     if settings.variance_curve is not None:
         curves = ", ".join(f"{a:.4g}*x + {b:.4g}" for a, b in settings.variance_curve)
         lines[0] = (f"noise: signal-dependent ({how}), variance {curves}; denoised after a "

@@ -96,6 +96,12 @@ def _with_options(command, hidden):
                           "it as white of one level (a 3x3 high-pass estimate); a number is "
                           "the noise level, as --sigma; a,b is a known variance a*x + b "
                           "(intensity units), stabilised before denoising."),
+        click.option("--noise-sample", type=click.Path(dir_okay=False), default=None,
+                     help="An image of the noise alone, in the input's channels: a dark "
+                          "frame, a blank region, or two shots of a still scene subtracted "
+                          "and divided by 1.414 (a float TIFF). Its level replaces the "
+                          "estimate, and --method nlbayes uses its covariance over patches "
+                          "(correlated camera noise). 2-D images and frames."),
         click.option("--aggregation", type=click.Choice(["pixel", "patch"]), default=None,
                      help="'pixel': each pixel is the weighted mean of its candidates; "
                           "'patch': each pixel averages the estimates of all patches covering "
@@ -125,10 +131,17 @@ def _with_options(command, hidden):
 
 
 def denoise_kwargs(h, patch_radius, search_radius, sigma, noise, aggregation, centre_weight,
-                   chroma_weight, refine, use_float64, device, method="nlmeans"):
+                   chroma_weight, refine, use_float64, device, method="nlmeans",
+                   noise_sample=None):
     """Keyword arguments of nlmeans.denoise from the shared options; a usage error
     for combinations that cannot work on any image."""
     import numpy as np
+
+    if noise_sample is not None:
+        if noise != "auto" or sigma is not None:
+            raise click.UsageError("--noise-sample gives the noise: leave out --noise and "
+                                   "--sigma")
+        noise = _read_noise_sample(noise_sample)
 
     if method == "nlbayes":
         given = [f"--{name}" for name, value in (("h", h != "auto"), ("ds", patch_radius),
@@ -143,16 +156,32 @@ def denoise_kwargs(h, patch_radius, search_radius, sigma, noise, aggregation, ce
                                    f"out {', '.join(given)}")
         if device == "cuda":
             raise click.UsageError("--method nlbayes runs on the CPU: leave out --device cuda")
-    if refine and h not in ("auto", "sure") and not sigma and not isinstance(noise, (float, tuple)):
+    if refine and h not in ("auto", "sure") and not sigma \
+            and not isinstance(noise, (float, tuple, np.ndarray)):
         raise click.UsageError("--refine needs sigma > 0 (the second pass's h is a multiple "
                                "of sigma): with a numeric --h give --sigma too")
 
     return dict(h=None if h == "auto" else h, patch_radius=patch_radius,
                 search_radius=search_radius, sigma=sigma,
-                noise=None if noise == "auto" else noise, aggregation=aggregation,
+                noise=None if isinstance(noise, str) and noise == "auto" else noise,
+                aggregation=aggregation,
                 centre_weight=centre_weight, chroma_weight=chroma_weight, refine=refine,
                 dtype=np.float64 if use_float64 else np.float32, device=device,
                 method=None if method == "nlmeans" else method)
+
+
+def _read_noise_sample(path):
+    """The pixels of the --noise-sample file; a one-line error if it cannot be read."""
+    from nlmeans.io import ImageIOError, read_image
+
+    try:
+        image = read_image(path)
+    except ImageIOError as exc:
+        raise click.BadParameter(str(exc), param_hint="--noise-sample") from None
+    if image.is_volume:
+        raise click.BadParameter(f"{path}: a noise sample is one 2-D image, not a volume",
+                                 param_hint="--noise-sample")
+    return image.pixels
 
 
 class MemorySize(click.ParamType):

@@ -93,6 +93,10 @@ def warm_up(options, example=None):
     from nlmeans import denoise, resolve
     from nlmeans.api.jobs import kernel_is_cached, passes_compiled
 
+    # A noise sample fits the real images' channels, maybe not the tiny one's; the
+    # compiled kernels are the same without it.
+    options = {k: v for k, v in options.items() if k != "noise" or isinstance(v, (str, float,
+                                                                                  tuple))}
     tiny = _corner_of(example)
     axis = -1 if tiny.ndim == 3 else None
     if options.get("method") == "nlbayes":

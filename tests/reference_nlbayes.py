@@ -14,9 +14,11 @@ import itertools
 import numpy as np
 
 
-def reference_step(noisy, basic, step, patch, search, stride, tile):
+def reference_step(noisy, basic, step, patch, search, stride, tile, covariance=None):
     """One NL-Bayes step of the (C, Z, Y, X) float64 `noisy` (guided by `basic`
-    in step 2, None in step 1); radii, stride and tile are (z, y, x) tuples."""
+    in step 2, None in step 1); radii, stride and tile are (z, y, x) tuples.
+    `covariance`: the noise's covariance C_N over a patch's values (channel by
+    channel), in place of sigma^2 I."""
     channels = noisy.shape[0]
     k = [2 * p + 1 for p in patch]
     counts = [n - w + 1 for n, w in zip(noisy.shape[1:], k)]
@@ -28,6 +30,22 @@ def reference_step(noisy, basic, step, patch, search, stride, tile):
     values = guide.shape[0] * int(np.prod(k))
     shrink = step.beta * step.sigma ** 2
     flat = step.flat_area * step.sigma ** 2
+    if covariance is None:
+        def estimate_first(group):
+            return _first_step(group, shrink, flat, step.clamp)
+
+        def estimate_second(group, model):
+            return _second_step(group, model, shrink, flat)
+    else:
+        size = covariance.shape[0] // channels
+        blocks = [covariance[c * size:(c + 1) * size, c * size:(c + 1) * size]
+                  for c in range(channels)]
+
+        def estimate_first(group):
+            return _covariance_first(group, blocks, step.beta, step.flat_area, step.clamp)
+
+        def estimate_second(group, model):
+            return _covariance_second(group, model, covariance, step.beta, step.flat_area)
 
     def patch_at(image, p):
         return image[:, p[0]:p[0] + k[0], p[1]:p[1] + k[1], p[2]:p[2] + k[2]]
@@ -53,10 +71,10 @@ def reference_step(noisy, basic, step, patch, search, stride, tile):
             members = [candidates[i] for i in order[:n]]
             group = np.stack([patch_at(noisy, q).reshape(channels, -1) for q in members])
             if first:
-                estimates = _first_step(group, shrink, flat, step.clamp)
+                estimates = estimate_first(group)
             else:
                 model = np.stack([patch_at(basic, q).reshape(channels, -1) for q in members])
-                estimates = _second_step(group, model, shrink, flat)
+                estimates = estimate_second(group, model)
             for q, estimate in zip(members, estimates):
                 region = (slice(None),) + tuple(slice(a, a + w) for a, w in zip(q, k))
                 num[region] += estimate.reshape((channels,) + tuple(k))
@@ -114,3 +132,57 @@ def _clamped_bayes(noisy, shrink):
     values, vectors = np.linalg.eigh(centred.T @ centred / max(n - 1, 1))
     factors = np.where(values > shrink, (values - shrink) / np.where(values > 0, values, 1), 0.0)
     return mean + centred @ (vectors * factors) @ vectors.T
+
+
+def _inverse_root(matrix):
+    values, vectors = np.linalg.eigh(matrix)
+    return (vectors / np.sqrt(values)) @ vectors.T
+
+
+def _whitened_flat(group, blocks, gamma):
+    """The flat-area rule on the patches whitened by C_N^-1/2 (per channel)."""
+    channels = group.shape[1]
+    whitened = [group[:, c] @ _inverse_root(blocks[c]).T for c in range(channels)]
+    return sum(w.var(ddof=1) for w in whitened) < gamma * channels
+
+
+def _covariance_first(group, blocks, beta, gamma, clamp):
+    """Step 1, each channel: m + (C - beta C_N) C^-1 (x - m); clamped: the gains
+    of the generalised eigenproblem C v = lambda C_N v, max(lambda - beta, 0) /
+    lambda, through C_N's Cholesky factor L: m + L V diag(f) V^T L^-1 (x - m)."""
+    channels = group.shape[1]
+    if _whitened_flat(group, blocks, gamma):
+        return np.broadcast_to(group.mean(axis=(0, 2))[None, :, None], group.shape)
+    out = np.empty(group.shape)
+    for c in range(channels):
+        x = group[:, c]
+        n = x.shape[0]
+        mean = x.mean(axis=0)
+        centred = x - mean
+        own = centred.T @ centred / max(n - 1, 1)
+        if clamp:
+            factor = np.linalg.cholesky(blocks[c])
+            inverse = np.linalg.inv(factor)
+            values, vectors = np.linalg.eigh(inverse @ own @ inverse.T)
+            gains = np.where(values > beta, (values - beta) / np.where(values > 0, values, 1), 0)
+            gain = factor @ (vectors * gains) @ vectors.T @ inverse
+        else:
+            gain = (own - beta * blocks[c]) @ np.linalg.inv(own)
+        out[:, c] = mean + centred @ gain.T
+    return out
+
+
+def _covariance_second(group, model, covariance, beta, gamma):
+    """Step 2, the channels together: m + C_b (C_b + beta C_N)^-1 (x - m)."""
+    channels, size = group.shape[1:]
+    n = group.shape[0]
+    whitened = group.reshape(n, -1) @ _inverse_root(covariance).T
+    if sum(whitened[:, c * size:(c + 1) * size].var(ddof=1) for c in range(channels)) \
+            < gamma * channels:
+        return np.broadcast_to(model.mean(axis=(0, 2))[None, :, None], group.shape)
+    x = group.reshape(n, -1)
+    centred = model.reshape(n, -1) - model.reshape(n, -1).mean(axis=0)
+    basic = centred.T @ centred / max(n - 1, 1)
+    mean = x.mean(axis=0)
+    gain = basic @ np.linalg.inv(basic + beta * covariance)
+    return (mean + (x - mean) @ gain.T).reshape(group.shape)

@@ -166,7 +166,7 @@ def denoise(image, h=None, *, patch_radius=None, search_radius=None, sigma=None,
         Weight of the pixel (or patch) itself: 1, or the largest of its other
         weights, which keeps a pixel with no similar neighbour from dominating
         its own estimate. Default "one" with a numeric h, else "max".
-    noise : {"auto", "gaussian"}, float or (float, float), optional
+    noise : {"auto", "gaussian"}, float, (float, float) or ndarray, optional
         The noise model, when sigma is estimated: "auto" (default) tells white
         noise from spatially correlated camera noise (:mod:`nlmeans.model.noise`),
         measures the latter at the scale where it decorrelates, and fits the
@@ -176,7 +176,12 @@ def denoise(image, h=None, *, patch_radius=None, search_radius=None, sigma=None,
         and of one level, as a 3x3 high-pass sees it. A number is the noise
         level, as `sigma`; a pair (a, b) is a known variance a * x + b (in
         the image's units, every channel; e.g. a sensor's gain and read
-        noise).
+        noise). An array is a sample of the noise alone, 2-D with the image's
+        channels last (a dark frame, a blank region, or two shots of a still
+        scene subtracted and divided by sqrt 2), for 2-D images and frames: its
+        level replaces the estimate, and NL-Bayes uses its covariance over
+        patches in place of sigma^2 I (:mod:`nlmeans.model.covariance`), which
+        suits correlated camera noise.
     device : {"cpu", "cuda", "auto"}, optional
         Where the passes run: the CPU (default), an NVIDIA GPU through
         numba-cuda (``pip install 'nlmeans[cuda]'``; 2-D images in float32,

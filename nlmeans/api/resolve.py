@@ -10,6 +10,7 @@ from nlmeans.methods.nlbayes import bayes_steps, frame_steps
 from nlmeans.methods.passes import run_passes
 from nlmeans.model.layout import (as_channel_first_volume, check_image, frames_first,
                                   normalised_channel_axis)
+from nlmeans.model.covariance import noise_autocovariance
 from nlmeans.model.noise import NOISE_KINDS, estimate_noise_model
 from nlmeans.model.parameters import (auto_parameters, data_range, refine_parameters,
                                       temporal_radius)
@@ -120,6 +121,7 @@ def resolve_checked(image, bounds, options, sample=None, in_memory=True):
     elif choice["mode"] == "sure":
         raise ValueError("h='sure' needs the whole image in memory (it denoises it several "
                          "times); use h='auto' or a number for images run in pieces")
+    colour = volume.shape[0] > 1 and options["channel_axis"] is not None
     if sample is None and (choice["sigma"] is None or choice["mode"] != "fixed"
                            or choice["method"] == "nlbayes"):
         # Frames: the first ones (a streamed run has only those when it decides).
@@ -128,7 +130,12 @@ def resolve_checked(image, bounds, options, sample=None, in_memory=True):
     sigma, model, curve = choice["sigma"], None, choice["curve"]
     if curve is not None:
         curve = curve * volume.shape[0]  # the same for every channel
-    if sigma is None:
+    covariance = None
+    if choice["noise"] == "sample":
+        model, covariance = _sample_noise(options["noise"], volume.shape[0], colour)
+        sigma = model.sigma
+        covariance = covariance if choice["method"] == "nlbayes" else None
+    elif sigma is None:
         _check_measurable(volume.shape[-n_spatial:])
         model = estimate_noise_model(*sample, choice["noise"], levels=False)
         sigma = model.sigma
@@ -144,7 +151,6 @@ def resolve_checked(image, bounds, options, sample=None, in_memory=True):
                            maximum=sample[0].max() if frames else bounds[1])
         if curve is not None:  # the passes run on the stabilised image
             scale = VarianceStabiliser(curve).span(scale)
-    colour = volume.shape[0] > 1 and options["channel_axis"] is not None
     if choice["method"] == "nlbayes":
         white = model is None or model.kind != "correlated"
         passes = () if sigma == 0 else \
@@ -154,17 +160,38 @@ def resolve_checked(image, bounds, options, sample=None, in_memory=True):
         passes = _passes(choice, sigma, scale, n_spatial, colour=colour, frames=frames)
     settings = Settings(
         passes=passes,
-        sigma=float(sigma), sigma_estimated=choice["sigma"] is None, data_range=scale,
+        sigma=float(sigma), data_range=scale,
+        sigma_estimated=choice["sigma"] is None and choice["noise"] != "sample",
         dtype=choice["dtype"], chroma_weight=choice["chroma_weight"], n_spatial=n_spatial,
         channels=volume.shape[0], channel_axis=_axis(caller_channel_axis, image.ndim),
         mode=mode, method=choice["method"], noise=model,
-        time_axis=_axis(options.get("time_axis"), image.ndim), variance_curve=curve)
+        time_axis=_axis(options.get("time_axis"), image.ndim), variance_curve=curve,
+        noise_covariance=covariance)
     if mode == "sure" and settings.passes:
         sure = choose_h_by_sure(volume, settings, bounds)
         if sure is None:  # no h had a possible SURE estimate: the automatic h stays
             return replace(settings, mode="auto"), None
         return settings.with_h(sure.h), sure
     return settings, None
+
+
+def _sample_noise(noise_sample, channels, colour):
+    """(noise model, autocovariance) of a sample of the noise alone: a 2-D array,
+    with the image's channels last for more than one; ValueError otherwise."""
+    noise_sample = np.asarray(noise_sample)
+    expected = (2,) if channels == 1 else (3,)
+    if noise_sample.ndim not in expected or channels > 1 \
+            and noise_sample.shape[-1] != channels:
+        raise ValueError(f"the noise sample must be a 2-D array"
+                         f"{'' if channels == 1 else f' with the {channels} channels last'}, "
+                         f"got shape {noise_sample.shape}")
+    if not np.issubdtype(noise_sample.dtype, np.number) or \
+            np.issubdtype(noise_sample.dtype, np.complexfloating):
+        raise ValueError(f"the noise sample must hold real numbers, got {noise_sample.dtype}")
+    covariance = noise_autocovariance(noise_sample, colour)
+    model = estimate_noise_model(noise_sample, -1 if channels > 1 else None, "auto",
+                                 levels=False)
+    return replace(model, curve=(), growth=1.0), covariance
 
 
 def _cut_radii(choice, spatial):
@@ -293,6 +320,8 @@ def _check_options(options, n_spatial, channels, frames=False):
         if not frames:
             raise ValueError("temporal_radius needs frames: pass time_axis too")
         time = _check_radius(time, "temporal_radius", 1)[0]
+    if noise == "sample" and n_spatial - frames != 2:
+        raise ValueError("a noise sample is taken for 2-D images and frames, not volumes")
     return dict(method=method, mode=mode, h=h, sigma=sigma, noise=noise, curve=curve,
                 dtype=dtype.name,
                 aggregation=aggregation, centre_weight=centre_weight,
@@ -323,9 +352,15 @@ def _check_method(options):
 def _check_noise(sigma, noise):
     """(sigma, noise kind, variance curve): a number for `noise` is the noise
     level, like `sigma`; a pair (a, b) is the variance a * x + b of
-    signal-dependent noise, whose stabilised level is 1."""
+    signal-dependent noise, whose stabilised level is 1; an array is a sample of
+    the noise alone (kind "sample": its model and covariance are measured on
+    it)."""
     if noise is None or isinstance(noise, str) and noise in NOISE_KINDS:
         return sigma, noise or "auto", None
+    if isinstance(noise, np.ndarray):
+        if sigma is not None:
+            raise ValueError("give the noise once: sigma, or a noise sample, not both")
+        return None, "sample", None
     if isinstance(noise, str):
         raise ValueError(f"noise must be one of {NOISE_KINDS}, a number or a pair (a, b), got "
                          f"{noise!r}")

@@ -426,15 +426,41 @@ def _fill_means(source, n, size, channels, estimates):
 
 
 @njit(cache=True)
-def _first_step_group(noisy, members, n, k, flat_limit, shrink, clamp, scratch, estimates):
+def _transform_rows(rows, n, first, count, matrix, out):
+    """out[i, first:first+count] = matrix[first:, first:] (the count x count block)
+    times rows[i, first:first+count], for rows 0..n-1: the whitening of the
+    noise, or its inverse, applied to one channel's values or to all."""
+    for i in range(n):
+        for a in range(first, first + count):
+            total = 0.0
+            for b in range(first, first + count):
+                total += matrix[a, b] * rows[i, b]
+            out[i, a] = total
+
+
+@njit(cache=True)
+def _first_step_group(noisy, members, n, k, flat_limit, shrink, clamp, whitening, scratch,
+                      estimates):
     """Step 1: every channel of the group estimated on its own (with the flat-area
-    rule over all channels at once) into `estimates` (n x channels * K)."""
-    group, values, out, centred, covariance, inverse = scratch
+    rule over all channels at once) into `estimates` (n x channels * K).
+
+    With `whitening` (W, W^-1), each channel's values are multiplied by its
+    diagonal block of W first (so that its noise is white, of level 1, where
+    W = C_N^-1/2) and the estimate by that of W^-1 after: the estimate is then
+    m + (C - beta C_N) C^-1 (x - m) (with the gains clamped in the eigenbasis
+    of C relative to C_N), and the flat-area rule compares with C_N."""
+    group, values, out, centred, covariance, inverse, raw = scratch
     channels = noisy.shape[0]
     size = k[0] * k[1] * k[2]
-    _gather(noisy, 0, channels, members, n, k, group)
+    whiten, unwhiten = whitening
+    _gather(noisy, 0, channels, members, n, k, raw)
+    if whiten.shape[0]:
+        for c in range(channels):
+            _transform_rows(raw, n, c * size, size, whiten, group)
+    else:
+        group[:n] = raw[:n]
     if _is_flat(group, n, size, channels, flat_limit):
-        _fill_means(group, n, size, channels, estimates)
+        _fill_means(raw, n, size, channels, estimates)
         return
     for c in range(channels):
         values[:n, :size] = group[:n, c * size:(c + 1) * size]
@@ -444,34 +470,58 @@ def _first_step_group(noisy, members, n, k, flat_limit, shrink, clamp, scratch, 
             bayes_estimate(values, values, n, size, 0.0, shrink, centred, group, covariance,
                            inverse, out)
         estimates[:n, c * size:(c + 1) * size] = out[:n, :size]
+    if whiten.shape[0]:
+        for c in range(channels):
+            _transform_rows(estimates, n, c * size, size, unwhiten, raw)
+        estimates[:n] = raw[:n]
 
 
 @njit(cache=True)
-def _second_step_group(noisy, basic, members, n, k, flat_limit, shrink, scratch, estimates):
+def _second_step_group(noisy, basic, members, n, k, flat_limit, shrink, whitening, scratch,
+                       estimates):
     """Step 2: the channels together, with the covariance of the basic estimate's
-    patches (flat area: the basic estimate's mean, per channel)."""
-    group, model, spare, centred, covariance, inverse = scratch
+    patches (flat area: the basic estimate's mean, per channel). With
+    `whitening` (W, W^-1), noisy and basic patches are multiplied by W first
+    and the estimates by W^-1 after: m + C_b (C_b + beta C_N)^-1 (x - m)."""
+    group, model, spare, centred, covariance, inverse, raw = scratch
     channels = noisy.shape[0]
     size = k[0] * k[1] * k[2]
+    width = channels * size
+    whiten, unwhiten = whitening
     _gather(noisy, 0, channels, members, n, k, group)
     _gather(basic, 0, channels, members, n, k, model)
-    if _is_flat(group, n, size, channels, flat_limit):
-        _fill_means(model, n, size, channels, estimates)
-        return
-    bayes_estimate(group, model, n, channels * size, shrink, shrink, centred, spare,
+    if whiten.shape[0]:
+        _transform_rows(group, n, 0, width, whiten, raw)
+        group[:n] = raw[:n]
+        _fill_means(model, n, size, channels, estimates)  # the flat area's, before whitening
+        _transform_rows(model, n, 0, width, whiten, raw)
+        model[:n] = raw[:n]
+        if _is_flat(group, n, size, channels, flat_limit):
+            return
+    else:
+        if _is_flat(group, n, size, channels, flat_limit):
+            _fill_means(model, n, size, channels, estimates)
+            return
+    bayes_estimate(group, model, n, width, shrink, shrink, centred, spare,
                    covariance, inverse, estimates)
+    if whiten.shape[0]:
+        _transform_rows(estimates, n, 0, width, unwhiten, raw)
+        estimates[:n] = raw[:n]
 
 
 @njit(cache=True, nogil=True)
 def bayes_tile(noisy, basic, num, weight, first_step, patch_radius, search_radius, stride,
-               group_size, tau, shrink, flat_limit, clamp, start, stop):
+               group_size, tau, shrink, flat_limit, clamp, whitening, start, stop):
     """One step of NL-Bayes for the reference positions of the tile [start, stop),
     in raster order; adds to `num` (C, Z, Y, X) and `weight` (Z, Y, X), float64.
 
     Step 1 (`first_step`) groups by the first channel of `noisy`; step 2 by all
     channels of `basic` (the step-1 result), keeping also patches closer than
     `tau`. `shrink` = beta sigma^2; `flat_limit` = gamma sigma^2; `clamp`: step 1's
-    gains clamped to [0, 1] (:func:`_clamped_estimate`).
+    gains clamped to [0, 1] (:func:`_clamped_estimate`). `whitening`: (W, W^-1),
+    channels * K square, for noise of covariance C_N over a patch (W = C_N^-1/2,
+    block-diagonal per channel in step 1; `shrink` and `flat_limit` then for noise
+    of level 1), or two 0 x 0 arrays for white noise.
     """
     channels = noisy.shape[0]
     k = (2 * patch_radius[0] + 1, 2 * patch_radius[1] + 1, 2 * patch_radius[2] + 1)
@@ -484,9 +534,10 @@ def bayes_tile(noisy, basic, num, weight, first_step, patch_radius, search_radiu
     width = channels * size
     dims = size if first_step else width
     # group, model (step 2) or one channel's values (step 1), out, centred,
-    # covariance, inverse
+    # covariance, inverse, unwhitened values
     scratch = (np.empty((most, width)), np.empty((most, width)), np.empty((most, width)),
-               np.empty((most, width)), np.empty((dims, dims)), np.empty((dims, dims)))
+               np.empty((most, width)), np.empty((dims, dims)), np.empty((dims, dims)),
+               np.empty((most, width)))
     estimates = np.empty((most, width), np.float64)
     mask = np.ones((stop[0] - start[0], stop[1] - start[1], stop[2] - start[2]), np.bool_)
     refs0 = ref_positions(counts[0], stride[0])
@@ -508,12 +559,12 @@ def bayes_tile(noisy, basic, num, weight, first_step, patch_radius, search_radiu
                 if first_step:
                     members, n = _find_group(noisy, 0, 1, ref, k, search_radius, counts,
                                              group_size, 0.0, dist)
-                    _first_step_group(noisy, members, n, k, flat_limit, shrink, clamp, scratch,
-                                      estimates)
+                    _first_step_group(noisy, members, n, k, flat_limit, shrink, clamp, whitening,
+                                      scratch, estimates)
                 else:
                     members, n = _find_group(basic, 0, channels, ref, k, search_radius,
                                              counts, group_size, tau, dist)
                     _second_step_group(noisy, basic, members, n, k, flat_limit, shrink,
-                                       scratch, estimates)
+                                       whitening, scratch, estimates)
                 _aggregate(estimates, members, n, channels, k, num, weight)
                 _mark(mask, start, stop, members, n)

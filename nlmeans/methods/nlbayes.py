@@ -56,6 +56,7 @@ from dataclasses import replace
 import numpy as np
 
 from nlmeans.model.colour import OpponentColours
+from nlmeans.model.covariance import patch_covariance
 from nlmeans.model.settings import BayesStep
 
 # The paper's flat-area threshold, a multiple of sigma^2.
@@ -259,10 +260,12 @@ def tile_count(settings, spatial):
     return sum(int(np.prod(_tile_grid(step, spatial)[2])) for step in settings.passes)
 
 
-def run_step(noisy, basic, step, dtype, tile_done=None):
+def run_step(noisy, basic, step, dtype, tile_done=None, covariance=None):
     """One step on the (C, Z, Y, X) arrays (basic None in step 1); the (C, Z, Y, X)
     result in `dtype`. `tile_done()`, if given, is called after each tile (from
-    the worker threads)."""
+    the worker threads). `covariance`: the noise's covariance over the step's
+    patches (channels * K square, channel by channel in (z, y, x) order), in
+    place of sigma^2 I."""
     # Deferred: importing Numba costs ~0.3 s, which images run on NL-means
     # (most command-line runs) should not pay.
     from numba import get_num_threads
@@ -278,8 +281,10 @@ def run_step(noisy, basic, step, dtype, tile_done=None):
     weight = np.zeros(spatial, np.float64)
     first = basic is None
     guide = noisy if first else basic
-    shrink = np.float64(step.beta * step.sigma ** 2)
-    flat_limit = np.float64(step.flat_area * step.sigma ** 2)
+    level = step.sigma if covariance is None else 1.0  # whitened noise has level 1
+    shrink = np.float64(step.beta * level ** 2)
+    flat_limit = np.float64(step.flat_area * level ** 2)
+    whitening = _whitening(covariance, noisy.shape[0], first)
     # tau is a mean squared difference; the kernel compares sums over a patch's values.
     tau = np.float64(step.tau * guide.shape[0] * np.prod([2 * p + 1 for p in patch]))
     # Tiles two apart along every axis never touch the same pixels (tile_shape):
@@ -292,7 +297,8 @@ def run_step(noisy, basic, step, dtype, tile_done=None):
             start = tuple(i * n for i, n in zip(tiles[index], tile))
             stop = tuple(min(s + n, c) for s, n, c in zip(start, tile, counts))
             bayes.bayes_tile(noisy, guide, num, weight, first, patch, search, stride,
-                             step.group_size, tau, shrink, flat_limit, step.clamp, start, stop)
+                             step.group_size, tau, shrink, flat_limit, step.clamp, whitening,
+                             start, stop)
             if tile_done is not None:
                 tile_done()
         if tiles:
@@ -301,6 +307,24 @@ def run_step(noisy, basic, step, dtype, tile_done=None):
     covered = weight > 0
     out = np.where(covered, num / np.where(covered, weight, 1.0), fallback)
     return out.astype(dtype, copy=False)
+
+
+def _whitening(covariance, channels, per_channel):
+    """(W, W^-1) with W = C_N^-1/2 (symmetric) of the noise covariance C_N, or
+    two empty arrays without one; `per_channel`: of C_N's diagonal blocks only
+    (step 1 estimates the channels one by one)."""
+    if covariance is None:
+        return np.zeros((0, 0)), np.zeros((0, 0))
+    covariance = np.asarray(covariance, np.float64)
+    if per_channel:
+        size = covariance.shape[0] // channels
+        mask = np.kron(np.eye(channels), np.ones((size, size)))
+        covariance = covariance * mask
+    values, vectors = np.linalg.eigh(covariance)
+    values = np.maximum(values, 1e-6 * values.max())
+    whiten = (vectors / np.sqrt(values)) @ vectors.T
+    unwhiten = (vectors * np.sqrt(values)) @ vectors.T
+    return np.ascontiguousarray(whiten), np.ascontiguousarray(unwhiten)
 
 
 def run_bayes(values, settings, bounds, rounded=False, progress=None):
@@ -320,7 +344,12 @@ def run_bayes(values, settings, bounds, rounded=False, progress=None):
                                                        tile_count(settings, values.shape[1:]))
     result = None
     for step in settings.passes:
-        result = run_step(noisy, result if step.guided else None, step, dtype, tile_done)
+        covariance = None
+        if settings.noise_covariance is not None:
+            widths = tuple(2 * p + 1 for p in fitted_radii(step, values.shape[1:]))
+            covariance = patch_covariance(settings.noise_covariance, widths)
+        result = run_step(noisy, result if step.guided else None, step, dtype, tile_done,
+                          covariance)
     if colour:
         result = transform.backward(result)
     result = np.clip(result, *bounds).astype(dtype, copy=False)

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
 
+from nlmeans.model.covariance import MAX_LAG
 from nlmeans.model.noise import NoiseModel
 
 METHODS = ("nlmeans", "nlbayes")
@@ -152,6 +153,12 @@ class Settings:
         Anscombe transform, whose noise is white of level 1, and their result
         is mapped back by the exact unbiased inverse
         (:mod:`nlmeans.model.stabilise`).
+    noise_covariance : tuple or None
+        NL-Bayes on 2-D images and frames: the noise's autocovariance, from a
+        sample of the noise (:func:`nlmeans.model.covariance.noise_autocovariance`),
+        nested (channel, channel, dy, dx) with lags up to MAX_LAG, in opponent
+        colours for colour; its steps then use the covariance it gives over their
+        patches in place of sigma^2 I. None: sigma^2 I.
     """
 
     passes: tuple
@@ -168,9 +175,12 @@ class Settings:
     noise: NoiseModel | None = None
     time_axis: int | None = None
     variance_curve: tuple | None = None
+    noise_covariance: tuple | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "passes", tuple(self.passes))
+        if self.noise_covariance is not None:
+            object.__setattr__(self, "noise_covariance", self._checked_covariance())
         if self.variance_curve is not None:
             object.__setattr__(self, "variance_curve", _checked_curve(self.variance_curve,
                                                                       self.channels))
@@ -192,12 +202,37 @@ class Settings:
         if self.passes and self.passes[0].guided:
             raise ValueError("the first pass has no previous result to be guided by")
 
+    def _checked_covariance(self):
+        """noise_covariance as nested tuples, checked against the settings."""
+        lags = 2 * MAX_LAG + 1
+        try:
+            values = np.asarray(self.noise_covariance, np.float64)
+        except (TypeError, ValueError):
+            values = None
+        if values is None or values.shape != (self.channels, self.channels, lags, lags) \
+                or not np.isfinite(values).all():
+            raise ValueError(f"noise_covariance must be a finite ({self.channels}, "
+                             f"{self.channels}, {lags}, {lags}) autocovariance")
+        if self.method != "nlbayes" or self.n_spatial - (self.time_axis is not None) != 2:
+            raise ValueError("a noise covariance is used by NL-Bayes on 2-D images and frames "
+                             "only")
+        return tuple(tuple(tuple(tuple(row) for row in plane) for plane in pair)
+                     for pair in values.tolist())
+
     def __repr__(self):
-        # One field a line, one pass a line: read like the plan it is.
+        # One field a line, one pass a line: read like the plan it is; the noise
+        # covariance (hundreds of numbers) by its shape.
         passes = "".join(f"        {p!r},\n" for p in self.passes)
-        rest = "".join(f"    {f.name}={getattr(self, f.name)!r},\n" for f in fields(self)
+        rest = "".join(f"    {f.name}={self._field_repr(f.name)},\n" for f in fields(self)
                        if f.name != "passes")
         return f"Settings(\n    passes=(\n{passes}    ),\n{rest})"
+
+    def _field_repr(self, name):
+        value = getattr(self, name)
+        if name == "noise_covariance" and value is not None:
+            return f"<autocovariance, {self.channels} x {self.channels} channels, lags up to " \
+                   f"{MAX_LAG}>"
+        return repr(value)
 
     @property
     def halo(self):
@@ -225,6 +260,8 @@ class Settings:
                          for p in out["passes"]]
         if out["variance_curve"] is not None:
             out["variance_curve"] = [list(c) for c in out["variance_curve"]]
+        if out["noise_covariance"] is not None:
+            out["noise_covariance"] = np.asarray(self.noise_covariance).tolist()
         return out
 
     @classmethod

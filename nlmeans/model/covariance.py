@@ -1,0 +1,88 @@
+"""The noise's covariance over a patch, from a sample of the noise alone.
+
+Camera noise is correlated over neighbouring pixels (demosaicing, JPEG), so
+its covariance over a k x k patch is not sigma^2 I: most of its power sits at
+a patch's low frequencies. NL-Bayes with that covariance C_N in place of
+sigma^2 I (:mod:`nlmeans.methods.nlbayes`) shrinks each direction of a patch
+by the noise it holds there.
+
+Stationary noise has one autocovariance R(dy, dx) (per pair of channels), and
+every patch covariance is made of its values: the entry for the pixels p and q
+of a patch is R(q - p). The autocovariance is taken from a sample of the noise
+alone: a dark frame, a blank region of the same acquisition, or the difference
+of two shots of a static scene divided by sqrt 2 (each shot's noise is
+independent, so the difference has twice its covariance). Each channel's mean
+is removed first (a dark frame's offset). Colour samples are transformed to
+the opponent colours NL-Bayes works in (orthonormal, chroma weight 1).
+
+Measured on the real photo pairs of the development set (every 8th, the noise
+taken as the noisy shot less the reference, opponent colours): NL-Bayes 38.02
+dB with sigma^2 I, 38.36 with this covariance; 38.32 without the cross-channel
+terms. A blind estimate from the noisy image alone did not reach sigma^2 I
+(see the results page): JPEG leaves flat regions with 2 to 50 times less noise
+than the image's average, so the flat blocks that blind estimators rely on
+misread it.
+"""
+
+import numpy as np
+
+from nlmeans.model.colour import OpponentColours
+
+# Lags kept per axis: a patch covariance of patches up to 2 * MAX_LAG + 1 wide.
+MAX_LAG = 6
+# The fewest pixels per axis a sample needs (lags of 6 with a few hundred
+# products each at the least).
+MIN_SAMPLE = 32
+
+
+def noise_autocovariance(sample, colour):
+    """R[a, b, dy + L, dx + L]: the mean of n_a(y, x) n_b(y + dy, x + dx) over the
+    sample, L = MAX_LAG, for the channels a, b of the (Y, X) or (Y, X, C) noise
+    `sample` (each channel's mean removed; `colour`: in opponent colours).
+    ValueError for a sample that is too small, not finite, or without noise."""
+    sample = np.asarray(sample, np.float64)
+    if sample.ndim == 2:
+        sample = sample[..., None]
+    if sample.ndim != 3:
+        raise ValueError(f"a noise sample is a 2-D image, with channels last for colour; got "
+                         f"{sample.ndim - 1 if sample.shape[-1] == 1 else sample.ndim} "
+                         f"dimensions")
+    if min(sample.shape[:2]) < MIN_SAMPLE:
+        raise ValueError(f"a noise sample needs at least {MIN_SAMPLE} x {MIN_SAMPLE} pixels, "
+                         f"got {sample.shape[0]} x {sample.shape[1]}")
+    if not np.isfinite(sample).all():
+        raise ValueError("the noise sample holds NaN or infinite values")
+    planes = np.moveaxis(sample, -1, 0)
+    if colour:
+        planes = OpponentColours(1.0, np.float64).forward(planes)
+    planes = planes - planes.mean(axis=(1, 2), keepdims=True)
+    if not (planes.var(axis=(1, 2)) > 0).all():
+        raise ValueError("the noise sample has no noise (a channel is constant)")
+    rows, cols = planes.shape[1:]
+    lags = 2 * MAX_LAG + 1
+    out = np.empty((planes.shape[0], planes.shape[0], lags, lags))
+    for dy in range(-MAX_LAG, MAX_LAG + 1):
+        for dx in range(-MAX_LAG, MAX_LAG + 1):
+            here = planes[:, max(0, -dy):rows - max(0, dy), max(0, -dx):cols - max(0, dx)]
+            there = planes[:, max(0, dy):rows + min(0, dy), max(0, dx):cols + min(0, dx)]
+            out[:, :, dy + MAX_LAG, dx + MAX_LAG] = \
+                np.einsum("ayx,byx->ab", here, there) / here[0].size
+    return out
+
+
+def patch_covariance(autocovariance, widths):
+    """The noise covariance over patches of `widths` (kz, ky, kx) pixels (kz 1:
+    the autocovariance is 2-D), channel by channel in (z, y, x) order, as the
+    NL-Bayes kernels flatten a patch: entry (a, p; b, q) is R_ab(q - p)."""
+    autocovariance = np.asarray(autocovariance, np.float64)
+    kz, ky, kx = widths
+    if kz != 1 or max(ky, kx) > MAX_LAG + 1:
+        raise ValueError(f"a noise covariance is known for 2-D patches up to "
+                         f"{MAX_LAG + 1} wide, not {widths}")
+    ys, xs = np.divmod(np.arange(ky * kx), kx)
+    dy = ys[None, :] - ys[:, None] + MAX_LAG
+    dx = xs[None, :] - xs[:, None] + MAX_LAG
+    blocks = autocovariance[:, :, dy, dx]  # (C, C, K, K)
+    channels, size = blocks.shape[0], ky * kx
+    covariance = blocks.transpose(0, 2, 1, 3).reshape(channels * size, channels * size)
+    return (covariance + covariance.T) / 2  # exactly symmetric
