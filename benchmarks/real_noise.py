@@ -11,6 +11,10 @@ Methods (those whose package is missing are skipped, with a note):
 - nlmeans gaussian: the same with noise="gaussian" (the white-noise model alone);
 - nlmeans nlbayes: nlmeans.denoise(noisy, channel_axis=-1, method="nlbayes"), sigma from the
   same noise model;
+- nlmeans nlbayes / auto, noise sample (uses the reference): the same with noise= the noisy
+  shot less the reference, as a sample of the noise alone (nlmeans.model.covariance); no user
+  has the reference, but two shots of a still scene give such a sample (their difference over
+  sqrt 2), so these rows are what a two-shot sample can reach;
 - OpenCV h=3: fastNlMeansDenoisingColored(noisy, None, 3, 3, 7, 21), a common setting;
 - scikit-image recipe: its documented recipe, sigma = estimate_sigma(noisy, average_sigmas=True),
   denoise_nl_means(h=0.8 sigma, sigma=sigma, fast_mode=True, patch_size=5, patch_distance=6);
@@ -48,8 +52,20 @@ def pairs(folder, every=1):
     return found[::every]
 
 
-def methods(use_bm3d):
-    """{name: fn(noisy uint8 RGB) -> uint8 RGB}; missing packages are noted and skipped."""
+class WithReference:
+    """A method that also reads the reference (the noise-sample rows)."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+
+def _noise_sample(noisy, reference):
+    return noisy.astype(np.float64) - reference
+
+
+def methods(use_bm3d, use_sample=True):
+    """{name: fn(noisy uint8 RGB) -> uint8 RGB, or a WithReference}; missing packages are
+    noted and skipped."""
     import nlmeans
 
     table = {
@@ -58,6 +74,12 @@ def methods(use_bm3d):
         "nlmeans gaussian": lambda x: nlmeans.denoise(x, channel_axis=-1, noise="gaussian"),
         "nlmeans nlbayes": lambda x: nlmeans.denoise(x, channel_axis=-1, method="nlbayes"),
     }
+    if use_sample:
+        table["nlmeans nlbayes, noise sample (uses the reference)"] = WithReference(
+            lambda x, ref: nlmeans.denoise(x, channel_axis=-1, method="nlbayes",
+                                           noise=_noise_sample(x, ref)))
+        table["nlmeans auto, noise sample (uses the reference)"] = WithReference(
+            lambda x, ref: nlmeans.denoise(x, channel_axis=-1, noise=_noise_sample(x, ref)))
     try:
         import cv2
 
@@ -118,7 +140,7 @@ def measure(found, table, bm3d_every):
             if method == "CBM3D" and index % bm3d_every:
                 continue
             cpu, wall = time.process_time(), time.perf_counter()
-            out = fn(noisy)
+            out = fn.fn(noisy, reference) if isinstance(fn, WithReference) else fn(noisy)
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
             rows.append((name, method, psnr(out, reference), ssim(out, reference), wall, cpu))
         print(name, " ".join(f"{m}={p:.2f}" for n, m, p, *_ in rows if n == name), flush=True)
@@ -158,11 +180,13 @@ def main():
     parser.add_argument("--bm3d-every", type=int, default=4,
                         help="run CBM3D on every N-th pair used (it is slow)")
     parser.add_argument("--no-bm3d", action="store_true")
+    parser.add_argument("--no-sample", action="store_true",
+                        help="leave out the noise-sample rows (they read the reference)")
     parser.add_argument("--out", default=os.path.join(HERE, "results"))
     args = parser.parse_args()
 
     found = pairs(args.dataset, args.every)
-    table = methods(not args.no_bm3d)
+    table = methods(not args.no_bm3d, not args.no_sample)
     import nlmeans
 
     nlmeans.denoise(np.zeros((32, 32, 3), np.uint8) + 7, 3.0, channel_axis=-1)  # compile

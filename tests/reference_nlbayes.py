@@ -42,7 +42,8 @@ def reference_step(noisy, basic, step, patch, search, stride, tile, covariance=N
                   for c in range(channels)]
 
         def estimate_first(group):
-            return _covariance_first(group, blocks, step.beta, step.flat_area, step.clamp)
+            return _covariance_first(group, blocks, covariance, step.beta, step.flat_area,
+                                     step.clamp)
 
         def estimate_second(group, model):
             return _covariance_second(group, model, covariance, step.beta, step.flat_area)
@@ -134,24 +135,20 @@ def _clamped_bayes(noisy, shrink):
     return mean + centred @ (vectors * factors) @ vectors.T
 
 
-def _inverse_root(matrix):
-    values, vectors = np.linalg.eigh(matrix)
-    return (vectors / np.sqrt(values)) @ vectors.T
-
-
-def _whitened_flat(group, blocks, gamma):
-    """The flat-area rule on the patches whitened by C_N^-1/2 (per channel)."""
+def _flat(group, covariance, gamma):
+    """The flat-area rule with C_N: the channels' variances, summed, below gamma
+    times C_N's mean variance per value, per channel."""
     channels = group.shape[1]
-    whitened = [group[:, c] @ _inverse_root(blocks[c]).T for c in range(channels)]
-    return sum(w.var(ddof=1) for w in whitened) < gamma * channels
+    return sum(group[:, c].var(ddof=1) for c in range(channels)) \
+        < gamma * np.trace(covariance) / len(covariance) * channels
 
 
-def _covariance_first(group, blocks, beta, gamma, clamp):
+def _covariance_first(group, blocks, covariance, beta, gamma, clamp):
     """Step 1, each channel: m + (C - beta C_N) C^-1 (x - m); clamped: the gains
     of the generalised eigenproblem C v = lambda C_N v, max(lambda - beta, 0) /
     lambda, through C_N's Cholesky factor L: m + L V diag(f) V^T L^-1 (x - m)."""
     channels = group.shape[1]
-    if _whitened_flat(group, blocks, gamma):
+    if _flat(group, covariance, gamma):
         return np.broadcast_to(group.mean(axis=(0, 2))[None, :, None], group.shape)
     out = np.empty(group.shape)
     for c in range(channels):
@@ -176,9 +173,7 @@ def _covariance_second(group, model, covariance, beta, gamma):
     """Step 2, the channels together: m + C_b (C_b + beta C_N)^-1 (x - m)."""
     channels, size = group.shape[1:]
     n = group.shape[0]
-    whitened = group.reshape(n, -1) @ _inverse_root(covariance).T
-    if sum(whitened[:, c * size:(c + 1) * size].var(ddof=1) for c in range(channels)) \
-            < gamma * channels:
+    if _flat(group, covariance, gamma):
         return np.broadcast_to(model.mean(axis=(0, 2))[None, :, None], group.shape)
     x = group.reshape(n, -1)
     centred = model.reshape(n, -1) - model.reshape(n, -1).mean(axis=0)

@@ -132,9 +132,9 @@ def resolve_checked(image, bounds, options, sample=None, in_memory=True):
         curve = curve * volume.shape[0]  # the same for every channel
     covariance = None
     if choice["noise"] == "sample":
-        model, covariance = _sample_noise(options["noise"], volume.shape[0], colour)
+        model, covariance = _sample_noise(options["noise"], volume.shape[0], colour,
+                                          choice["method"] == "nlbayes")
         sigma = model.sigma
-        covariance = covariance if choice["method"] == "nlbayes" else None
     elif sigma is None:
         _check_measurable(volume.shape[-n_spatial:])
         model = estimate_noise_model(*sample, choice["noise"], levels=False)
@@ -175,9 +175,10 @@ def resolve_checked(image, bounds, options, sample=None, in_memory=True):
     return settings, None
 
 
-def _sample_noise(noise_sample, channels, colour):
-    """(noise model, autocovariance) of a sample of the noise alone: a 2-D array,
-    with the image's channels last for more than one; ValueError otherwise."""
+def _sample_noise(noise_sample, channels, colour, covariance):
+    """(noise model, autocovariance if `covariance` else None) of a sample of the
+    noise alone: a 2-D array, with the image's channels last for more than one;
+    ValueError otherwise."""
     noise_sample = np.asarray(noise_sample)
     expected = (2,) if channels == 1 else (3,)
     if noise_sample.ndim not in expected or channels > 1 \
@@ -188,10 +189,10 @@ def _sample_noise(noise_sample, channels, colour):
     if not np.issubdtype(noise_sample.dtype, np.number) or \
             np.issubdtype(noise_sample.dtype, np.complexfloating):
         raise ValueError(f"the noise sample must hold real numbers, got {noise_sample.dtype}")
-    covariance = noise_autocovariance(noise_sample, colour)
+    autocovariance = noise_autocovariance(noise_sample, colour)  # checks it too
     model = estimate_noise_model(noise_sample, -1 if channels > 1 else None, "auto",
                                  levels=False)
-    return replace(model, curve=(), growth=1.0), covariance
+    return replace(model, curve=(), growth=1.0), autocovariance if covariance else None
 
 
 def _cut_radii(choice, spatial):

@@ -232,7 +232,7 @@ def _solve_rows(factor, d, rhs, n):
 
 @njit(cache=True)
 def bayes_estimate(noisy, model, n, d, diagonal, shrink, centred, spare, covariance, inverse,
-                   out):
+                   out, noise):
     """The Bayes estimate of the n patches (rows) of `noisy` (n x d), into `out`.
 
     The group's covariance A is that of the rows of `model` (`noisy` itself in
@@ -249,8 +249,13 @@ def bayes_estimate(noisy, model, n, d, diagonal, shrink, centred, spare, covaria
     With fewer patches than dimensions and a diagonal (step 2), the same
     estimate is made through the n x n system of the patches instead
     (:func:`_few_patches_estimate`), which costs less.
+
+    With a noise covariance `noise` (d x d; 0 x 0: none), `diagonal` times it
+    is added instead of times the identity, and the patches become
+    x - shrink * C_N A^-1 (x - m): m + C (C + shrink C_N)^-1 (x - m).
     """
-    if diagonal > 0 and n < d:
+    coloured = noise.shape[0] > 0
+    if diagonal > 0 and n < d and not coloured:
         return _few_patches_estimate(noisy, model, n, d, diagonal, centred, spare, covariance,
                                      inverse, out)
     scale = 1.0 / max(n - 1, 1)
@@ -267,7 +272,10 @@ def bayes_estimate(noisy, model, n, d, diagonal, shrink, centred, spare, covaria
     for a in range(d):
         for b in range(a + 1):
             covariance[a, b] *= scale
-        covariance[a, a] += diagonal
+            if coloured:
+                covariance[a, b] += diagonal * noise[a, b]
+        if not coloured:
+            covariance[a, a] += diagonal
     solvable = _cholesky(covariance, d)
     if not solvable:
         for i in range(n):
@@ -275,9 +283,18 @@ def bayes_estimate(noisy, model, n, d, diagonal, shrink, centred, spare, covaria
                 out[i, j] = noisy[i, j]
         return False
     _inverse_from_factor(covariance, d, inverse)
+    if coloured:  # A^-1 C_N, into `covariance` (its factor is no longer needed)
+        for a in range(d):
+            for b in range(d):
+                covariance[a, b] = 0.0
+            for q in range(d):
+                value = inverse[a, q]
+                for b in range(d):
+                    covariance[a, b] += value * noise[q, b]
+        inverse[:d, :d] = covariance[:d, :d]
     _centre(noisy, n, d, centred)  # the noisy rows, centred on their own mean
-    for i in range(n):  # out = noisy - shrink * centred A^-1 (A^-1 is symmetric)
-        for j in range(d):
+    for i in range(n):  # out = noisy - shrink * centred A^-1 (C_N), its transpose
+        for j in range(d):  # (A^-1 and C_N are symmetric)
             out[i, j] = noisy[i, j]
         for a in range(d):
             value = shrink * centred[i, a]
@@ -444,31 +461,31 @@ def _first_step_group(noisy, members, n, k, flat_limit, shrink, clamp, whitening
     """Step 1: every channel of the group estimated on its own (with the flat-area
     rule over all channels at once) into `estimates` (n x channels * K).
 
-    With `whitening` (W, W^-1), each channel's values are multiplied by its
-    diagonal block of W first (so that its noise is white, of level 1, where
-    W = C_N^-1/2) and the estimate by that of W^-1 after: the estimate is then
-    m + (C - beta C_N) C^-1 (x - m) (with the gains clamped in the eigenbasis
-    of C relative to C_N), and the flat-area rule compares with C_N."""
+    With `whitening` (W, W^-1, C_N), each channel's values are multiplied by
+    its diagonal block of W first (so that its noise is white, of level 1,
+    where W = C_N^-1/2) and the estimate by that of W^-1 after: the estimate is
+    then m + (C - beta C_N) C^-1 (x - m) (with the gains clamped in the
+    eigenbasis of C relative to C_N)."""
     group, values, out, centred, covariance, inverse, raw = scratch
     channels = noisy.shape[0]
     size = k[0] * k[1] * k[2]
-    whiten, unwhiten = whitening
+    whiten, unwhiten = whitening[0], whitening[1]
     _gather(noisy, 0, channels, members, n, k, raw)
+    if _is_flat(raw, n, size, channels, flat_limit):
+        _fill_means(raw, n, size, channels, estimates)
+        return
     if whiten.shape[0]:
         for c in range(channels):
             _transform_rows(raw, n, c * size, size, whiten, group)
     else:
         group[:n] = raw[:n]
-    if _is_flat(group, n, size, channels, flat_limit):
-        _fill_means(raw, n, size, channels, estimates)
-        return
     for c in range(channels):
         values[:n, :size] = group[:n, c * size:(c + 1) * size]
         if clamp:
             _clamped_estimate(values, n, size, shrink, centred, covariance, inverse, out)
         else:  # no diagonal: the spare buffer (given `group`) is not used
             bayes_estimate(values, values, n, size, 0.0, shrink, centred, group, covariance,
-                           inverse, out)
+                           inverse, out, whitening[2][:0, :0])
         estimates[:n, c * size:(c + 1) * size] = out[:n, :size]
     if whiten.shape[0]:
         for c in range(channels):
@@ -477,36 +494,21 @@ def _first_step_group(noisy, members, n, k, flat_limit, shrink, clamp, whitening
 
 
 @njit(cache=True)
-def _second_step_group(noisy, basic, members, n, k, flat_limit, shrink, whitening, scratch,
+def _second_step_group(noisy, basic, members, n, k, flat_limit, shrink, noise, scratch,
                        estimates):
     """Step 2: the channels together, with the covariance of the basic estimate's
-    patches (flat area: the basic estimate's mean, per channel). With
-    `whitening` (W, W^-1), noisy and basic patches are multiplied by W first
-    and the estimates by W^-1 after: m + C_b (C_b + beta C_N)^-1 (x - m)."""
-    group, model, spare, centred, covariance, inverse, raw = scratch
+    patches (flat area: the basic estimate's mean, per channel); `noise`: C_N in
+    place of the identity (0 x 0: the identity), m + C_b (C_b + beta C_N)^-1 (x - m)."""
+    group, model, spare, centred, covariance, inverse, _ = scratch
     channels = noisy.shape[0]
     size = k[0] * k[1] * k[2]
-    width = channels * size
-    whiten, unwhiten = whitening
     _gather(noisy, 0, channels, members, n, k, group)
     _gather(basic, 0, channels, members, n, k, model)
-    if whiten.shape[0]:
-        _transform_rows(group, n, 0, width, whiten, raw)
-        group[:n] = raw[:n]
-        _fill_means(model, n, size, channels, estimates)  # the flat area's, before whitening
-        _transform_rows(model, n, 0, width, whiten, raw)
-        model[:n] = raw[:n]
-        if _is_flat(group, n, size, channels, flat_limit):
-            return
-    else:
-        if _is_flat(group, n, size, channels, flat_limit):
-            _fill_means(model, n, size, channels, estimates)
-            return
-    bayes_estimate(group, model, n, width, shrink, shrink, centred, spare,
-                   covariance, inverse, estimates)
-    if whiten.shape[0]:
-        _transform_rows(estimates, n, 0, width, unwhiten, raw)
-        estimates[:n] = raw[:n]
+    if _is_flat(group, n, size, channels, flat_limit):
+        _fill_means(model, n, size, channels, estimates)
+        return
+    bayes_estimate(group, model, n, channels * size, shrink, shrink, centred, spare,
+                   covariance, inverse, estimates, noise)
 
 
 @njit(cache=True, nogil=True)
@@ -518,10 +520,11 @@ def bayes_tile(noisy, basic, num, weight, first_step, patch_radius, search_radiu
     Step 1 (`first_step`) groups by the first channel of `noisy`; step 2 by all
     channels of `basic` (the step-1 result), keeping also patches closer than
     `tau`. `shrink` = beta sigma^2; `flat_limit` = gamma sigma^2; `clamp`: step 1's
-    gains clamped to [0, 1] (:func:`_clamped_estimate`). `whitening`: (W, W^-1),
-    channels * K square, for noise of covariance C_N over a patch (W = C_N^-1/2,
-    block-diagonal per channel in step 1; `shrink` and `flat_limit` then for noise
-    of level 1), or two 0 x 0 arrays for white noise.
+    gains clamped to [0, 1] (:func:`_clamped_estimate`). `whitening`: (W, W^-1,
+    C_N), channels * K square, for noise of covariance C_N over a patch (W =
+    C_N^-1/2 of its diagonal blocks, for step 1, whose `shrink` is then for
+    noise of level 1; step 2 uses C_N itself); three 0 x 0 arrays for white
+    noise.
     """
     channels = noisy.shape[0]
     k = (2 * patch_radius[0] + 1, 2 * patch_radius[1] + 1, 2 * patch_radius[2] + 1)
@@ -565,6 +568,6 @@ def bayes_tile(noisy, basic, num, weight, first_step, patch_radius, search_radiu
                     members, n = _find_group(basic, 0, channels, ref, k, search_radius,
                                              counts, group_size, tau, dist)
                     _second_step_group(noisy, basic, members, n, k, flat_limit, shrink,
-                                       whitening, scratch, estimates)
+                                       whitening[2], scratch, estimates)
                 _aggregate(estimates, members, n, channels, k, num, weight)
                 _mark(mask, start, stop, members, n)

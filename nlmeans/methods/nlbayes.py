@@ -281,9 +281,13 @@ def run_step(noisy, basic, step, dtype, tile_done=None, covariance=None):
     weight = np.zeros(spatial, np.float64)
     first = basic is None
     guide = noisy if first else basic
-    level = step.sigma if covariance is None else 1.0  # whitened noise has level 1
-    shrink = np.float64(step.beta * level ** 2)
-    flat_limit = np.float64(step.flat_area * level ** 2)
+    # With C_N, step 1 whitens its patches (noise of level 1 there) and step 2 takes
+    # C_N itself, in place of sigma^2 I; the flat-area rule takes its mean variance.
+    level2 = step.sigma ** 2 if covariance is None else 1.0
+    shrink = np.float64(step.beta * level2)
+    noise_variance = step.sigma ** 2 if covariance is None \
+        else np.trace(covariance) / len(covariance)
+    flat_limit = np.float64(step.flat_area * noise_variance)
     whitening = _whitening(covariance, noisy.shape[0], first)
     # tau is a mean squared difference; the kernel compares sums over a patch's values.
     tau = np.float64(step.tau * guide.shape[0] * np.prod([2 * p + 1 for p in patch]))
@@ -309,22 +313,24 @@ def run_step(noisy, basic, step, dtype, tile_done=None, covariance=None):
     return out.astype(dtype, copy=False)
 
 
-def _whitening(covariance, channels, per_channel):
-    """(W, W^-1) with W = C_N^-1/2 (symmetric) of the noise covariance C_N, or
-    two empty arrays without one; `per_channel`: of C_N's diagonal blocks only
-    (step 1 estimates the channels one by one)."""
+def _whitening(covariance, channels, first):
+    """What the kernel takes for the noise covariance C_N: (W, W^-1, C_N), W =
+    C_N^-1/2 (symmetric) of C_N's diagonal blocks in step 1 (`first`: it
+    estimates the channels one by one, whitened), C_N itself in step 2; empty
+    arrays for what a step does not use, and all three without C_N."""
+    empty = np.zeros((0, 0))
     if covariance is None:
-        return np.zeros((0, 0)), np.zeros((0, 0))
-    covariance = np.asarray(covariance, np.float64)
-    if per_channel:
-        size = covariance.shape[0] // channels
-        mask = np.kron(np.eye(channels), np.ones((size, size)))
-        covariance = covariance * mask
-    values, vectors = np.linalg.eigh(covariance)
+        return empty, empty, empty
+    covariance = np.ascontiguousarray(covariance, np.float64)
+    if not first:
+        return empty, empty, covariance
+    size = covariance.shape[0] // channels
+    blocks = covariance * np.kron(np.eye(channels), np.ones((size, size)))
+    values, vectors = np.linalg.eigh(blocks)
     values = np.maximum(values, 1e-6 * values.max())
     whiten = (vectors / np.sqrt(values)) @ vectors.T
     unwhiten = (vectors * np.sqrt(values)) @ vectors.T
-    return np.ascontiguousarray(whiten), np.ascontiguousarray(unwhiten)
+    return np.ascontiguousarray(whiten), np.ascontiguousarray(unwhiten), empty
 
 
 def run_bayes(values, settings, bounds, rounded=False, progress=None):

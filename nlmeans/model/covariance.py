@@ -58,17 +58,24 @@ def noise_autocovariance(sample, colour):
     planes = planes - planes.mean(axis=(1, 2), keepdims=True)
     if not (planes.var(axis=(1, 2)) > 0).all():
         raise ValueError("the noise sample has no noise (a channel is constant)")
-    rows, cols = planes.shape[1:]
-    lags = 2 * MAX_LAG + 1
-    out = np.empty((planes.shape[0], planes.shape[0], lags, lags))
-    for dy in range(-MAX_LAG, MAX_LAG + 1):
-        for dx in range(-MAX_LAG, MAX_LAG + 1):
-            here = planes[:, max(0, -dy):rows - max(0, dy), max(0, -dx):cols - max(0, dx)]
-            there = planes[:, max(0, dy):rows + min(0, dy), max(0, dx):cols + min(0, dx)]
-            out[:, :, dy + MAX_LAG, dx + MAX_LAG] = \
-                np.einsum("ayx,byx->ab", here, there) / here[0].size
-    return out
+    return _lagged_means(planes)
 
+
+def _lagged_means(planes):
+    """R[a, b, dy + L, dx + L] = mean over the overlap of planes[a](p) planes[b](p + d),
+    through FFTs of the planes padded by L (so no lag wraps round)."""
+    rows, cols = planes.shape[1:]
+    shape = (rows + MAX_LAG, cols + MAX_LAG)
+    spectra = np.fft.rfft2(planes, shape)
+    lags = np.arange(-MAX_LAG, MAX_LAG + 1)
+    counts = np.outer(rows - np.abs(lags), cols - np.abs(lags))
+    out = np.empty((planes.shape[0], planes.shape[0], lags.size, lags.size))
+    for a in range(planes.shape[0]):
+        for b in range(planes.shape[0]):
+            # sum_p x_a(p) x_b(p + d): the inverse transform of conj(X_a) X_b at lag d.
+            products = np.fft.irfft2(np.conj(spectra[a]) * spectra[b], shape)
+            out[a, b] = products[np.ix_(lags % shape[0], lags % shape[1])] / counts
+    return out
 
 def patch_covariance(autocovariance, widths):
     """The noise covariance over patches of `widths` (kz, ky, kx) pixels (kz 1:
