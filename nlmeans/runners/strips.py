@@ -19,24 +19,30 @@ from nlmeans.kernels.constants import ROW_RESTART
 from nlmeans.planning.backend_choice import choose_backend
 from nlmeans.runners.block import denoise_block
 
-# Seconds per pixel, offset pair (t and -t) and thread of the CPU kernel,
-# measured on this project's 2-core Xeon at 1024²: the fused pixel-wise path,
-# and the paths that keep a tile of weights (patch-wise aggregation or the
-# largest-weight centre, 4.5 to 6.7 ns). Only good for "seconds or hours?".
-_FUSED_SECONDS = 2.5e-9
-_TILED_SECONDS = 6.5e-9
+# The kernel's time per offset pair (t and -t) and thread, in seconds, as
+# A * pixels + B * rows + C: A for each output pixel, B for each output row
+# (starting a row's running sums), C for each offset (its setup over the tiles).
+# Fitted (least squares on relative error) to 24 grey runs on this project's
+# 2-core AMD EPYC: 64 to 2048 columns, 64 to 1024 rows, windows 15 and 41;
+# within 0.85-1.22 of them. Colour costs 1.3 to 1.8 times grey: a factor
+# 1 + (channels - 1) / 4. Only good for "seconds or hours?".
+_FUSED_COSTS = (1.42e-9, 1.4e-7, 4.4e-5)  # the fused pixel-wise path
+_TILED_COSTS = (7.8e-9, 2.3e-7, 1.1e-4)   # the paths that keep a tile of weights
 
 
 def estimated_seconds(settings, spatial_shape, threads):
     """A rough CPU time, in wall seconds on `threads` threads, of running
-    `settings` on an image of `spatial_shape` (within a factor of about 2)."""
+    `settings` on an image of `spatial_shape` (within a factor of about 2 on
+    the shapes of benchmarks/estimate.py)."""
     pixels = math.prod(spatial_shape)
+    rows = math.prod(spatial_shape[:-1])
     total = 0.0
     for step in settings.passes:
         pairs = (math.prod(2 * r + 1 for r in step.search_radius) - 1) / 2
         fused = step.aggregation == "pixel" and step.centre_weight == "one"
-        total += pixels * pairs * (_FUSED_SECONDS if fused else _TILED_SECONDS)
-    return total * max(1.0, settings.channels / 3.0) / max(threads, 1)
+        per_pixel, per_row, per_offset = _FUSED_COSTS if fused else _TILED_COSTS
+        total += pairs * (per_pixel * pixels + per_row * rows + per_offset)
+    return total * (1.0 + (settings.channels - 1) / 4.0) / max(threads, 1)
 
 
 def strip_axis(settings):
