@@ -8,6 +8,7 @@ from nlmeans_cli.batch import batch_command
 from nlmeans_cli.compare import compare_command
 from nlmeans_cli.denoise import denoise_command
 from nlmeans_cli.noise import noise_command
+from nlmeans_cli.noise_sample import noise_sample_command
 from nlmeans_cli.estimate_noise import estimate_noise_command
 from nlmeans_cli.video import video_command
 
@@ -22,6 +23,7 @@ Examples:
   nlmeans noise clean.png noisy.png --sigma 20 --seed 1
   nlmeans compare clean.png noisy.png denoised.png --montage compare.png
   nlmeans estimate-noise noisy.png scan.tif
+  nlmeans noise-sample shot1.jpg shot2.jpg noise.tif
   nlmeans video noisy.mp4 clean.mp4
 """
 
@@ -36,6 +38,7 @@ cli.add_command(denoise_command)
 cli.add_command(batch_command)
 cli.add_command(compare_command)
 cli.add_command(noise_command)
+cli.add_command(noise_sample_command)
 cli.add_command(estimate_noise_command)
 cli.add_command(video_command)
 

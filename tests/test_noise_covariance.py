@@ -211,3 +211,38 @@ def test_command_line_noise_sample(tmp_path):
     result = run("denoise", iio_path, tmp_path / "x.png", "--noise-sample", grey)
     assert result.exit_code != 0 and "with the 3 channels last" in result.output
     assert "Traceback" not in result.output and not (tmp_path / "x.png").exists()
+
+
+def test_noise_sample_command_from_two_shots(tmp_path):
+    import imageio.v3 as iio
+    import tifffile
+    from click.testing import CliRunner
+
+    from nlmeans_cli.main import cli
+
+    clean, _, _ = _photo_with_correlated_noise(True)
+    shots = [clean + _correlated_noise(clean.shape, 6.0, seed) for seed in (11, 12)]
+    paths = [tmp_path / "a.tif", tmp_path / "b.tif"]
+    for path, shot in zip(paths, shots):
+        tifffile.imwrite(path, shot.astype(np.float32), photometric="rgb")
+
+    def run(*args):
+        return CliRunner().invoke(cli, [str(a) for a in args])
+
+    result = run("noise-sample", *paths, tmp_path / "noise.tif")
+    assert result.exit_code == 0, result.output
+    sample = tifffile.imread(tmp_path / "noise.tif")
+    assert sample.dtype == np.float32
+    np.testing.assert_allclose(sample, (shots[0] - shots[1]) / np.sqrt(2), rtol=1e-5, atol=1e-4)
+    # The difference over sqrt 2 has the noise's level and its neighbours' correlation.
+    assert np.std(sample) == pytest.approx(6.0, rel=0.05)
+    autocov = noise_autocovariance(sample, colour=False)
+    assert autocov[0, 0, MAX_LAG, MAX_LAG + 1] / autocov[0, 0, MAX_LAG, MAX_LAG] > 0.5
+    iio.imwrite(tmp_path / "grey.png", clean[..., 0].astype(np.uint8))
+    for args, message in [((paths[0], tmp_path / "grey.png", tmp_path / "x.tif"), "one shape"),
+                          ((*paths, tmp_path / "x.png"), "name it .tif"),
+                          ((*paths, tmp_path / "noise.tif"), "already exists")]:
+        result = run("noise-sample", *args)
+        assert result.exit_code == 1 and message in result.output, result.output
+        assert "Traceback" not in result.output
+    assert not (tmp_path / "x.tif").exists() and not (tmp_path / "x.png").exists()
