@@ -287,7 +287,8 @@ def _finish(outcomes, seconds, as_json, quiet, dry_run=False, interrupted=False,
                       for o in outcomes],
             "summary": dict(counts, not_started=not_started, seconds=round(seconds, 3),
                             jobs=jobs, interrupted=interrupted,
-                            images_per_second=round(counts["done"] / seconds, 3) if seconds else None,
+                            images_per_second=(round(counts["done"] / seconds, 3)
+                                               if seconds else None),
                             megapixels_per_second=round(pixels / seconds / 1e6, 3)
                             if seconds else None),
         }, indent=2))

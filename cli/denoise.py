@@ -20,8 +20,10 @@ h=10 means; a 16-bit image needs 256 times more.
 
 
 @click.command("denoise", epilog=EXAMPLE)
-@click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=True, readable=False, allow_dash=True))
-@click.argument("output_path", metavar="OUTPUT", type=click.Path(dir_okay=True, readable=False, allow_dash=True))
+@click.argument("input_path", metavar="INPUT",
+                type=click.Path(dir_okay=True, readable=False, allow_dash=True))
+@click.argument("output_path", metavar="OUTPUT",
+                type=click.Path(dir_okay=True, readable=False, allow_dash=True))
 @denoise_options
 @click.option("--volume", is_flag=True,
               help="Denoise a multi-page TIFF as one 3-D volume (3-D patches and windows) "

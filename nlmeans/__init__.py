@@ -34,5 +34,5 @@ def __getattr__(name):
         return "0+unknown"
 
 
-__all__ = ["denoise", "denoise_with_report", "denoise_frames", "resolve", "estimate_noise", "estimate_noise_model",
-           "NoiseModel", "Settings", "Pass", "Report", "__version__"]
+__all__ = ["denoise", "denoise_with_report", "denoise_frames", "resolve", "estimate_noise",
+           "estimate_noise_model", "NoiseModel", "Settings", "Pass", "Report", "__version__"]
