@@ -474,18 +474,18 @@ def _first_step_group(noisy, members, n, k, flat_limit, shrink, clamp, whitening
     if _is_flat(raw, n, size, channels, flat_limit):
         _fill_means(raw, n, size, channels, estimates)
         return
+    source = raw
     if whiten.shape[0]:
         for c in range(channels):
             _transform_rows(raw, n, c * size, size, whiten, group)
-    else:
-        group[:n] = raw[:n]
+        source = group
     for c in range(channels):
-        values[:n, :size] = group[:n, c * size:(c + 1) * size]
+        values[:n, :size] = source[:n, c * size:(c + 1) * size]
         if clamp:
             _clamped_estimate(values, n, size, shrink, centred, covariance, inverse, out)
-        else:  # no diagonal: the spare buffer (given `group`) is not used
+        else:  # no diagonal, no C_N (step 1 has none): the spare buffer is not used
             bayes_estimate(values, values, n, size, 0.0, shrink, centred, group, covariance,
-                           inverse, out, whitening[2][:0, :0])
+                           inverse, out, whitening[2])
         estimates[:n, c * size:(c + 1) * size] = out[:n, :size]
     if whiten.shape[0]:
         for c in range(channels):
