@@ -10,7 +10,7 @@ from nlmeans.methods.nlbayes import bayes_steps, frame_steps
 from nlmeans.methods.passes import run_passes
 from nlmeans.model.layout import (as_channel_first_volume, check_image, frames_first,
                                   normalised_channel_axis)
-from nlmeans.model.covariance import noise_autocovariance
+from nlmeans.model.covariance import lagged_means, noise_planes
 from nlmeans.model.noise import NOISE_KINDS, estimate_noise_model
 from nlmeans.model.parameters import (auto_parameters, data_range, refine_parameters,
                                       temporal_radius)
@@ -189,10 +189,11 @@ def _sample_noise(noise_sample, channels, colour, covariance):
     if not np.issubdtype(noise_sample.dtype, np.number) or \
             np.issubdtype(noise_sample.dtype, np.complexfloating):
         raise ValueError(f"the noise sample must hold real numbers, got {noise_sample.dtype}")
-    autocovariance = noise_autocovariance(noise_sample, colour)  # checks it too
+    planes = noise_planes(noise_sample, colour)  # checked, each channel less its mean
     model = estimate_noise_model(noise_sample, -1 if channels > 1 else None, "auto",
                                  levels=False)
-    return replace(model, curve=(), growth=1.0), autocovariance if covariance else None
+    autocovariance = lagged_means(planes) if covariance else None
+    return replace(model, curve=(), growth=1.0), autocovariance
 
 
 def _cut_radii(choice, spatial):

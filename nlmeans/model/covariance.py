@@ -40,6 +40,13 @@ def noise_autocovariance(sample, colour):
     sample, L = MAX_LAG, for the channels a, b of the (Y, X) or (Y, X, C) noise
     `sample` (each channel's mean removed; `colour`: in opponent colours).
     ValueError for a sample that is too small, not finite, or without noise."""
+    return lagged_means(noise_planes(sample, colour))
+
+
+def noise_planes(sample, colour):
+    """The (C, Y, X) channels of the noise `sample`, each less its mean (`colour`:
+    in opponent colours); ValueError for a sample that is too small, not finite,
+    or without noise."""
     sample = np.asarray(sample, np.float64)
     if sample.ndim == 2:
         sample = sample[..., None]
@@ -58,11 +65,12 @@ def noise_autocovariance(sample, colour):
     planes = planes - planes.mean(axis=(1, 2), keepdims=True)
     if not (planes.var(axis=(1, 2)) > 0).all():
         raise ValueError("the noise sample has no noise (a channel is constant)")
-    return _lagged_means(planes)
+    return planes
 
 
-def _lagged_means(planes):
-    """R[a, b, dy + L, dx + L] = mean over the overlap of planes[a](p) planes[b](p + d),
+def lagged_means(planes):
+    """R[a, b, dy + L, dx + L] = mean over the overlap of planes[a](p) planes[b](p + d)
+    (the autocovariance of planes from noise_planes),
     through FFTs of the planes padded by L (so no lag wraps round)."""
     rows, cols = planes.shape[1:]
     shape = (rows + MAX_LAG, cols + MAX_LAG)
