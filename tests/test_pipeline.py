@@ -218,6 +218,77 @@ def test_estimated_seconds_grow_with_the_window():
     assert estimated_seconds(huge, (512, 512), 2) > 60  # the 7 minutes a user met
 
 
+def _kernel_boxes(step, channels, shape, threads):
+    """(weights, planes, rows, setups) the kernel makes, counted tile by tile and
+    offset by offset from the boxes its own _offset_window gives."""
+    from nlmeans.backends.cpu import kernel_layout
+    from nlmeans.kernels import nlm
+
+    patch, search, aggregation, tile, _ = kernel_layout(step, channels, shape, threads)
+    offsets = nlm.half_offsets(search)
+    shape3 = ((1,) + tuple(shape))[-3:]
+    weights = planes = rows = setups = 0
+    for z in range(0, shape3[0], tile[0]):
+        for y in range(0, shape3[1], tile[1]):
+            for x in range(0, shape3[2], tile[2]):
+                size = tuple(min(t, n - s) + 2 * a for t, n, s, a in
+                             zip(tile, shape3, (z, y, x), aggregation))
+                start = tuple(s - a for s, a in zip((z, y, x), aggregation))
+                for n in range(len(offsets)):
+                    box = nlm._offset_window.py_func(offsets, n, start, size)[2]
+                    weights += box[0] * box[1] * box[2]
+                    if patch[0] > 0:  # _plane_sums: the box grown by the patch
+                        planes += np.prod([b + 2 * p for b, p in zip(box, patch)])
+                    rows += box[0] * box[1]
+                    setups += 1
+    return weights, planes, rows, setups
+
+
+@pytest.mark.parametrize("shape, options", [
+    ((70, 90), {"patch_radius": 1, "search_radius": 4}),
+    ((40, 30), {"patch_radius": 2, "search_radius": 29, "aggregation": "pixel",
+                "centre_weight": "one"}),
+    ((300, 50), {"patch_radius": (1, 2), "search_radius": (3, 49), "aggregation": "patch",
+                 "centre_weight": "one"}),
+    ((20, 40, 300), {"patch_radius": 1, "search_radius": (2, 3, 4)}),
+    ((20, 40, 30), {"patch_radius": 1, "search_radius": 2, "aggregation": "pixel",
+                    "centre_weight": "one"}),
+])
+def test_the_cost_model_counts_the_kernels_work(shape, options):
+    """The long-job estimate's work terms are the weights and rows the kernel
+    makes, tile by tile: each tile's box of references grown by |t| (a window as
+    wide as the image makes up to 4 times pairs x pixels weights)."""
+    from nlmeans.api.jobs import kernel_work
+
+    settings = nlmeans.resolve(np.zeros(shape), 10.0, refine=False, **options)
+    for threads in (1, 2, 5):
+        step = settings.passes[0]
+        weights, planes, accumulations, rows, setups, fused, _ = kernel_work(step, 1, shape,
+                                                                             threads)
+        sweeps = 1 if fused else 2 if step.aggregation == "patch" else 1
+        counted = _kernel_boxes(step, 1, shape, threads)
+        assert (weights, planes, rows, setups) == tuple(
+            c * k for c, k in zip(counted, (sweeps, sweeps, sweeps, 1)))
+        assert (planes > 0) == (len(shape) == 3)
+        pairs = (np.prod([2 * r + 1 for r in step.search_radius]) - 1) // 2
+        assert accumulations == 2 * pairs * np.prod(shape)
+
+
+def test_a_window_as_wide_as_the_image_costs_more_than_its_pairs():
+    """The estimate of a window as wide as the image grows with the weights the
+    kernel makes, not with the pairs alone (which said 119 s for a 10-minute job):
+    on this image, 20 to 199 multiplies the pairs by 95 and the time by about 170
+    (0.08 s and 12 to 14 s, benchmarks/estimate.py)."""
+    from nlmeans.runners.strips import estimated_seconds
+
+    image = np.zeros((200, 300))
+    narrow = nlmeans.resolve(image, 20.0, patch_radius=3, search_radius=20)
+    wide = nlmeans.resolve(image, 20.0, patch_radius=3, search_radius=199)
+    pairs = (399 * 399 - 1) / (41 * 41 - 1)
+    assert estimated_seconds(wide, image.shape, 2) > 1.5 * pairs * estimated_seconds(
+        narrow, image.shape, 2)
+
+
 def test_one_strip_reports_progress_over_its_tiles():
     """A job whose halo covers the image runs as one strip: its progress follows
     the kernel's tiles (before, one call at the very end), and the result is the

@@ -14,8 +14,8 @@ from nlmeans.model.layout import check_image, stand_in
 from nlmeans.planning.backend_choice import small_for_numpy
 from nlmeans.runners.block import denoise_block
 from nlmeans.runners.chunked import task_threads
-from nlmeans.runners.strips import denoise_in_strips, estimated_seconds
+from nlmeans.runners.strips import denoise_in_strips, estimated_seconds, kernel_work
 
 __all__ = ["check_image", "denoise_block", "denoise_in_strips", "estimated_seconds",
-           "kernel_is_cached", "small_for_numpy", "passes_compiled", "resolve_checked",
-           "stand_in", "task_threads", "tile_count"]
+           "kernel_is_cached", "kernel_work", "small_for_numpy", "passes_compiled",
+           "resolve_checked", "stand_in", "task_threads", "tile_count"]

@@ -133,6 +133,19 @@ def numba_pass(values, guide, step, dtype, bounds, rounded, image_shape=None,
     return np.moveaxis(result, -1, 0)
 
 
+def kernel_layout(step, channels, spatial_shape, threads):
+    """What the kernel runs for `step` on an image of `spatial_shape` with
+    `channels` channels on `threads` threads: its (z, y, x) patch, search and
+    aggregation radii, its tile, and whether it takes the fused path (see
+    :func:`nlmeans.kernels.nlm.nlmeans_kernel`); for a cost model."""
+    patch, search, aggregation_radius = _kernel_geometry(step)
+    fused = aggregation_radius == (0, 0, 0) and step.centre_weight != "max"
+    shape = ((1,) + tuple(spatial_shape))[-3:]
+    tile = _tile_shape(len(step.patch_radius), channels, fused, shape, threads,
+                       flat_patches=patch[0] == 0)
+    return patch, search, aggregation_radius, tile, fused
+
+
 def _kernel_geometry(step):
     """The kernel's (z, y, x) patch, search and aggregation radii for `step`."""
     patch, search = _kernel_radii(step.patch_radius), _kernel_radii(step.search_radius)

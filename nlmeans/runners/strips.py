@@ -14,35 +14,80 @@ from functools import partial
 
 import numpy as np
 
-from nlmeans.backends.cpu import numba_pass
+from nlmeans.backends.cpu import kernel_layout, numba_pass
 from nlmeans.kernels.constants import ROW_RESTART
 from nlmeans.planning.backend_choice import choose_backend
 from nlmeans.runners.block import denoise_block
 
-# The kernel's time per offset pair (t and -t) and thread, in seconds, as
-# A * pixels + B * rows + C: A for each output pixel, B for each output row
-# (starting a row's running sums), C for each offset (its setup over the tiles).
-# Fitted (least squares on relative error) to 24 grey runs on this project's
-# 2-core AMD EPYC: 64 to 2048 columns, 64 to 1024 rows, windows 15 and 41;
-# within 0.85-1.22 of them. Colour costs 1.3 to 1.8 times grey: a factor
-# 1 + (channels - 1) / 4. Only good for "seconds or hours?".
-_FUSED_COSTS = (1.42e-9, 1.4e-7, 4.4e-5)  # the fused pixel-wise path
-_TILED_COSTS = (7.8e-9, 2.3e-7, 1.1e-4)   # the paths that keep a tile of weights
+# The kernel's time, per thread, as A * weights + P * planes + B * accumulations
+# + C * rows + D * setups (see kernel_work), plus E per pass: A for each weight
+# w(p, p + t) made, P for each element of 3-D patches' plane sums, B for each
+# output pixel receiving a candidate, C for each row of weights started (its
+# running sums), D for each offset's setup over a tile, E for the pass's fixed
+# cost (padding, threads). Fitted (least squares on relative error, `python
+# benchmarks/estimate.py --fit`) on this project's 2-core AMD EPYC to 21 grey
+# runs per path, 64 to 2048 rows and columns, 2-D and 3-D, windows from 5 to
+# wider than the image: within 0.82-1.35 of them
+# (benchmarks/results/estimate_fit.md). Colour costs 1.3 to 1.8 times
+# grey: a factor 1 + (channels - 1) / 4. Only good for "seconds or hours?".
+_FUSED_COSTS = (8.99e-10, 1.86e-09, 3.97e-11, 1.56e-07, 0.0, 8.65e-04)  # fused pixel-wise
+_TILED_COSTS = (8.14e-10, 1.16e-09, 1.94e-09, 2.14e-07, 0.0, 1.40e-03)  # a tile of weights
+
+
+def kernel_work(step, channels, spatial_shape, threads):
+    """(weights, planes, accumulations, rows, setups, fused, tiles): the kernel's work for
+    one pass `step` on an image of `spatial_shape`, summed over its tiles and
+    half offsets t (each pair p, p + t is made once per tile).
+
+    For a tile of n_z x n_y x n_x output pixels and aggregation radius a, the
+    kernel makes the weights of the box of references the tile needs, grown by
+    |t|: prod(n_k + 2 a_k + |t_k|) weights in prod over z, y of (n_k + 2 a_k +
+    |t_k|) rows; each tile pixel then receives two candidates (p + t and p - t).
+    A window as wide as the image thus costs up to four times its pairs times
+    the pixels. The sums are separable: per axis, over the tiles along it and
+    the offsets -r..r, of n + 2a + |t|, which is (2r + 1)(n + 2a) + r(r + 1).
+    3-D patches first sum the squared differences over the patch's planes, one
+    per element of the box grown by the patch (_plane_sums): the planes term."""
+    patch, search, aggregation, tile, fused = kernel_layout(step, channels, spatial_shape,
+                                                           threads)
+    shape = ((1,) + tuple(spatial_shape))[-3:]
+    lengths = [[min(t, n - s) for s in range(0, n, t)] for n, t in zip(shape, tile)]
+
+    def box_sums(grow):
+        """Per axis, the sum over tiles of the box's length + grow: all t, t = 0."""
+        full = [sum((2 * r + 1) * (m + 2 * a + g) + r * (r + 1) for m in sizes)
+                for sizes, r, a, g in zip(lengths, search, aggregation, grow)]
+        centre = [sum(m + 2 * a + g for m in sizes)
+                  for sizes, a, g in zip(lengths, aggregation, grow)]
+        return full, centre
+
+    full, centre = box_sums((0, 0, 0))
+    offsets = math.prod(2 * r + 1 for r in search)
+    tiles = math.prod(len(sizes) for sizes in lengths)
+    x_tiles = len(lengths[2])
+    weights = (math.prod(full) - math.prod(centre)) / 2
+    planes = 0.0
+    if patch[0] > 0:
+        grown, grown_centre = box_sums((2 * patch[0], 2 * patch[1], 2 * patch[2]))
+        planes = (math.prod(grown) - math.prod(grown_centre)) / 2
+    rows = (full[0] * full[1] * (2 * search[2] + 1) - centre[0] * centre[1]) * x_tiles / 2
+    pairs = (offsets - 1) / 2
+    sweeps = 1 if fused else 2 if any(aggregation) or step.centre_weight == "max" else 1
+    return (sweeps * weights, sweeps * planes, 2 * pairs * math.prod(shape), sweeps * rows,
+            pairs * tiles, fused, tiles)
 
 
 def estimated_seconds(settings, spatial_shape, threads):
-    """A rough CPU time, in wall seconds on `threads` threads, of running
-    `settings` on an image of `spatial_shape` (within a factor of about 2 on
-    the shapes of benchmarks/estimate.py)."""
-    pixels = math.prod(spatial_shape)
-    rows = math.prod(spatial_shape[:-1])
+    """A rough time, in wall seconds on `threads` threads, of running
+    `settings` on an image of `spatial_shape` (within a factor of 2 on the
+    shapes of benchmarks/estimate.py)."""
     total = 0.0
     for step in settings.passes:
-        pairs = (math.prod(2 * r + 1 for r in step.search_radius) - 1) / 2
-        fused = step.aggregation == "pixel" and step.centre_weight == "one"
-        per_pixel, per_row, per_offset = _FUSED_COSTS if fused else _TILED_COSTS
-        total += pairs * (per_pixel * pixels + per_row * rows + per_offset)
-    return total * (1.0 + (settings.channels - 1) / 4.0) / max(threads, 1)
+        *work, fused, tiles = kernel_work(step, settings.channels, spatial_shape, threads)
+        *costs, per_pass = _FUSED_COSTS if fused else _TILED_COSTS
+        seconds = sum(c * w for c, w in zip(costs, work))
+        total += seconds / max(min(threads, tiles), 1) + per_pass
+    return total * (1.0 + (settings.channels - 1) / 4.0)
 
 
 def strip_axis(settings):
