@@ -18,10 +18,13 @@ PSNR over all frames (data range 255, outputs clipped to [0, 255]); seconds
 per frame with CPU time / wall time; the end-frame dip: frames 1 and T-2 less
 the mean of their two neighbours (the worse of the two).
 
-    python benchmarks/video_clip.py --clip ../shared/datasets/video-dev/bikes.mp4
+    python benchmarks/video_clip.py --clip ../shared/datasets/video-dev/bikes.mp4 \
+        --sequences ../shared/datasets/set12
 
 Writes video_clip.md and video_clip_frames.png (per-frame PSNR at the middle
-sigma) into --out (default benchmarks/results). Needs the `video` and `bench`
+sigma) into --out (default benchmarks/results); --sequences also runs every
+method on benchmarks/video.py's made sequences (grey and colour, known ground
+truth) and writes video_sequences.md. Needs the `video` and `bench`
 extras (PyAV, OpenCV).
 """
 
@@ -63,23 +66,32 @@ def psnr(result, clean):
     return 10 * np.log10(255.0 ** 2 / np.mean((np.clip(result, 0, 255) - clean) ** 2))
 
 
+def _cpu():
+    """CPU seconds of this process and its finished children (V-BM3D runs as one)."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
 def timed(run):
-    cpu, wall = time.process_time(), time.perf_counter()
+    cpu, wall = _cpu(), time.perf_counter()
     out = run()
     wall = time.perf_counter() - wall
-    return out, wall, (time.process_time() - cpu) / wall
+    return out, wall, (_cpu() - cpu) / wall
 
 
 def methods(vbm3d):
     import nlmeans
 
+    def axis(frames):
+        return -1 if frames.ndim == 4 else None  # RGB or grey frames
+
     def frame_by_frame(method):
         return lambda noisy, sigma, clean: np.stack([
-            nlmeans.denoise(f, method=method, channel_axis=-1) for f in noisy])
+            nlmeans.denoise(f, method=method, channel_axis=axis(noisy)) for f in noisy])
 
     def temporal(method):
         return lambda noisy, sigma, clean: nlmeans.denoise(noisy, method=method, time_axis=0,
-                                                           channel_axis=-1)
+                                                           channel_axis=axis(noisy))
 
     table = {"nlmeans frame by frame": frame_by_frame("nlmeans"),
              "nlmeans temporal": temporal("nlmeans"),
@@ -103,7 +115,8 @@ def methods(vbm3d):
 def opencv(noisy, sigma, clean):
     """OpenCV's Multi on the 8-bit frames, at the h of the grid best for `clean`."""
     eight = np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
-    outs = [opencv_multi(eight, f * sigma, True).astype(np.float64) for f in OPENCV_FACTORS]
+    outs = [opencv_multi(eight, f * sigma, noisy.ndim == 4).astype(np.float64)
+            for f in OPENCV_FACTORS]
     return max(outs, key=lambda out: psnr(out, clean))
 
 
@@ -164,23 +177,12 @@ def plot(series, path, title):
             f"{frames - 1}. Colours: {legend}.")
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--clip", required=True)
-    parser.add_argument("--frames", type=int, default=16)
-    parser.add_argument("--sigmas", type=float, nargs="+", default=list(SIGMAS))
-    parser.add_argument("--vbm3d", default=os.environ.get("NLMEANS_VBM3D"))
-    parser.add_argument("--out", default=os.path.join(HERE, "results"))
-    args = parser.parse_args(argv)
-    import nlmeans
-
-    clean = read_clip(args.clip, args.frames)
-    table, notes = methods(args.vbm3d)
-    # Compile both methods' kernels, untimed.
-    nlmeans.denoise(clean[:3, :32, :32], time_axis=0, channel_axis=-1, method="nlbayes")
-    nlmeans.denoise(clean[:3, :32, :32], time_axis=0, channel_axis=-1)
+def run_methods(table, clean, sigmas, label=""):
+    """Rows (method, sigma, PSNR, s/frame, CPU/wall, end dip) of every method on
+    `clean` with white noise of each sigma added, and the per-frame PSNR curves
+    at the middle sigma."""
     rows, curves = [], {}
-    for sigma in args.sigmas:
+    for sigma in sigmas:
         noisy = clean + sigma * np.random.default_rng(int(sigma)).standard_normal(clean.shape)
         rows.append(("noisy", sigma, psnr(noisy, clean), None, None, None))
         for name, run in table.items():
@@ -188,13 +190,77 @@ def main(argv=None):
             per_frame = [psnr(o, c) for o, c in zip(out, clean)]
             rows.append((name, sigma, psnr(out, clean), wall / len(clean), load,
                          end_dip(per_frame)))
-            if sigma == args.sigmas[len(args.sigmas) // 2]:
+            if sigma == sigmas[len(sigmas) // 2]:
                 curves[name] = np.array(per_frame)
-            print(f"sigma {sigma:g} {name}: {rows[-1][2]:.2f} dB, {rows[-1][3]:.2f} s/frame",
-                  flush=True)
+            print(f"{label}sigma {sigma:g} {name}: {rows[-1][2]:.2f} dB, "
+                  f"{rows[-1][3]:.2f} s/frame", flush=True)
+    return rows, curves
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--clip", required=True)
+    parser.add_argument("--frames", type=int, default=16)
+    parser.add_argument("--sigmas", type=float, nargs="+", default=list(SIGMAS))
+    parser.add_argument("--vbm3d", default=os.environ.get("NLMEANS_VBM3D"))
+    parser.add_argument("--sequences", metavar="SET12_DIR",
+                        help="also run the methods on benchmarks/video.py's sequences")
+    parser.add_argument("--out", default=os.path.join(HERE, "results"))
+    args = parser.parse_args(argv)
+    import nlmeans
+
+    clean = read_clip(args.clip, args.frames)
+    table, notes = methods(args.vbm3d)
+    # Compile both methods' kernels, grey and colour, untimed.
+    for frames in (clean[:3, :32, :32], clean[:3, :32, :32, 0]):
+        axis = -1 if frames.ndim == 4 else None
+        nlmeans.denoise(frames, time_axis=0, channel_axis=axis, method="nlbayes")
+        nlmeans.denoise(frames, time_axis=0, channel_axis=axis)
+    rows, curves = run_methods(table, clean, args.sigmas)
     lines = write(args, clean, rows, curves, notes)
+    if args.sequences:
+        lines += write_sequences(args, table, notes)
     print("\n".join(lines))
     return rows
+
+
+def write_sequences(args, table, notes):
+    """Every method on video.py's made sequences (known ground truth): a table of
+    PSNR per sequence and sigma, and one of seconds per frame, in
+    video_sequences.md."""
+    from video import sequences
+
+    results = []
+    for name, clean, _ in sequences(args.sequences):
+        rows, _ = run_methods(table, clean, args.sigmas, label=f"{name}: ")
+        results.append((name, clean, rows))
+    methods_run = list(table)
+    lines = ["# The methods on made sequences", "", f"Machine: {machine()}; `python "
+             f"benchmarks/video_clip.py --clip ... --sequences SET12_DIR`.", "",
+             "benchmarks/video.py's sequences (10 frames of 256×256 panned, moving or still "
+             "over Set12 and astronaut), white Gaussian noise added in float; PSNR in dB over "
+             "all frames.", "",
+             "| sequence | σ | noisy | " + " | ".join(methods_run) + " |",
+             "|---" * (len(methods_run) + 3) + "|"]
+    for name, clean, rows in results:
+        for sigma in args.sigmas:
+            mine = {r[0]: r for r in rows if r[1] == sigma}
+            lines.append(f"| {name} | {sigma:g} | {mine['noisy'][2]:.2f} | " + " | ".join(
+                f"{mine[m][2]:.2f}" for m in methods_run) + " |")
+    lines += ["", "Seconds per frame, mean over σ (CPU/wall):", "",
+              "| sequence | " + " | ".join(methods_run) + " |",
+              "|---" * (len(methods_run) + 1) + "|"]
+    for name, clean, rows in results:
+        cells = []
+        for m in methods_run:
+            mine = [r for r in rows if r[0] == m]
+            cells.append(f"{np.mean([r[3] for r in mine]):.2f} "
+                         f"({np.mean([r[4] for r in mine]):.2f})")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += [""] + [f"- {note}" for note in notes]
+    with open(os.path.join(args.out, "video_sequences.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return [""] + lines
 
 
 def write(args, clean, rows, curves, notes):

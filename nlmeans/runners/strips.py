@@ -47,7 +47,13 @@ def kernel_work(step, channels, spatial_shape, threads):
     the pixels. The sums are separable: per axis, over the tiles along it and
     the offsets -r..r, of n + 2a + |t|, which is (2r + 1)(n + 2a) + r(r + 1).
     3-D patches first sum the squared differences over the patch's planes, one
-    per element of the box grown by the patch (_plane_sums): the planes term."""
+    per element of the box grown by the patch (_plane_sums): the planes term.
+    Four spatial axes run on the NumPy pass (no tiles): pairs x pixels weights."""
+    if len(spatial_shape) > 3:
+        pairs = (math.prod(2 * r + 1 for r in step.search_radius) - 1) / 2
+        pixels = math.prod(spatial_shape)
+        return (pairs * pixels, 0.0, 2 * pairs * pixels, pairs * pixels / spatial_shape[-1],
+                pairs, False, 1)
     patch, search, aggregation, tile, fused = kernel_layout(step, channels, spatial_shape,
                                                            threads)
     shape = ((1,) + tuple(spatial_shape))[-3:]
