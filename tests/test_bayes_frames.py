@@ -17,17 +17,20 @@ from test_frames import _noisy, _pan, _psnr
 
 
 def test_frame_steps_are_the_image_steps_over_three_frames():
+    """Step 1's groups grow with the frames of the window; the later steps',
+    which group on a pilot, radius + 1 times."""
     seq = _noisy(_pan(frames=6, size=(40, 44)), 20)
     settings = resolve(seq, time_axis=0, method="nlbayes")
     image = resolve(seq[0], method="nlbayes", sigma=settings.sigma)
     assert settings.time_axis == 0 and len(settings.passes) == len(image.passes)
-    for frames_step, image_step in zip(settings.passes, image.passes):
+    for i, (frames_step, image_step) in enumerate(zip(settings.passes, image.passes)):
         assert frames_step.patch_radius == (0,) + image_step.patch_radius
         assert frames_step.search_radius == (1,) + image_step.search_radius
-        assert frames_step.group_size == 3 * image_step.group_size
+        assert frames_step.group_size == (3 if i == 0 else 2) * image_step.group_size
     wider = resolve(seq, time_axis=0, method="nlbayes", temporal_radius=2)
     assert wider.passes[0].search_radius[0] == 2
-    assert wider.passes[0].group_size == 5 * image.passes[0].group_size
+    assert [step.group_size for step in wider.passes] == [
+        (5 if i == 0 else 3) * step.group_size for i, step in enumerate(image.passes)]
 
 
 @pytest.mark.parametrize("block", [16, 3])

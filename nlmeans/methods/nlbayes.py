@@ -41,6 +41,13 @@ frame of the window. Measured on the real dev clip (640x272 colour, 8 frames,
 sigma 20): NL-Bayes frame by frame 40.90 dB, over space and time 41.22 with
 the image's groups, 41.46 / 41.43 with twice / three times them; a window of
 5 frames 41.16 to 41.36 (slower and no better: farther frames match worse).
+Steps 2 and 3 group on a pilot, in which a patch's copies in the other frames
+stand out from its noise: there groups twice the image's (radius + 1 times)
+measured better than three times on the dev clip (+0.00, +0.03, +0.03 dB at
+sigma 10, 20, 40) and on the 15 made sequences of benchmarks/video.py (+0.04
+to +0.25 dB, grey and colour, sigma 10 to 40), and a third less time; step 1,
+on noisy patches, keeps three times (the image's groups in the later steps
+lost 0.15 dB on the clip). Wider windows were not measured with this rule.
 The frames run in blocks (up to 16 frames, fewer for large frames), each with
 the frames its window reaches as context on either side, so that memory is
 bounded and a streamed run (:mod:`nlmeans.runners.frames`) gives the same
@@ -148,14 +155,18 @@ def bayes_steps(sigma, scale, channels, n_spatial, white=True):
 
 def frame_steps(sigma, scale, channels, white=True, temporal_radius=None):
     """The image steps for frames: 2-D patches, the search window spanning
-    `temporal_radius` frames (default FRAME_TEMPORAL_RADIUS) before and after,
-    groups as many times larger as the window has frames (see the module
-    docstring)."""
+    `temporal_radius` frames (default FRAME_TEMPORAL_RADIUS) before and after;
+    step 1's groups as many times larger as the window has frames, the later
+    steps' radius + 1 times (see the module docstring)."""
     radius = FRAME_TEMPORAL_RADIUS if temporal_radius is None else temporal_radius
+    steps = bayes_steps(sigma, scale, channels, 2, white)
+    # Step 1 groups noisy patches: a share of each frame's. The later steps group
+    # on a pilot, whose matches in the other frames are nearer copies: groups of
+    # radius + 1 times the image's (see the module docstring).
     return tuple(replace(step, patch_radius=(0,) + step.patch_radius,
                          search_radius=(radius,) + step.search_radius,
-                         group_size=step.group_size * (2 * radius + 1))
-                 for step in bayes_steps(sigma, scale, channels, 2, white))
+                         group_size=step.group_size * (2 * radius + 1 if i == 0 else radius + 1))
+                 for i, step in enumerate(steps))
 
 
 def frame_context(settings):
