@@ -36,7 +36,8 @@ def noise_sample_command(first_path, second_path, output_path, overwrite):
         raise click.ClickException(f"{output_path}: the sample is written as a float32 TIFF: "
                                    f"name it .tif")
     try:
-        check_output(first_path, output_path, overwrite, "tif")
+        for shot in (first_path, second_path):  # neither input is ever overwritten
+            check_output(shot, output_path, overwrite, "tif")
         first, second = read_image(first_path), read_image(second_path)
     except ImageIOError as exc:
         raise click.ClickException(str(exc)) from None

@@ -241,8 +241,13 @@ def test_noise_sample_command_from_two_shots(tmp_path):
     iio.imwrite(tmp_path / "grey.png", clean[..., 0].astype(np.uint8))
     for args, message in [((paths[0], tmp_path / "grey.png", tmp_path / "x.tif"), "one shape"),
                           ((*paths, tmp_path / "x.png"), "name it .tif"),
-                          ((*paths, tmp_path / "noise.tif"), "already exists")]:
+                          ((*paths, tmp_path / "noise.tif"), "already exists"),
+                          ((*paths, paths[0], "--overwrite"), "is the INPUT"),
+                          ((*paths, paths[1], "--overwrite"), "is the INPUT")]:
         result = run("noise-sample", *args)
         assert result.exit_code == 1 and message in result.output, result.output
         assert "Traceback" not in result.output
     assert not (tmp_path / "x.tif").exists() and not (tmp_path / "x.png").exists()
+    # Neither shot was overwritten.
+    for path, shot in zip(paths, shots):
+        np.testing.assert_array_equal(tifffile.imread(path), shot.astype(np.float32))
