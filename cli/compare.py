@@ -63,6 +63,13 @@ def compare_command(reference, images, as_json, montage, overwrite):
     from nlmeans.api.jobs import check_image
     from nlmeans.io import ImageIOError, read_image
 
+    if montage:
+        from nlmeans_cli.processing import same_file
+
+        for path in (reference, *images):
+            if path != "-" and same_file(path, montage):
+                raise click.ClickException(f"{montage}: the montage is an input; "
+                                           f"refusing to overwrite it")
     if montage and os.path.exists(montage) and not overwrite:
         raise click.ClickException(f"{montage}: already exists (use --overwrite)")
     if montage:  # before any work: the montage is an 8-bit RGB picture

@@ -504,6 +504,18 @@ def test_compare_montage_needs_overwrite_to_replace(noisy_png, tmp_path):
     assert result.exit_code == 0 and iio.imread(montage).ndim == 3
 
 
+def test_compare_montage_never_replaces_an_input(noisy_png, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy.png"
+    shutil.copy(noisy_png, copy)
+    before = copy.read_bytes()
+    for args in [(copy, noisy_png), (noisy_png, copy)]:
+        result = run("compare", *args, "--montage", copy, "--overwrite")
+        assert result.exit_code == 1 and "is an input" in result.stderr, result.output
+        assert result.stdout == "" and copy.read_bytes() == before
+
+
 def test_format_that_contradicts_the_output_name_is_refused(noisy_png, tmp_path):
     result = run("denoise", noisy_png, tmp_path / "out.png", "--format", "tif", "--h", 10)
     assert result.exit_code == 1 and "contradicts the file name's .png" in result.output
