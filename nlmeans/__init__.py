@@ -22,16 +22,12 @@ from nlmeans.model.settings import Pass, Settings
 
 
 def __getattr__(name):
-    # __version__ on demand: importing importlib.metadata costs 0.04 s, a tenth of
-    # a small image's whole run on the command line.
+    # __version__ on demand (see nlmeans.api.version).
     if name != "__version__":
         raise AttributeError(f"module 'nlmeans' has no attribute {name!r}")
-    from importlib.metadata import PackageNotFoundError, version  # 0.04 s: see above
+    from nlmeans.api.version import package_version  # on demand, as said above
 
-    try:
-        return version("nlmeans")
-    except PackageNotFoundError:  # running from a source tree that is not installed
-        return "0+unknown"
+    return package_version()
 
 
 __all__ = ["denoise", "denoise_with_report", "denoise_frames", "resolve", "estimate_noise",

@@ -14,7 +14,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 # Rank of each sub-package of nlmeans; a module may import modules of a lower
 # rank, or of its own folder (acyclically). Folders of equal rank stay apart.
 LAYERS = {"kernels": 1, "model": 1, "io": 1, "backends": 2, "methods": 3, "planning": 4,
-          "runners": 5, "api": 6, "compat": 7}
+          "runners": 5, "api": 6, "compat": 7, "napari_plugin": 8}
 # The front end sees the API, the runners' public functions and the I/O layer.
 CLI_MAY_IMPORT = ("nlmeans", "nlmeans.api", "nlmeans.io", "nlmeans.runners")
 
