@@ -61,10 +61,44 @@ def test_lab_as_opencv_makes_it():
     lab = opencv._bgr_to_lab(bgr)
     assert np.abs(lab.astype(int) - cv2.cvtColor(bgr, cv2.COLOR_LBGR2Lab)).max() <= 2
     reference = cv2.cvtColor(bgr, cv2.COLOR_LBGR2Lab)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # scikit-image notes clipped negative Z
-        back = opencv._lab_to_bgr(reference)
+    back = opencv._lab_to_bgr(reference)
     assert np.abs(back.astype(int) - cv2.cvtColor(reference, cv2.COLOR_Lab2LBGR)).max() <= 2
+
+
+# linear RGB to XYZ, sRGB primaries, D65 white (written out again, not imported)
+XYZ = np.array([[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169],
+                [0.019334, 0.119193, 0.950227]])
+
+
+def lab_reference(bgr):
+    """8-bit Lab by scikit-image's xyz2lab, scaled as OpenCV stores it."""
+    from skimage.color import xyz2lab
+
+    lab = xyz2lab((bgr[..., ::-1] / 255.0) @ XYZ.T)
+    scaled = np.stack([lab[..., 0] * 255 / 100, lab[..., 1] + 128, lab[..., 2] + 128], axis=-1)
+    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+
+
+def bgr_reference(lab):
+    """8-bit BGR by scikit-image's lab2xyz (which clips negative z, warning)."""
+    from skimage.color import lab2xyz
+
+    lab = lab.astype(np.float64)
+    real = np.stack([lab[..., 0] * 100 / 255, lab[..., 1] - 128, lab[..., 2] - 128], axis=-1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rgb = lab2xyz(real) @ np.linalg.inv(XYZ).T
+    return np.clip(np.rint(rgb[..., ::-1] * 255), 0, 255).astype(np.uint8)
+
+
+def test_lab_conversions_equal_scikit_images_formulas():
+    """The compiled conversions give the 8-bit values of the NumPy formulas,
+    on every 8-bit grey and on random colours (negative z included)."""
+    values = np.concatenate([np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1),
+                             RNG.integers(0, 256, (40024, 3)).astype(np.uint8)])
+    image = values.reshape(-1, 76, 3)
+    np.testing.assert_array_equal(opencv._bgr_to_lab(image), lab_reference(image))
+    np.testing.assert_array_equal(opencv._lab_to_bgr(image), bgr_reference(image))
 
 
 @pytest.mark.parametrize("colour", [False, True])

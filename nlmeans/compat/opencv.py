@@ -86,9 +86,12 @@ def _denoise(frames, radius, h, template, search):
     grey = frames[0].ndim == 2
     values = np.stack([f[..., None] if grey else f for f in frames]).astype(np.float32)
     values = np.moveaxis(values, -1, 0)  # (C, T, Y, X)
-    step = Pass((0, template // 2, template // 2), (radius, search // 2, search // 2), float(h),
-                0.0, "pixel", "one")
-    out = numba_pass(values, None, step, np.float32, (0, 255), True, frames_padded=True)
+    if radius == 0:  # one image: a 2-D pass, which takes the kernel's 2-D tiles (faster)
+        step = Pass((template // 2,) * 2, (search // 2,) * 2, float(h), 0.0, "pixel", "one")
+    else:
+        step = Pass((0, template // 2, template // 2), (radius, search // 2, search // 2),
+                    float(h), 0.0, "pixel", "one")
+    out = numba_pass(values, None, step, np.float32, (0, 255), True, frames_padded=radius > 0)
     out = np.moveaxis(out[:, 0], 0, -1).astype(np.uint8)
     return out[..., 0] if grey else out
 
@@ -101,27 +104,18 @@ def _colored(frames, radius, h, h_colour, template, search):
     return _lab_to_bgr(np.concatenate([light[..., None], colour], axis=-1))
 
 
-# sRGB primaries, D65 white: linear RGB to CIE XYZ (as OpenCV's conversions use).
-_RGB_TO_XYZ = np.array([[0.412453, 0.357580, 0.180423],
-                        [0.212671, 0.715160, 0.072169],
-                        [0.019334, 0.119193, 0.950227]])
-
-
 def _bgr_to_lab(bgr):
     """8-bit CIELAB as OpenCV's colour denoising makes it (COLOR_LBGR2Lab): the
     values taken as linear RGB, no gamma; stored as L * 255 / 100, a + 128, b + 128."""
-    from skimage.color import xyz2lab  # deferred: scikit-image is slow to import
+    from nlmeans.kernels import lab  # deferred: importing Numba costs ~0.3 s
 
-    lab = xyz2lab((bgr[..., ::-1] / 255.0) @ _RGB_TO_XYZ.T)
-    scaled = np.stack([lab[..., 0] * 255 / 100, lab[..., 1] + 128, lab[..., 2] + 128], axis=-1)
-    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+    pixels = np.ascontiguousarray(bgr).reshape(-1, 3)
+    return lab.bgr_to_lab(pixels, lab.RGB_TO_XYZ, lab.WHITE).reshape(bgr.shape)
 
 
-def _lab_to_bgr(lab):
+def _lab_to_bgr(lab_image):
     """The inverse of _bgr_to_lab (COLOR_Lab2LBGR), 8-bit BGR."""
-    from skimage.color import lab2xyz  # deferred, as above
+    from nlmeans.kernels import lab  # deferred, as above
 
-    lab = lab.astype(np.float64)
-    real = np.stack([lab[..., 0] * 100 / 255, lab[..., 1] - 128, lab[..., 2] - 128], axis=-1)
-    rgb = lab2xyz(real) @ np.linalg.inv(_RGB_TO_XYZ).T
-    return np.clip(np.rint(rgb[..., ::-1] * 255), 0, 255).astype(np.uint8)
+    pixels = np.ascontiguousarray(lab_image).reshape(-1, 3)
+    return lab.lab_to_bgr(pixels, lab.XYZ_TO_RGB, lab.WHITE).reshape(lab_image.shape)
