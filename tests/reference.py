@@ -118,3 +118,35 @@ def reference_2d(image, h, patch_radius, search_radius, sigma=0.0, **options):
     out = reference_nlmeans(vol, h, (0, patch_radius, patch_radius),
                             (0, search_radius, search_radius), sigma, **options)[0]
     return out[..., 0] if gray else out
+
+
+def reference_gaussian_nlmeans(image, h, patch_radius, search_radius, sigma=0.0):
+    """NL-means with Gaussian-weighted patches (scikit-image's slow mode) of an
+    (*spatial, C) float array, the image mirrored (numpy's reflect): for each
+    pixel x and each y of its window, d2 is the mean over the channels of
+    sum_k g(k) (v(x + k) - v(y + k))^2, g(k) proportional to
+    exp(-|k|^2 / (2 A^2)) with A = (patch width - 1) / 4 and summing to 1;
+    w = exp(-max(d2 - 2 sigma^2, 0) / h^2); x itself is in its window."""
+    v = np.asarray(image, dtype=np.float64)
+    spatial = v.ndim - 1
+    margins = [s + p for s, p in zip(search_radius, patch_radius)]
+    padded = np.pad(v, [(m, m) for m in margins] + [(0, 0)], mode="reflect")
+    grids = np.meshgrid(*[np.arange(-p, p + 1) for p in patch_radius], indexing="ij")
+    spreads = [max((2 * p) / 4.0, 1e-12) for p in patch_radius]
+    g = np.exp(-sum(k.astype(float) ** 2 / (2 * a * a) for k, a in zip(grids, spreads)))
+    g /= g.sum()
+    out = np.empty_like(v)
+    window = list(itertools.product(*[range(-s, s + 1) for s in search_radius]))
+    for x in itertools.product(*[range(n) for n in v.shape[:spatial]]):
+        centre = tuple(a + m for a, m in zip(x, margins))
+        own = padded[tuple(slice(c - p, c + p + 1) for c, p in zip(centre, patch_radius))]
+        num, den = np.zeros(v.shape[-1]), 0.0
+        for t in window:
+            y = tuple(c + d for c, d in zip(centre, t))
+            other = padded[tuple(slice(c - p, c + p + 1) for c, p in zip(y, patch_radius))]
+            d2 = np.sum(g[..., None] * (own - other) ** 2) / v.shape[-1]
+            w = np.exp(-max(d2 - 2 * sigma ** 2, 0.0) / h ** 2)
+            num += w * padded[y]
+            den += w
+        out[x] = num / den
+    return out
