@@ -3,7 +3,7 @@ axes picked say, with progress and cancellation."""
 
 import numpy as np
 
-from nlmeans.api.progress import denoise_with_progress
+from nlmeans.api.jobs import denoise_with_progress
 from nlmeans.api.resolve import resolve
 from nlmeans.api.version import package_version
 
