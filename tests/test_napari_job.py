@@ -83,6 +83,13 @@ def test_layer_job_rgb():
     np.testing.assert_array_equal(result, nlmeans.denoise(RGB, channel_axis=-1))
 
 
+def test_layer_job_rgba_keeps_its_alpha():
+    alpha = (RNG.random(RGB.shape[:2]) * 255).astype(np.uint8)[..., None]
+    result, _ = denoise_layer_data(np.concatenate([RGB, alpha], axis=-1), rgb=True)
+    np.testing.assert_array_equal(result[..., :3], nlmeans.denoise(RGB, channel_axis=-1))
+    np.testing.assert_array_equal(result[..., 3:], alpha)
+
+
 def test_layer_job_cancelled_between_tiles():
     calls = []
 

@@ -49,9 +49,15 @@ def denoise_layer_data(data, axes="Y, X", rgb=False, method="NL-means", h=None,
     them are looped over. `h` None is the automatic mode. `progress(fraction)`
     is called as the kernel's tiles finish; `cancelled()` True between two
     tiles stops the job with :class:`Cancelled`. The result equals
-    ``nlmeans.denoise`` of each job with the same options.
+    ``nlmeans.denoise`` of each job with the same options. An RGBA layer's
+    colours are denoised and its alpha kept. The summary holds the first
+    job's settings.
     """
     data = np.asarray(data)
+    if rgb and data.shape[-1] == 4:
+        colours, summary = denoise_layer_data(data[..., :3], axes, True, method, h, progress,
+                                              cancelled)
+        return np.concatenate([colours, data[..., 3:]], axis=-1), summary
     offered = axes_choices(data.ndim, rgb)
     if axes not in offered:
         raise ValueError(f"a layer of {data.ndim} axes{' (RGB)' if rgb else ''} cannot be "
