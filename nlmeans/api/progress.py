@@ -2,16 +2,13 @@
 napari widget): the result of :func:`nlmeans.denoise` with the same settings,
 bit for bit, with the caller told how far the kernel is."""
 
-from nlmeans.api.resolve import check_settings_fit
+from nlmeans.api.resolve import SETTINGS_OPTIONS, check_settings_fit
 from nlmeans.model.layout import check_image
 from nlmeans.runners.block import denoise_block
 from nlmeans.runners.strips import denoise_in_strips, strip_axis
 
 # check_settings_fit's options: none given beside the settings.
-_NO_OPTIONS = {"patch_radius": None, "search_radius": None, "sigma": None, "h": None,
-               "aggregation": None, "centre_weight": None, "chroma_weight": None,
-               "refine": None, "noise": None, "method": None, "time_axis": None,
-               "temporal_radius": None, "dtype": None, "channel_axis": None}
+_NO_OPTIONS = dict.fromkeys(SETTINGS_OPTIONS + ("dtype", "channel_axis", "time_axis"))
 
 
 def denoise_with_progress(image, settings, progress):

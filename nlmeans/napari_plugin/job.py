@@ -41,6 +41,12 @@ def default_axes(ndim, rgb, axis_labels=()):
     return "Z, Y, X"
 
 
+def job_axes(ndim, axes, rgb):
+    """How many leading axes a layer of `ndim` axes loops over for `axes`."""
+    n_spatial, over_time = AXES[axes]
+    return ndim - n_spatial - over_time - bool(rgb)
+
+
 def denoise_layer_data(data, axes="Y, X", rgb=False, method="NL-means", h=None,
                        progress=None, cancelled=None):
     """(result, settings summary) of a layer's `data` denoised as `axes` says.
@@ -62,8 +68,8 @@ def denoise_layer_data(data, axes="Y, X", rgb=False, method="NL-means", h=None,
     if axes not in offered:
         raise ValueError(f"a layer of {data.ndim} axes{' (RGB)' if rgb else ''} cannot be "
                          f"denoised as {axes}: choose among {', '.join(offered)}")
-    n_spatial, over_time = AXES[axes]
-    lead = data.shape[:data.ndim - n_spatial - over_time - bool(rgb)]
+    over_time = AXES[axes][1]
+    lead = data.shape[:job_axes(data.ndim, axes, rgb)]
     out = np.empty_like(data)
     jobs = int(np.prod(lead, dtype=np.int64))
     summary = None

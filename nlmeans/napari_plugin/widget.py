@@ -14,7 +14,7 @@ from qtpy.QtCore import QObject, Signal
 
 from nlmeans.model.parameters import estimate_noise
 from nlmeans.napari_plugin.job import (AXES, METHODS, Cancelled, axes_choices, default_axes,
-                                       denoise_layer_data)
+                                       denoise_layer_data, job_axes)
 
 # The progress bar's steps: fine enough to move on a long job.
 STEPS = 1000
@@ -84,9 +84,8 @@ class DenoiseWidget(Container):
         if layer is None or self.axes.value is None:
             return
         data = np.asarray(layer.data)
-        n_spatial, over_time = AXES[self.axes.value]
-        first = data[(0,) * (data.ndim - n_spatial - over_time - layer.rgb)]
-        first = first[0] if over_time else first
+        first = data[(0,) * job_axes(data.ndim, self.axes.value, layer.rgb)]
+        first = first[0] if AXES[self.axes.value][1] else first  # the first frame
         try:
             sigma = estimate_noise(first, channel_axis=-1 if layer.rgb else None)
         except ValueError as error:
