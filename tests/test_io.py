@@ -12,7 +12,8 @@ from click.testing import CliRunner
 from PIL import Image as PILImage
 
 import nlmeans
-from nlmeans.io import ImageIOError, encode, read_bytes, read_image, write_image
+from nlmeans.io import (ImageIOError, check_writable, encode, read_bytes, read_image,
+                        write_image)
 from nlmeans_cli.main import cli
 
 RNG = np.random.default_rng(11)
@@ -200,6 +201,62 @@ def test_outputs_get_the_usual_permissions(tmp_path):
         assert read_image(str(existing)).pixels.shape == (8, 9)
     finally:
         os.umask(old_umask)
+
+
+def _interrupt_as_created(monkeypatch, name):
+    """Make os.`name` (open or mkdir) create a temporary path, then raise
+    KeyboardInterrupt: Ctrl-C landing the moment the path exists, before the
+    caller has its name back."""
+    real = getattr(os, name)
+
+    def created_then_interrupted(path, *args, **kwargs):
+        result = real(path, *args, **kwargs)
+        if os.path.basename(os.fspath(path)).startswith(".nlmeans-"):
+            raise KeyboardInterrupt
+        return result
+
+    monkeypatch.setattr(os, name, created_then_interrupted)
+
+
+@pytest.mark.parametrize("write", ["image", "check", "tiff frames", "frame folder"])
+def test_ctrl_c_as_a_temporary_file_is_created_leaves_nothing(tmp_path, monkeypatch, write):
+    """A Ctrl-C at any moment of an atomic write leaves no temporary file (a
+    batch interrupted in CI once left one: tempfile.mkstemp names its file only
+    once it exists)."""
+    from nlmeans.io.video import FolderWriter, TiffWriter
+
+    image = RNG.integers(0, 256, (8, 9), dtype=np.uint8)
+    out = str(tmp_path / ("frames" if write == "frame folder" else "out.tif"))
+    _interrupt_as_created(monkeypatch, "mkdir" if write == "frame folder" else "open")
+    run = {"image": lambda: write_image(out, image),
+           "check": lambda: check_writable(out, read_image(_png(tmp_path, image)), "TIFF"),
+           "tiff frames": lambda: TiffWriter(out),
+           "frame folder": lambda: FolderWriter(out)}[write]
+    with pytest.raises(KeyboardInterrupt):
+        run()
+    assert [n for n in os.listdir(tmp_path) if n.startswith(".nlmeans-")] == []
+
+
+def test_a_failing_probe_of_the_output_folder_leaves_nothing(tmp_path, monkeypatch):
+    """Ctrl-C between the probe file's creation and its removal."""
+    image = read_image(_png(tmp_path, RNG.integers(0, 256, (8, 9), dtype=np.uint8)))
+    real_close = os.close
+
+    def interrupted_close(fd):
+        real_close(fd)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "close", interrupted_close)
+    with pytest.raises(KeyboardInterrupt):
+        check_writable(str(tmp_path / "out.png"), image, "PNG")
+    monkeypatch.undo()
+    assert [n for n in os.listdir(tmp_path) if n.startswith(".nlmeans-")] == []
+
+
+def _png(folder, pixels):
+    path = str(folder / "in.png")
+    write_image(path, pixels)
+    return path
 
 
 @pytest.mark.parametrize("compression", ["lzw", "jpeg", "zlib"])

@@ -17,10 +17,11 @@ Every error a user can cause raises :class:`ImageIOError` with a one-line messag
 import io
 import os
 import stat
-import tempfile
 from dataclasses import dataclass
 
 import numpy as np
+
+from nlmeans.io.tempfiles import create_private_file, discard, temp_name
 
 #: Output formats by lower-case suffix.
 FORMATS = {".png": "PNG", ".tif": "TIFF", ".tiff": "TIFF", ".jpg": "JPEG", ".jpeg": "JPEG",
@@ -279,12 +280,13 @@ def check_writable(path, image, fmt):
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise ImageIOError(f"{path}: output folder {folder} does not exist")
+    probe = temp_name(folder)
     try:  # the only sure test: permissions, read-only mounts and quotas all show here
-        fd, probe = tempfile.mkstemp(prefix=".nlmeans-", dir=folder)
+        os.close(create_private_file(probe))
     except OSError as exc:
         raise ImageIOError(f"{path}: cannot write in {folder} ({exc.strerror})") from None
-    os.close(fd)
-    os.unlink(probe)
+    finally:
+        discard(probe)
 
 
 def encode(array, fmt, *, quality=95, icc_profile=None, is_volume=False, path="<stdout>",
@@ -352,12 +354,12 @@ def write_image(path, array, *, fmt=None, quality=95, icc_profile=None, is_volum
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise ImageIOError(f"{path}: output folder {folder} does not exist")
-    suffix = os.path.splitext(path)[1]
+    tmp = temp_name(folder, os.path.splitext(path)[1])
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".nlmeans-", suffix=suffix, dir=folder)
-    except OSError as exc:
-        raise ImageIOError(f"{path}: cannot write in {folder} ({exc.strerror})") from None
-    try:
+        try:
+            fd = create_private_file(tmp)
+        except OSError as exc:
+            raise ImageIOError(f"{path}: cannot write in {folder} ({exc.strerror})") from None
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             # The temp file is private (0600); the output gets the permissions a
@@ -366,8 +368,7 @@ def write_image(path, array, *, fmt=None, quality=95, icc_profile=None, is_volum
             os.fchmod(f.fileno(), output_mode(path))
         os.replace(tmp, path)
     except BaseException as exc:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        discard(tmp)
         if isinstance(exc, OSError):
             raise ImageIOError(f"{path}: cannot write image ({exc.strerror})") from None
         raise

@@ -14,13 +14,13 @@ can hold it, the audio stream (copied, not re-encoded).
 import os
 import re
 import shutil
-import tempfile
 from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
 
 from nlmeans.io.images import ImageIOError, output_mode, read_image, write_image
+from nlmeans.io.tempfiles import create_private_file, discard, temp_name
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v")
 # Outputs: H.264 in these containers; FFV1 (lossless) in Matroska.
@@ -178,15 +178,18 @@ class _Pending:
         parent = os.path.dirname(os.path.abspath(self.path))
         if not os.path.isdir(parent):
             raise ImageIOError(f"{path}: output folder {parent} does not exist")
+        self.tmp = temp_name(parent, "" if folder else os.path.splitext(self.path)[1])
         try:
             if folder:
-                self.tmp = tempfile.mkdtemp(prefix=".nlmeans-", dir=parent)
+                os.mkdir(self.tmp, 0o700)
             else:
-                fd, self.tmp = tempfile.mkstemp(prefix=".nlmeans-",
-                                                suffix=os.path.splitext(path)[1], dir=parent)
-                os.close(fd)
-        except OSError as exc:
-            raise ImageIOError(f"{path}: cannot write in {parent} ({exc.strerror})") from None
+                os.close(create_private_file(self.tmp))
+        except BaseException as exc:  # Ctrl-C included: the name is known, so nothing stays
+            discard(self.tmp)
+            if isinstance(exc, OSError):
+                raise ImageIOError(f"{path}: cannot write in {parent} ({exc.strerror})") \
+                    from None
+            raise
 
     def commit(self):
         if os.path.isdir(self.tmp):
@@ -200,10 +203,7 @@ class _Pending:
         os.replace(self.tmp, self.path)
 
     def abort(self):
-        if os.path.isdir(self.tmp):
-            shutil.rmtree(self.tmp, ignore_errors=True)
-        elif os.path.exists(self.tmp):
-            os.unlink(self.tmp)
+        discard(self.tmp)
 
 
 def _umask():
@@ -222,14 +222,18 @@ class VideoWriter:
         self.pending = _Pending(path)
         self.info = info
         self.crf, self.lossless = crf, lossless
-        self.container = av.open(self.pending.tmp, mode="w")
-        self._open(shape)
-        self.audio = None
-        if audio_from is not None:
-            try:
-                self.audio = self.container.add_stream_from_template(audio_from)
-            except (av.FFmpegError, ValueError) as exc:
-                warn(f"{path}: audio not kept ({exc})")
+        try:  # the caller aborts only a writer it got back
+            self.container = av.open(self.pending.tmp, mode="w")
+            self._open(shape)
+            self.audio = None
+            if audio_from is not None:
+                try:
+                    self.audio = self.container.add_stream_from_template(audio_from)
+                except (av.FFmpegError, ValueError) as exc:
+                    warn(f"{path}: audio not kept ({exc})")
+        except BaseException:
+            self.pending.abort()
+            raise
         self.warn = warn
         self.path = path
 
@@ -292,7 +296,11 @@ class TiffWriter:
         import tifffile  # deferred: 0.03 s, only TIFF sequences need it
 
         self.pending = _Pending(path)
-        self.writer = tifffile.TiffWriter(self.pending.tmp, bigtiff=True)
+        try:  # the caller aborts only a writer it got back
+            self.writer = tifffile.TiffWriter(self.pending.tmp, bigtiff=True)
+        except BaseException:
+            self.pending.abort()
+            raise
 
     def write(self, frame):
         self.writer.write(frame, photometric="rgb" if frame.ndim == 3 else "minisblack",

@@ -13,16 +13,15 @@ from the memory budget. The result is the in-memory run's, bit for bit
 (:func:`nlmeans.runners.strips.iter_strips`).
 """
 
-import contextlib
 import math
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 
 import numpy as np
 
 from nlmeans.io.images import TIFF_SIGNATURES, output_mode
+from nlmeans.io.tempfiles import create_private_file, discard, temp_name
 from nlmeans.model.layout import check_finite
 from nlmeans.model.sample import assemble, sample_regions
 from nlmeans.planning import memory
@@ -167,16 +166,15 @@ def denoise_tiff(source, output_path, settings, bounds, rows, progress=None):
     """Denoise `source` with `settings` strip by strip (`rows` each) into the tiled
     TIFF `output_path`, atomically; `progress(done, total)` after each strip."""
     folder = os.path.dirname(os.path.abspath(output_path))
-    fd, tmp = tempfile.mkstemp(prefix=".nlmeans-", suffix=".tif", dir=folder)
-    os.close(fd)
+    tmp = temp_name(folder, ".tif")  # named first, so a Ctrl-C at any point leaves nothing
     try:
+        os.close(create_private_file(tmp))
         strips = iter_strips(source.pixels, settings, rows, bounds)
         _write_tiles(tmp, source, _tiles(strips, source.shape, progress))
         os.chmod(tmp, output_mode(output_path))
         os.replace(tmp, output_path)
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        discard(tmp)
 
 
 def _tiles(strips, shape, progress):
