@@ -8,7 +8,7 @@ import pytest
 import nlmeans
 from nlmeans.api.progress import denoise_with_progress
 from nlmeans.napari_plugin.job import (Cancelled, axes_choices, default_axes,
-                                       denoise_layer_data)
+                                       denoise_layer_data, noise_text)
 
 RNG = np.random.default_rng(7)
 GREY = (RNG.random((48, 40)) * 200).astype(np.uint8)
@@ -76,6 +76,25 @@ def test_layer_job_loops_over_leading_axes_and_reports_progress():
     assert summary["h"] == 15.0 and summary["mode"] == "fixed"
     assert fractions == sorted(fractions) and fractions[0] == 0 and fractions[-1] == 1
     assert len(fractions) > len(STACK)
+
+
+def test_layer_job_names_signal_dependent_noise():
+    """The summary of a job on photon noise gives the variance curve that ran;
+    its sigma is the stabilised image's, which the widget must not show."""
+    from test_signal_dependent import photon_noise, scene
+
+    noisy = np.clip(np.rint(photon_noise(scene((90, 60)), 4.0, 4.0, seed=10)), 0, 255)
+    noisy = noisy.astype(np.uint8)
+    result, summary = denoise_layer_data(noisy)
+    settings = nlmeans.resolve(noisy)
+    np.testing.assert_array_equal(result, nlmeans.denoise(noisy, settings=settings))
+    assert summary["noise"] == "signal-dependent"
+    assert summary["variance_curve"] == [list(curve) for curve in settings.variance_curve]
+    (a, b), = settings.variance_curve
+    assert noise_text(summary) == f"signal-dependent, variance {a:.3g}·x + {b:.3g}"
+    white = denoise_layer_data(GREY)[1]
+    assert white["noise"] == "white" and "variance_curve" not in white
+    assert noise_text(white) == f"{white['sigma']:.3g}"
 
 
 def test_layer_job_rgb():

@@ -91,6 +91,23 @@ def test_widget_denoises_an_rgb_image_with_h(make_napari_viewer, qtbot):
     assert result.metadata["nlmeans"]["h"] == 20.0
 
 
+def test_widget_says_when_the_noise_grows_with_the_signal(make_napari_viewer, qtbot):
+    """Photon noise: the label shows the variance curve that ran, not the
+    stabilised image's sigma (about 1)."""
+    from test_signal_dependent import photon_noise, scene
+
+    viewer = make_napari_viewer()
+    noisy = np.clip(np.rint(photon_noise(scene((90, 60)), 4.0, 4.0, seed=10)), 0, 255)
+    viewer.add_image(noisy.astype(np.uint8), name="photons")
+    widget = docked_widget(viewer)
+    result = run_to_end(qtbot, viewer, widget)
+    settings = result.metadata["nlmeans"]
+    assert settings["noise"] == "signal-dependent"
+    assert widget.sigma.value.startswith("signal-dependent, variance ")
+    a, b = settings["variance_curve"][0]
+    assert f"{a:.3g}·x + {b:.3g}" in widget.sigma.value
+
+
 def test_widget_denoises_a_volume_with_nlbayes(make_napari_viewer, qtbot):
     viewer = make_napari_viewer()
     volume = RNG.random((10, 32, 36)).astype(np.float32) * 100

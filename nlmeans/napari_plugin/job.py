@@ -92,10 +92,24 @@ def _summary(settings, axes, method):
     first = settings.passes[0] if settings.passes else None
     summary = {"method": method, "axes": axes, "mode": settings.mode,
                "sigma": float(settings.sigma), "sigma_estimated": bool(settings.sigma_estimated),
-               "version": package_version()}
+               "noise": "white", "version": package_version()}
+    if settings.variance_curve is not None:
+        # sigma is then the stabilised image's (about 1): the curve is the noise's level
+        summary["noise"] = "signal-dependent"
+        summary["variance_curve"] = [[float(a), float(b)] for a, b in settings.variance_curve]
     if first is not None and hasattr(first, "h"):
         summary["h"] = float(first.h)
     if first is not None:
         summary["patch_radius"] = tuple(int(r) for r in first.patch_radius)
         summary["search_radius"] = tuple(int(r) for r in first.search_radius)
     return summary
+
+
+def noise_text(summary):
+    """The noise a job ran with, for the widget: its sigma, or for noise that
+    grows with the signal the variance a*x + b of each channel (its sigma is
+    then the stabilised image's, about 1, which would mislead)."""
+    if summary.get("noise") == "signal-dependent":
+        curves = "; ".join(f"{a:.3g}·x + {b:.3g}" for a, b in summary["variance_curve"])
+        return f"signal-dependent, variance {curves}"
+    return f"{summary['sigma']:.3g}"

@@ -14,7 +14,7 @@ from qtpy.QtCore import QObject, Signal
 
 from nlmeans.model.parameters import estimate_noise
 from nlmeans.napari_plugin.job import (AXES, METHODS, Cancelled, axes_choices, default_axes,
-                                       denoise_layer_data, job_axes)
+                                       denoise_layer_data, job_axes, noise_text)
 
 # The progress bar's steps: fine enough to move on a long job.
 STEPS = 1000
@@ -128,11 +128,12 @@ class DenoiseWidget(Container):
                               contrast_limits=layer.contrast_limits,
                               colormap=layer.colormap if not layer.rgb else None,
                               metadata={"nlmeans": summary})
-        self.sigma.value = f"{summary['sigma']:.3g}"
+        noise = noise_text(summary)
+        self.sigma.value = noise
         self.progress.value = STEPS
         self.status.value = "done"
         show_info(f"nlmeans: {layer.name} denoised ({summary['method']}, "
-                  f"σ {summary['sigma']:.3g})")
+                  f"{noise if summary['noise'] != 'white' else 'σ ' + noise})")
 
     def _failed(self, error):
         if isinstance(error, Cancelled):
