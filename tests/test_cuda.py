@@ -13,6 +13,8 @@ import nlmeans
 from conftest import PROJECT_ROOT
 
 # Runs in a subprocess: the simulator must be chosen before Numba is imported.
+# Images of 8 to 10 pixels a side: the simulator runs each GPU thread in Python
+# (12 to 13 took 31 s of the suite).
 SIMULATED = textwrap.dedent("""
     import numpy as np
     import nlmeans
@@ -21,8 +23,8 @@ SIMULATED = textwrap.dedent("""
     from nlmeans.model.settings import Pass
 
     rng = np.random.default_rng(0)
-    grey = (rng.random((1, 1, 12, 13)) * 255).astype(np.float32)
-    rgb = (rng.random((3, 1, 11, 12)) * 255).astype(np.float32)
+    grey = (rng.random((1, 1, 9, 10)) * 255).astype(np.float32)
+    rgb = (rng.random((3, 1, 8, 9)) * 255).astype(np.float32)
     worst = 0.0
     cases = [(grey, None, Pass((1, 1), (1, 1), 30.0)),
              (rgb, None, Pass((1, 1), (1, 1), 40.0, 10.0, "patch", "max")),
@@ -35,7 +37,7 @@ SIMULATED = textwrap.dedent("""
         assert gpu.shape == cpu.shape and gpu.dtype == np.float32
         worst = max(worst, float(np.abs(gpu - cpu).max()))
     # Through the API: opponent colours, sigma subtraction, integer output.
-    image = (rng.random((10, 11, 3)) * 255).astype(np.uint8)
+    image = (rng.random((8, 9, 3)) * 255).astype(np.uint8)
     options = dict(h=12.0, sigma=8.0, patch_radius=1, search_radius=1, aggregation="patch",
                    centre_weight="max", chroma_weight=0.5, channel_axis=-1)
     cpu = nlmeans.denoise(image, **options).astype(int)
