@@ -119,7 +119,7 @@ def test_output_folder_not_writable(tmp_path, monkeypatch):
         raise PermissionError(13, "Permission denied")
 
     if os.geteuid() == 0:  # root writes anywhere: make the temp file creation fail
-        monkeypatch.setattr(IO_MODULE.tempfile, "mkstemp", refuse)
+        monkeypatch.setattr(IO_MODULE, "create_private_file", refuse)
     else:
         out_dir.chmod(0o500)
     assert_clean_failure(run("denoise", src, out_dir / "out.png"), 1, "cannot write in",
@@ -217,7 +217,7 @@ def test_read_only_output_folder_is_refused_before_denoising(tmp_path, monkeypat
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(IO_MODULE.tempfile, "mkstemp", refuse)
+    monkeypatch.setattr(IO_MODULE, "create_private_file", refuse)
     monkeypatch.setattr(processing, "denoise_image",
                         lambda *a, **k: (_ for _ in ()).throw(AssertionError("denoised")))
     assert_clean_failure(run("denoise", src, tmp_path / "out.png", "--h", 10), 1,
