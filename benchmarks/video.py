@@ -26,6 +26,8 @@ Times are per sequence, with CPU time / wall time beside them.
 A speed case at equal windows on 1280x720 grey frames follows (at 256x256
 OpenCV's Multi runs on one thread: its rows are too few to share).
 
+``--speed-only`` runs that case alone (video_720p.md).
+
 ``--hd N`` also writes a 1080p colour video of N frames (and one of 2N) and
 runs ``nlmeans video`` on them in a child process: frames/s, and the child's
 peak memory, which must not grow with the length; ``--hd-long M`` adds a video
@@ -197,6 +199,34 @@ def speed_720p(repeats=2):
             ("nlmeans, OpenCV's windows", runs[1][0], runs[1][1])]
 
 
+def speed_table():
+    """Markdown lines of speed_720p's run."""
+    speed = speed_720p()
+    cv_walls = speed[0][1]
+    lines = ["Equal windows on 10 grey frames of 1280×720 (σ 20, h 20; 7×7 patches, "
+             "21×21×5 window), in turns:", "",
+             "| method | seconds per round | CPU/wall | OpenCV / this |", "|---|---|---|---|"]
+    for name, walls, load in speed:
+        ratios = [c / w for c, w in zip(cv_walls, walls)]
+        lines.append(f"| {name} | {' '.join(f'{w:.2f}' for w in walls)} | {load:.2f} | "
+                     f"{statistics.median(ratios):.2f}× ({min(ratios):.2f}–{max(ratios):.2f}) |")
+    return lines
+
+
+def write_speed(args):
+    """--speed-only: the 720p case alone, to video_720p.md."""
+    import nlmeans
+
+    nlmeans.denoise(np.zeros((3, 16, 16), np.uint8) + 9, 10.0, time_axis=0)  # compile, untimed
+    lines = ["# Frames: 720p at OpenCV's windows", "",
+             f"Machine: {machine()}; `python benchmarks/video.py --dataset {args.dataset} "
+             "--speed-only`.", ""] + speed_table()
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "video_720p.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
 # The automatic colour pass's layout (patch-wise, largest-weight centre,
 # opponent colours, 7 frames) with 3x3 windows: the same memory in a fraction
 # of the time, for a long video.
@@ -300,9 +330,13 @@ def main():
                         help="and on one of this many frames with 3x3 windows (memory)")
     parser.add_argument("--hd-only", action="store_true",
                         help="run only the 1080p videos (written to video_hd.md)")
+    parser.add_argument("--speed-only", action="store_true",
+                        help="run only the 720p case at equal windows (video_720p.md)")
     args = parser.parse_args()
     if args.hd_only:
         return write_hd(args)
+    if args.speed_only:
+        return write_speed(args)
     import nlmeans
 
     nlmeans.denoise(np.zeros((3, 16, 16), np.uint8) + 9, time_axis=0)  # compile, untimed
@@ -324,15 +358,7 @@ def main():
                 f"{r['object'][k]:.2f} / {r['background'][k]:.2f}"
                 for k in ("frame", "temporal", "opencv")) + " |")
     lines += ["", "Seconds per sequence (CPU time / wall time):", ""] + time_table(rows)
-    speed = speed_720p()
-    cv_walls = speed[0][1]
-    lines += ["", "Equal windows on 10 grey frames of 1280×720 (σ 20, h 20; 7×7 patches, "
-              "21×21×5 window), in turns:", "",
-              "| method | seconds per round | CPU/wall | OpenCV / this |", "|---|---|---|---|"]
-    for name, walls, load in speed:
-        ratios = [c / w for c, w in zip(cv_walls, walls)]
-        lines.append(f"| {name} | {' '.join(f'{w:.2f}' for w in walls)} | {load:.2f} | "
-                     f"{statistics.median(ratios):.2f}× ({min(ratios):.2f}–{max(ratios):.2f}) |")
+    lines += [""] + speed_table()
     if args.hd:
         lines += [""] + hd_table(args)
     os.makedirs(args.out, exist_ok=True)

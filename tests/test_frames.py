@@ -173,6 +173,27 @@ def test_dask_frames_are_refused():
         denoise(da.zeros((4, 8, 8), chunks=4), time_axis=0)
 
 
+@pytest.mark.parametrize("channels", [None, 3])
+def test_fused_frames_do_not_depend_on_their_tiles(monkeypatch, channels):
+    """Pixel-wise frames (the fused path: OpenCV's Multi and fixed h) give the
+    same bytes with tiles of any planes, rows (multiples of ROW_RESTART) and
+    columns, so the tile that runs fastest can be chosen freely."""
+    import nlmeans.backends.cpu as backend
+
+    clean = _pan(frames=7, size=(40, 36))
+    seq = _noisy(np.stack([clean, clean[:, ::-1], clean[::-1]], axis=-1) if channels else clean,
+                 20)
+    options = dict(patch_radius=1, search_radius=3, temporal_radius=2, time_axis=0,
+                   aggregation="pixel", centre_weight="one",
+                   channel_axis=-1 if channels else None)
+    results = []
+    for tile in ((8, 32, 256), (2, 16, 16), (1, 48, 20), (3, 64, 1024)):
+        monkeypatch.setattr(backend, "_tile_shape", lambda *args, tile=tile, **kw: tile)
+        results.append(denoise(seq, 25.0, **options))
+    for result in results[1:]:
+        np.testing.assert_array_equal(result, results[0])
+
+
 # --- streaming -------------------------------------------------------------
 
 @pytest.mark.parametrize("batch", [1, 3, 16])
