@@ -180,7 +180,8 @@ def run_case(name, clean, masks, sigma, seed):
 def speed_720p(repeats=2):
     """Wall seconds (CPU/wall) of OpenCV Multi and nlmeans at OpenCV's windows on
     10 grey 1280x720 frames (sigma 20, h 20): frames where OpenCV's own threads
-    have rows enough to use both cores. Run in turns, `repeats` rounds after a
+    have rows enough to use both cores; and of nlmeans' automatic temporal mode
+    (settings resolved once, untimed). Run in turns, `repeats` rounds after a
     warm-up; [(name, walls, cpu/wall)]."""
     from skimage import data, transform
 
@@ -192,11 +193,14 @@ def speed_720p(repeats=2):
                                preserve_range=True)
     clean = np.stack([picture[t: t + 720, 2 * t: 2 * t + 1280] for t in range(FRAMES)])
     noisy = noisy_frames(clean, 20.0, seed=7)
+    automatic = nlmeans.resolve(noisy, time_axis=0)
     runs = time_in_turns([lambda: opencv_multi(noisy, 20.0, False),
                           lambda: nlmeans.denoise(noisy, 20.0, patch_radius=3, search_radius=10,
-                                                  temporal_radius=2, time_axis=0)], repeats)
+                                                  temporal_radius=2, time_axis=0),
+                          lambda: nlmeans.denoise(noisy, settings=automatic)], repeats)
     return [("OpenCV Multi", runs[0][0], runs[0][1]),
-            ("nlmeans, OpenCV's windows", runs[1][0], runs[1][1])]
+            ("nlmeans, OpenCV's windows", runs[1][0], runs[1][1]),
+            ("nlmeans automatic (its own windows)", runs[2][0], runs[2][1])]
 
 
 def speed_table():

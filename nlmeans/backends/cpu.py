@@ -28,19 +28,15 @@ from nlmeans.model.padding import pad_volume
 _TILE_2D_PIXEL = (1, 128, 1024)
 _TILE_2D_PATCH = (1, 64, 512)
 _TILE_3D = (16, 32, 256)
-# 2-D patches over a 3-D window (frames and a temporal window): 8 planes took
-# 7-12 % less time than 16 on 16 frames of 360x640 (grey automatic, RGB
-# automatic, fixed h with 7x7 patches over 21x21x5): each offset's weights
-# for a tile then fit in L2 (a third of the 16-plane tile's), while the planes
-# computed again at a tile's ends along time stay few.
-_TILE_FRAMES = (8, 32, 256)
-# The same windows on the fused path (pixel-wise, centre weight 1), which makes a
-# row of weights at a time and runs fastest on long rows, as in 2-D: 2 planes of
-# 64 x 1024 took 1.3 times less time than 8 x 32 x 256 on 4 frames of 720p
-# (7x7 patches, 21x21x5 window), and OpenCV's Multi layout (one frame out of
-# five) 2 times less; 1 x 128 x 1024 and 4 x 64 x 512 measured within the noise
-# of it. The fused path's sums do not depend on its tiles: the same bytes.
-_TILE_FRAMES_PIXEL = (2, 64, 1024)
+# 2-D patches over a 3-D window (frames and a temporal window): 4 planes of
+# 64 x 1024 took 1.5 times less time than 8 x 32 x 256 on 6 frames of 720p (grey,
+# automatic) and on 16 of 360x640 colour (automatic), the same on 10 of 256²;
+# 8 x 64 x 1024, 4 x 128 x 1024, 4 x 64 x 512 and 2 x 64 x 1024 measured 5 to 15 %
+# slower. On the fused path (pixel-wise, centre weight 1: fixed h, OpenCV's Multi)
+# it took 1.4 times less time than 8 x 32 x 256 on 720p sequences, and 1.8 times
+# less on OpenCV's Multi layout (one frame out of five). Long rows amortise the
+# per-row work, as in 2-D.
+_TILE_FRAMES = (4, 64, 1024)
 
 
 def _tile_shape(n_spatial, channels, pixel_wise, spatial_shape, threads, flat_patches=False):
@@ -55,8 +51,6 @@ def _tile_shape(n_spatial, channels, pixel_wise, spatial_shape, threads, flat_pa
     has work and the last tiles even out.
     """
     if n_spatial == 3:
-        if flat_patches and pixel_wise:
-            return _TILE_FRAMES_PIXEL
         return _TILE_FRAMES if flat_patches else _TILE_3D
     _, rows, width = _TILE_2D_PIXEL if pixel_wise else _TILE_2D_PATCH
     # Budget in rows of one accumulator: grey's tile for the pixel-wise path,
