@@ -10,6 +10,7 @@ import time
 
 import click
 
+from nlmeans.io import TEMP_PREFIX
 from nlmeans_cli.options import denoise_kwargs, denoise_options, max_memory_option
 from nlmeans_cli.processing import (Interrupted, Terminated, files_bar, process_task,
                                     raise_terminated)
@@ -39,7 +40,7 @@ def find_inputs(input_dir, patterns, recursive, output_dir=None):
         dirs[:] = sorted(d for d in dirs
                          if os.path.realpath(os.path.join(root, d)) != skip) if recursive else []
         for name in sorted(files):
-            if name.startswith(".nlmeans-"):
+            if name.startswith(TEMP_PREFIX):
                 continue  # a temporary file of an interrupted write
             rel = os.path.relpath(os.path.join(root, name), input_dir)
             if patterns:

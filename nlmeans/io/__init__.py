@@ -10,7 +10,8 @@ kernels and the model, below everything that runs.
 from nlmeans.io.images import (FORMATS, READABLE_EXTENSIONS, WRITABLE_EXTENSIONS, Image,
                                ImageIOError, check_pixels_fit, check_writable, encode, format_of,
                                read_array, read_bytes, read_image, write_image)
+from nlmeans.io.tempfiles import PREFIX as TEMP_PREFIX
 
 __all__ = ["FORMATS", "READABLE_EXTENSIONS", "WRITABLE_EXTENSIONS", "Image", "ImageIOError",
            "check_pixels_fit", "check_writable", "encode", "format_of", "read_array",
-           "read_bytes", "read_image", "write_image"]
+           "read_bytes", "read_image", "write_image", "TEMP_PREFIX"]
