@@ -1,7 +1,8 @@
 """8-bit BGR to CIELAB and back as OpenCV's colour NL-means makes them
 (``COLOR_LBGR2Lab`` / ``COLOR_Lab2LBGR``: the values taken as linear RGB, D65
-white; L stored as L * 255 / 100, a and b plus 128), one pixel at a time: the
-NumPy form of the same formulas took a third of the colour drop-in's time.
+white; L stored as L * 255 / 100, a and b plus 128), compiled one pixel at a
+time around NumPy's cube roots: the NumPy form of the same formulas took a
+third of the colour drop-in's time.
 
 The formulas are scikit-image's ``xyz2lab`` / ``lab2xyz`` (thresholds 0.008856
 and 0.2068966, slope 7.787), in float64; the results are rounded to 8 bits.
@@ -25,24 +26,36 @@ def _to_byte(value):
 
 
 @njit(cache=True)
-def _lab_f(t):
-    return np.cbrt(t) if t > 0.008856 else 7.787 * t + 16.0 / 116.0
-
-
-@njit(cache=True)
 def _lab_f_inverse(f):
     return f ** 3 if f > 0.2068966 else (f - 16.0 / 116.0) / 7.787
 
 
-@njit(cache=True, parallel=True)
 def bgr_to_lab(bgr, matrix, white):
-    """(..., 3) uint8 BGR (flattened to (N, 3)) to 8-bit Lab."""
-    out = np.empty_like(bgr)
+    """(..., 3) uint8 BGR (flattened to (N, 3)) to 8-bit Lab. The cube roots are
+    NumPy's (vectorised: a fifth of the compiled scalar ones' time on 512²
+    colour, and the very function scikit-image's xyz2lab calls)."""
+    ratios = _xyz_ratios(bgr, matrix, white)
+    f = np.where(ratios > 0.008856, np.cbrt(ratios), 7.787 * ratios + 16.0 / 116.0)
+    return _lab_bytes(f)
+
+
+@njit(cache=True, parallel=True)
+def _xyz_ratios(bgr, matrix, white):
+    """X / Xn, Y / Yn, Z / Zn of each (N, 3) uint8 BGR pixel taken as linear RGB."""
+    out = np.empty(bgr.shape, np.float64)
     for i in prange(bgr.shape[0]):
         r, g, b = bgr[i, 2] / 255.0, bgr[i, 1] / 255.0, bgr[i, 0] / 255.0
-        fx = _lab_f((matrix[0, 0] * r + matrix[0, 1] * g + matrix[0, 2] * b) / white[0])
-        fy = _lab_f((matrix[1, 0] * r + matrix[1, 1] * g + matrix[1, 2] * b) / white[1])
-        fz = _lab_f((matrix[2, 0] * r + matrix[2, 1] * g + matrix[2, 2] * b) / white[2])
+        for k in range(3):
+            out[i, k] = (matrix[k, 0] * r + matrix[k, 1] * g + matrix[k, 2] * b) / white[k]
+    return out
+
+
+@njit(cache=True, parallel=True)
+def _lab_bytes(f):
+    """8-bit L * 255 / 100, a + 128, b + 128 from the (N, 3) values f(X / Xn) ..."""
+    out = np.empty(f.shape, np.uint8)
+    for i in prange(f.shape[0]):
+        fx, fy, fz = f[i, 0], f[i, 1], f[i, 2]
         out[i, 0] = _to_byte((116.0 * fy - 16.0) * 255 / 100)
         out[i, 1] = _to_byte(500.0 * (fx - fy) + 128)
         out[i, 2] = _to_byte(200.0 * (fy - fz) + 128)
