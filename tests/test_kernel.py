@@ -338,7 +338,8 @@ def test_refine_is_nl_means_guided_by_the_first_pass(spatial, channels, dtype, r
 
 
 def test_tiles_give_every_thread_work():
-    from nlmeans.backends.cpu import _TILE_2D_PATCH, _TILE_2D_PIXEL, _TILE_3D, _tile_shape
+    from nlmeans.backends.cpu import (_TILE_2D_PATCH, _TILE_2D_PIXEL, _TILE_3D, _TILE_FRAMES,
+                                      _tile_shape)
 
     # A large image keeps the tile that measured fastest; with many threads a
     # smaller one gets tiles of fewer rows (not below 32), two or more per thread.
@@ -353,6 +354,11 @@ def test_tiles_give_every_thread_work():
     assert _tile_shape(2, 3, True, (4096, 4096), 2)[1] < _TILE_2D_PIXEL[1]
     assert _tile_shape(2, 3, False, (4096, 4096), 2)[1] == _TILE_2D_PATCH[1]
     assert _tile_shape(3, 1, True, (64, 64, 64), 16) == _TILE_3D
+    # Frames: the tile that measured fastest, fewer rows for short small sequences.
+    assert _tile_shape(3, 3, False, (100, 1080, 1920), 16, flat_patches=True) == _TILE_FRAMES
+    assert _tile_shape(3, 1, True, (10, 256, 256), 2, flat_patches=True) == _TILE_FRAMES
+    planes, rows, width = _tile_shape(3, 1, True, (10, 256, 256), 16, flat_patches=True)
+    assert (planes, width) == _TILE_FRAMES[::2] and rows == 16
 
 
 @pytest.mark.parametrize("channels, options", [

@@ -47,11 +47,20 @@ def _tile_shape(n_spatial, channels, pixel_wise, spatial_shape, threads, flat_pa
     A tile holds one accumulator per channel plus the weight sum; with more
     channels the 2-D tile has fewer rows, so that its buffers stay near the size
     that measured best (RGB: 64 rows on both paths). Images with fewer than two
-    tiles per thread get tiles of fewer rows (down to 32), so that every thread
-    has work and the last tiles even out.
+    tiles per thread get tiles of fewer rows (down to 32; frames down to 16), so
+    that every thread has work and the last tiles even out.
     """
+    if n_spatial == 3 and not flat_patches:
+        return _TILE_3D
     if n_spatial == 3:
-        return _TILE_FRAMES if flat_patches else _TILE_3D
+        # Frames: fewer rows (down to 16) where short sequences of small frames
+        # would leave threads idle; rows, unlike columns, change no sums.
+        planes, rows, width = _TILE_FRAMES
+        depth, height, image_width = spatial_shape[-3:]
+        while rows > 16 and (-(-depth // planes) * -(-height // rows)
+                             * -(-image_width // width)) < 2 * threads:
+            rows //= 2
+        return (planes, rows, width)
     _, rows, width = _TILE_2D_PIXEL if pixel_wise else _TILE_2D_PATCH
     # Budget in rows of one accumulator: grey's tile for the pixel-wise path,
     # RGB's for the patch-wise one.
