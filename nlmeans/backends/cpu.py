@@ -57,10 +57,8 @@ def _tile_shape(n_spatial, channels, pixel_wise, spatial_shape, threads, flat_pa
         # would leave threads idle; rows, unlike columns, change no sums.
         planes, rows, width = _TILE_FRAMES
         depth, height, image_width = spatial_shape[-3:]
-        while rows > 16 and (-(-depth // planes) * -(-height // rows)
-                             * -(-image_width // width)) < 2 * threads:
-            rows //= 2
-        return (planes, rows, width)
+        tiles_along = -(-depth // planes) * -(-image_width // width)
+        return (planes, _rows_for(threads, rows, 16, height, tiles_along), width)
     _, rows, width = _TILE_2D_PIXEL if pixel_wise else _TILE_2D_PATCH
     # Budget in rows of one accumulator: grey's tile for the pixel-wise path,
     # RGB's for the patch-wise one.
@@ -70,9 +68,15 @@ def _tile_shape(n_spatial, channels, pixel_wise, spatial_shape, threads, flat_pa
     # _kernels._stream_row), so that a tile's sums do not depend on its size.
     rows -= rows % ROW_RESTART
     height, image_width = spatial_shape[-2:]
-    while rows > 32 and -(-height // rows) * -(-image_width // width) < 2 * threads:
+    return (1, _rows_for(threads, rows, 32, height, -(-image_width // width)), width)
+
+
+def _rows_for(threads, rows, fewest, height, tiles_along):
+    """`rows` halved (not below `fewest`) until the tiles, `tiles_along` per band
+    of rows, number two per thread or more."""
+    while rows > fewest and -(-height // rows) * tiles_along < 2 * threads:
         rows //= 2
-    return (1, rows, width)
+    return rows
 
 
 def passes_compiled(settings):
