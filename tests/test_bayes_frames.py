@@ -16,21 +16,29 @@ from nlmeans_cli.main import cli
 from test_frames import _noisy, _pan, _psnr
 
 
-def test_frame_steps_are_the_image_steps_over_three_frames():
+@pytest.mark.parametrize("sigma", [10, 25])
+def test_frame_steps_are_the_image_steps_over_three_frames(sigma):
     """Step 1's groups grow with the frames of the window; the later steps',
-    which group on a pilot, radius + 1 times."""
+    which group on a pilot, radius + 1 times; grey frames repeat step 2 at
+    every noise level, where grey images do it from sigma 20 on."""
     seq = _noisy(_pan(frames=6, size=(40, 44)), 20)
-    settings = resolve(seq, time_axis=0, method="nlbayes")
-    image = resolve(seq[0], method="nlbayes", sigma=settings.sigma)
-    assert settings.time_axis == 0 and len(settings.passes) == len(image.passes)
-    for i, (frames_step, image_step) in enumerate(zip(settings.passes, image.passes)):
-        assert frames_step.patch_radius == (0,) + image_step.patch_radius
+    settings = resolve(seq, time_axis=0, method="nlbayes", sigma=sigma)
+    image = resolve(seq[0], method="nlbayes", sigma=sigma)
+    assert settings.time_axis == 0 and len(settings.passes) == 3
+    assert len(image.passes) == (2 if sigma < nlbayes.THIRD_STEP_FROM else 3)
+    image_steps = image.passes + (image.passes[1],) * (3 - len(image.passes))
+    repeat = settings.passes[2]
+    assert repeat.guided and repeat.flat_area == 0.0
+    assert repeat.patch_radius == settings.passes[0].patch_radius
+    for i, (frames_step, image_step) in enumerate(zip(settings.passes, image_steps)):
+        if i < len(image.passes):
+            assert frames_step.patch_radius == (0,) + image_step.patch_radius
         assert frames_step.search_radius == (1,) + image_step.search_radius
         assert frames_step.group_size == (3 if i == 0 else 2) * image_step.group_size
-    wider = resolve(seq, time_axis=0, method="nlbayes", temporal_radius=2)
+    wider = resolve(seq, time_axis=0, method="nlbayes", sigma=sigma, temporal_radius=2)
     assert wider.passes[0].search_radius[0] == 2
     assert [step.group_size for step in wider.passes] == [
-        (5 if i == 0 else 3) * step.group_size for i, step in enumerate(image.passes)]
+        (5 if i == 0 else 3) * step.group_size for i, step in enumerate(image_steps)]
 
 
 @pytest.mark.parametrize("block", [16, 3])
@@ -112,6 +120,18 @@ def test_temporal_nlbayes_beats_frame_by_frame(step):
     assert _psnr(temporal, clean) > _psnr(single, clean) + 0.5
     per_frame = [_psnr(o, c) for o, c in zip(temporal, clean)]
     assert min(per_frame) > np.mean(per_frame) - 0.6  # no frame left noisy
+
+
+def test_repeated_step_gains_on_grey_frames_in_weak_noise(monkeypatch):
+    """Below sigma 20 grey images run two steps; frames gain from a third, whose
+    covariances come from the better pilot that groups over frames give."""
+    clean = _pan(frames=8, size=(48, 56), step=(0.5, 1.5))
+    noisy = _noisy(clean, 10, seed=4)
+    settings = resolve(noisy, time_axis=0, method="nlbayes", sigma=10)
+    two = settings.__class__(**{**settings.__dict__, "passes": settings.passes[:2]})
+    assert len(settings.passes) == 3
+    assert _psnr(denoise(noisy, settings=settings), clean) \
+        > _psnr(denoise(noisy, settings=two), clean) + 0.05
 
 
 def test_video_command_runs_nlbayes(tmp_path):
