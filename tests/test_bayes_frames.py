@@ -2,6 +2,7 @@
 equals the one-call run, and the temporal groups gain over frame by frame."""
 
 import os
+from dataclasses import replace
 
 import imageio.v3 as iio
 import numpy as np
@@ -20,7 +21,8 @@ from test_frames import _noisy, _pan, _psnr
 def test_frame_steps_are_the_image_steps_over_three_frames(sigma):
     """Step 1's groups grow with the frames of the window; the later steps',
     which group on a pilot, radius + 1 times; grey frames repeat step 2 at
-    every noise level, where grey images do it from sigma 20 on."""
+    every noise level, where grey images do it from sigma 20 on, and their
+    patches are three frames deep but in the repeat (colour frames': one)."""
     seq = _noisy(_pan(frames=6, size=(40, 44)), 20)
     settings = resolve(seq, time_axis=0, method="nlbayes", sigma=sigma)
     image = resolve(seq[0], method="nlbayes", sigma=sigma)
@@ -29,12 +31,15 @@ def test_frame_steps_are_the_image_steps_over_three_frames(sigma):
     image_steps = image.passes + (image.passes[1],) * (3 - len(image.passes))
     repeat = settings.passes[2]
     assert repeat.guided and repeat.flat_area == 0.0
-    assert repeat.patch_radius == settings.passes[0].patch_radius
+    assert repeat.patch_radius == (0,) + settings.passes[0].patch_radius[1:]
     for i, (frames_step, image_step) in enumerate(zip(settings.passes, image_steps)):
-        if i < len(image.passes):
-            assert frames_step.patch_radius == (0,) + image_step.patch_radius
+        if i < 2:
+            assert frames_step.patch_radius == (1,) + image_step.patch_radius
         assert frames_step.search_radius == (1,) + image_step.search_radius
         assert frames_step.group_size == (3 if i == 0 else 2) * image_step.group_size
+    colour = resolve(np.stack([seq] * 3, axis=-1), time_axis=0, channel_axis=-1,
+                     method="nlbayes", sigma=sigma)
+    assert [step.patch_radius[0] for step in colour.passes] == [0] * len(colour.passes)
     wider = resolve(seq, time_axis=0, method="nlbayes", sigma=sigma, temporal_radius=2)
     assert wider.passes[0].search_radius[0] == 2
     assert [step.group_size for step in wider.passes] == [
@@ -52,7 +57,7 @@ def test_frames_run_in_blocks_with_their_context(block, monkeypatch):
     plain = settings.__class__(**{**settings.__dict__, "time_axis": None})
     values = seq[None]
     context = frame_context(settings)
-    assert context == 1
+    assert context == 3  # the window's frame and the patch's two more
     blocks = frame_blocks(8, frame_block(settings, seq[0].size), context)
     assert len(blocks) == -(-8 // block)
     for start, stop, first, last in blocks:
@@ -98,8 +103,9 @@ def test_stream_holds_a_block_and_its_context(monkeypatch):
 
     ahead = [len(read) - emitted for emitted, _ in
              enumerate(denoise_frames(source(), method="nlbayes"), start=1)]
-    # The first 8 frames measure the noise; then a block of 2 and one frame of context.
-    assert max(ahead[8:]) <= 2 + 1 and len(ahead) == 20
+    # The first 8 frames measure the noise; then a block of 2 and its 3 frames of context
+    # (the window's frame and the patches' two more).
+    assert max(ahead[8:]) <= 2 + 3 and len(ahead) == 20
 
 
 def test_blocks_shrink_with_the_frames_memory():
@@ -122,16 +128,17 @@ def test_temporal_nlbayes_beats_frame_by_frame(step):
     assert min(per_frame) > np.mean(per_frame) - 0.6  # no frame left noisy
 
 
-def test_repeated_step_gains_on_grey_frames_in_weak_noise(monkeypatch):
-    """Below sigma 20 grey images run two steps; frames gain from a third, whose
-    covariances come from the better pilot that groups over frames give."""
+def test_deep_patches_gain_on_grey_frames():
+    """Grey frames' patches three frames deep (steps 1 and 2) against 2-D ones in
+    every step, the rest alike."""
     clean = _pan(frames=8, size=(48, 56), step=(0.5, 1.5))
     noisy = _noisy(clean, 10, seed=4)
     settings = resolve(noisy, time_axis=0, method="nlbayes", sigma=10)
-    two = settings.__class__(**{**settings.__dict__, "passes": settings.passes[:2]})
-    assert len(settings.passes) == 3
+    flat = replace(settings, passes=tuple(replace(step, patch_radius=(0,) + step.patch_radius[1:])
+                                          for step in settings.passes))
+    assert [step.patch_radius[0] for step in settings.passes] == [1, 1, 0]
     assert _psnr(denoise(noisy, settings=settings), clean) \
-        > _psnr(denoise(noisy, settings=two), clean) + 0.05
+        > _psnr(denoise(noisy, settings=flat), clean) + 0.3
 
 
 def test_video_command_runs_nlbayes(tmp_path):
