@@ -60,8 +60,8 @@ named by their first frame cover the first and last frames a third as often as
 the others, which left those two about 1 dB noisier than their neighbours when
 every step was deep. Measured on the clip in grey and the made grey sequences
 (sigma 10 to 40): deep in every step +0.4 to +2.1 dB over 2-D patches, deep but
-in the repeat +0.3 to +1.1 dB, with the end frames as today's, for 1.5 to 2.5
-times the time. Colour frames keep 2-D patches: three frames deep measured
+in the repeat +0.3 to +1.1 dB, the first and last frames as before (-0.24 to
++0.13 dB on the clip), for 1.7 to 2.8 times the time. Colour frames keep 2-D patches: three frames deep measured
 +0.25 to +0.7 dB on the clip, at 2.6 to 4.6 times the time (225 values a
 patch). The frames' context grows by the patches' two more frames.
 The frames run in blocks (up to 16 frames, fewer for large frames), each with
