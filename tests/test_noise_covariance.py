@@ -54,6 +54,22 @@ def test_patch_covariance_is_the_autocovariance_at_each_offset():
     assert np.linalg.eigvalsh(covariance).min() > 0
 
 
+def test_patches_over_frames_have_independent_planes():
+    """Frames' noise is independent from frame to frame: a patch three frames deep
+    has the 2-D covariance within each plane and none across planes."""
+    autocov = noise_autocovariance(_correlated_noise((64, 64, 2), 5.0, 3), colour=False)
+    plane = patch_covariance(autocov, (1, 3, 3))
+    deep = patch_covariance(autocov, (3, 3, 3))
+    offsets = [(z, y, x) for z in range(3) for y in range(3) for x in range(3)]
+    for a in range(2):
+        for b in range(2):
+            for i, (z1, y1, x1) in enumerate(offsets):
+                for j, (z2, y2, x2) in enumerate(offsets):
+                    expected = plane[a * 9 + y1 * 3 + x1, b * 9 + y2 * 3 + x2] if z1 == z2 else 0
+                    assert deep[a * 27 + i, b * 27 + j] == expected
+    assert np.linalg.eigvalsh(deep).min() > 0
+
+
 def _steps(sigma=12.0):
     return (BayesStep((1, 1), (3, 3), 12, sigma, 1.0, 1.05, 0.0, 2),
             BayesStep((1, 1), (3, 3), 8, sigma, 1.0, 1.05, 16.0, 1, guided=True))

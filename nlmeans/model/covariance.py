@@ -86,18 +86,20 @@ def lagged_means(planes):
     return out
 
 def patch_covariance(autocovariance, widths):
-    """The noise covariance over patches of `widths` (kz, ky, kx) pixels (kz 1:
-    the autocovariance is 2-D), channel by channel in (z, y, x) order, as the
-    NL-Bayes kernels flatten a patch: entry (a, p; b, q) is R_ab(q - p)."""
+    """The noise covariance over patches of `widths` (kz, ky, kx) pixels, channel
+    by channel in (z, y, x) order, as the NL-Bayes kernels flatten a patch: entry
+    (a, p; b, q) is R_ab(q - p) for p and q in one plane, 0 across planes (kz > 1:
+    patches that span frames, whose noise is independent from frame to frame)."""
     autocovariance = np.asarray(autocovariance, np.float64)
     kz, ky, kx = widths
-    if kz != 1 or max(ky, kx) > MAX_LAG + 1:
+    if max(ky, kx) > MAX_LAG + 1:
         raise ValueError(f"a noise covariance is known for 2-D patches up to "
                          f"{MAX_LAG + 1} wide, not {widths}")
     ys, xs = np.divmod(np.arange(ky * kx), kx)
     dy = ys[None, :] - ys[:, None] + MAX_LAG
     dx = xs[None, :] - xs[:, None] + MAX_LAG
-    blocks = autocovariance[:, :, dy, dx]  # (C, C, K, K)
-    channels, size = blocks.shape[0], ky * kx
+    blocks = autocovariance[:, :, dy, dx]  # (C, C, K, K) over one plane
+    blocks = np.kron(np.eye(kz), blocks)  # (C, C, kz K, kz K): planes independent
+    channels, size = blocks.shape[0], kz * ky * kx
     covariance = blocks.transpose(0, 2, 1, 3).reshape(channels * size, channels * size)
     return (covariance + covariance.T) / 2  # exactly symmetric
