@@ -33,14 +33,15 @@ Results are deterministic: independent of the number of threads. NL-Bayes runs
 a whole image in memory (its paste trick makes a result depend on the tiles
 of references around it, not only on a halo of pixels).
 
-Frames (a sequence, time first) run the image steps with 2-D patches over a
-spatio-temporal window: the frame's own window and the same in the frame
-before and after it (the window shifts inwards at the sequence's ends, so no
-frame is met twice), and groups three times the image's, as many patches per
-frame of the window. Measured on the real dev clip (640x272 colour, 8 frames,
-sigma 20): NL-Bayes frame by frame 40.90 dB, over space and time 41.22 with
-the image's groups, 41.46 / 41.43 with twice / three times them; a window of
-5 frames 41.16 to 41.36 (slower and no better: farther frames match worse).
+Frames (a sequence, time first) run the image steps over a spatio-temporal
+window, with 2-D patches (grey: three frames deep but in the repeat, below):
+the frame's own window and the same in the frame before and after it (the
+window shifts inwards at the sequence's ends, so no frame is met twice), and
+groups three times the image's, as many patches per frame of the window.
+Measured on the real dev clip (640x272 colour, 8 frames, sigma 20): NL-Bayes
+frame by frame 40.90 dB, over space and time 41.22 with the image's groups,
+41.46 / 41.43 with twice / three times them; a window of 5 frames 41.16 to
+41.36 (slower and no better: farther frames match worse).
 Steps 2 and 3 group on a pilot, in which a patch's copies in the other frames
 stand out from its noise: there groups twice the image's (radius + 1 times)
 measured better than three times on the dev clip (+0.00, +0.03, +0.03 dB at
@@ -61,9 +62,10 @@ the others, which left those two about 1 dB noisier than their neighbours when
 every step was deep. Measured on the clip in grey and the made grey sequences
 (sigma 10 to 40): deep in every step +0.4 to +2.1 dB over 2-D patches, deep but
 in the repeat +0.3 to +1.1 dB, the first and last frames as before (-0.24 to
-+0.13 dB on the clip), for 1.7 to 2.8 times the time. Colour frames keep 2-D patches: three frames deep measured
-+0.25 to +0.7 dB on the clip, at 2.6 to 4.6 times the time (225 values a
-patch). The frames' context grows by the patches' two more frames.
++0.13 dB on the clip), for 1.7 to 2.8 times the time. Colour frames keep 2-D
+patches: three frames deep measured +0.25 to +0.7 dB on the clip, at 2.6 to
+4.6 times the time (225 values a patch). The frames' context grows by the
+patches' two more frames.
 The frames run in blocks (up to 16 frames, fewer for large frames), each with
 the frames its window reaches as context on either side, so that memory is
 bounded and a streamed run (:mod:`nlmeans.runners.frames`) gives the same
@@ -174,11 +176,11 @@ def _repeated(first, second):
 
 
 def frame_steps(sigma, scale, channels, white=True, temporal_radius=None):
-    """The image steps for frames: 2-D patches, the search window spanning
-    `temporal_radius` frames (default FRAME_TEMPORAL_RADIUS) before and after;
-    step 1's groups as many times larger as the window has frames, the later
-    steps' radius + 1 times; step 2 repeated at every noise level (see the
-    module docstring)."""
+    """The image steps for frames: the search window spanning `temporal_radius`
+    frames (default FRAME_TEMPORAL_RADIUS) before and after; step 1's groups as
+    many times larger as the window has frames, the later steps' radius + 1
+    times; step 2 repeated at every noise level; patches 2-D, or for grey
+    frames three frames deep but in the repeat (see the module docstring)."""
     radius = FRAME_TEMPORAL_RADIUS if temporal_radius is None else temporal_radius
     steps = bayes_steps(sigma, scale, channels, 2, white)
     if len(steps) == 2:
