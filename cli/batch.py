@@ -12,8 +12,9 @@ import click
 
 from nlmeans.io import TEMP_PREFIX
 from nlmeans_cli.options import denoise_kwargs, denoise_options, max_memory_option
-from nlmeans_cli.processing import (Interrupted, Terminated, files_bar, process_task,
-                                    raise_terminated)
+from nlmeans_cli.processing import Interrupted, files_bar, process_task
+from nlmeans_cli.signals import (Terminated, raise_if_signalled, raise_interrupted,
+                                 raise_terminated)
 
 EXAMPLE = """
 Examples:
@@ -239,9 +240,10 @@ def _run(tasks, jobs, threads, options, volume, quality, fmt, show_bar, max_memo
                 _init_worker(*init)
                 # In-process: Ctrl-C and SIGTERM must reach this loop (the worker setup
                 # ignores them).
-                signal.signal(signal.SIGINT, signal.default_int_handler)
+                signal.signal(signal.SIGINT, raise_interrupted)
                 signal.signal(signal.SIGTERM, raise_terminated)
                 for task in tasks:
+                    raise_if_signalled()
                     done.append(_work(task))
                     if bar is not None:
                         bar.update(1, done[-1])

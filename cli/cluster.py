@@ -14,8 +14,8 @@ import os
 
 import click
 
-from nlmeans_cli.processing import (Interrupted, Outcome, Terminated, files_bar, process_task,
-                                    warm_up)
+from nlmeans_cli.processing import Interrupted, Outcome, files_bar, process_task, warm_up
+from nlmeans_cli.signals import Terminated
 
 INSTALL = "pip install 'nlmeans[dask]'"
 # A file whose worker died is given to one more worker, then reported failed.

@@ -4,6 +4,7 @@ import sys
 
 import click
 
+from nlmeans_cli import signals
 from nlmeans_cli.batch import batch_command
 from nlmeans_cli.compare import compare_command
 from nlmeans_cli.denoise import denoise_command
@@ -44,24 +45,32 @@ cli.add_command(video_command)
 
 
 def main():
-    """Console-script entry point: usage errors exit 2, other errors 1, never a traceback."""
+    """Console-script entry point: usage errors exit 2, other errors 1, never a traceback;
+    Ctrl-C 130 and SIGTERM 143."""
+    signals.install()
     try:
         # The same name however it was started (nlmeans, python -m nlmeans).
         rv = cli.main(prog_name="nlmeans", standalone_mode=False)
     except click.exceptions.Abort:
-        click.echo("Aborted.", err=True)
-        sys.exit(130)
+        _stop(130)
+    except KeyboardInterrupt as stop:
+        _stop(143 if isinstance(stop, signals.Terminated) else 130)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        click.echo("Aborted.", err=True)
-        sys.exit(130)
     except Exception as exc:  # a bug: still one line, never a traceback
+        if signals.exit_code_of_signal():
+            # An interrupt swallowed on its way out (see signals): a stop, not a bug.
+            _stop(signals.exit_code_of_signal())
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         click.echo(f"Error: unexpected {type(exc).__name__}: {message}", err=True)
         sys.exit(1)
     sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _stop(code):
+    click.echo("Terminated." if code == 143 else "Aborted.", err=True)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -429,15 +429,6 @@ class Interrupted(Exception):
         self.terminated = terminated
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where Ctrl-C's KeyboardInterrupt would be."""
-
-
-def raise_terminated(signum, frame):
-    """A SIGTERM handler: stop as Ctrl-C does, telling the two apart."""
-    raise Terminated()
-
-
 def files_bar(count):
     """The batch's progress bar over `count` files, naming the last one done."""
     return click.progressbar(length=count, label="denoising", file=sys.stderr, show_pos=True,

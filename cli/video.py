@@ -66,7 +66,8 @@ def video_command(input_path, output_path, temporal_radius, time_series, crf, lo
     if lossless and (kind != "video" or os.path.splitext(output_path)[1].lower() != ".mkv"):
         raise click.UsageError("--lossless writes FFV1 video: OUTPUT must be a .mkv file")
     _check_paths(input_path, output_path, overwrite)
-    from nlmeans_cli.processing import Terminated, log_to_stderr, raise_terminated
+    from nlmeans_cli.processing import log_to_stderr
+    from nlmeans_cli.signals import Terminated, raise_terminated
 
     log_to_stderr(quiet)
     previous = signal.signal(signal.SIGTERM, raise_terminated)
@@ -113,6 +114,7 @@ def _run(input_path, output_path, kind, kwargs, time_series, crf, lossless, inte
     """Denoise INPUT's frames into OUTPUT; (frames written, seconds)."""
     from nlmeans import denoise_frames
     from nlmeans.io.video import FolderWriter, Source, TiffWriter, VideoWriter
+    from nlmeans_cli.signals import raise_if_signalled
 
     started = time.perf_counter()
     source = Source(input_path, time_series=time_series)
@@ -147,6 +149,7 @@ def _run(input_path, output_path, kind, kwargs, time_series, crf, lossless, inte
         count = 0
         with _frames_bar(source.info.frames, interactive) as advance:
             for out in denoise_frames(stream, channel_axis=axis, **kwargs):
+                raise_if_signalled()
                 writer.write(_as_rgb(out) if grey_to_rgb else out)
                 count += 1
                 advance()
