@@ -627,6 +627,10 @@ def _fused_offsets(padded, guide, margin, offsets, first, members, ref_start, pa
     else:
         planes = _plane_sums(guide, z0, y0, x0[0], t, patch_radius, size, plane_scratch)
     for i in range(wz):
+        if not (start[0] <= lo[0] + i < stop[0] or start[0] <= lo[0] + i + tz < stop[0]):
+            # Neither p nor p + t of this plane is in the tile (frames of which only
+            # some are output, as OpenCV's Multi): its weights would go unused.
+            continue
         plane = planes[i if planar else 0]
         for j in range(wy):
             for g in range(members):
