@@ -59,9 +59,9 @@ def main():
         exc.show()
         sys.exit(exc.exit_code)
     except Exception as exc:  # a bug: still one line, never a traceback
-        if signals.exit_code_of_signal():
-            # An interrupt swallowed on its way out (see signals): a stop, not a bug.
-            _stop(signals.exit_code_of_signal())
+        code = signals.exit_code_of_signal()
+        if code:  # an interrupt swallowed on its way out (see signals): a stop, not a bug
+            _stop(code)
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         click.echo(f"Error: unexpected {type(exc).__name__}: {message}", err=True)
         sys.exit(1)
