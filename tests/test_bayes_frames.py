@@ -17,12 +17,13 @@ from nlmeans_cli.main import cli
 from test_frames import _noisy, _pan, _psnr
 
 
-@pytest.mark.parametrize("sigma", [10, 25])
+@pytest.mark.parametrize("sigma", [10, 25, 40])
 def test_frame_steps_are_the_image_steps_over_three_frames(sigma):
     """Step 1's groups grow with the frames of the window; the later steps',
     which group on a pilot, radius + 1 times; grey frames repeat step 2 at
     every noise level, where grey images do it from sigma 20 on, and their
-    patches are three frames deep but in the repeat (colour frames': one)."""
+    patches are three frames deep but in the repeat (colour frames': one), with
+    planes of 5 x 5 at most (images take 7 x 7 in strong noise: sigma 40)."""
     seq = _noisy(_pan(frames=6, size=(40, 44)), 20)
     settings = resolve(seq, time_axis=0, method="nlbayes", sigma=sigma)
     image = resolve(seq[0], method="nlbayes", sigma=sigma)
@@ -31,10 +32,11 @@ def test_frame_steps_are_the_image_steps_over_three_frames(sigma):
     image_steps = image.passes + (image.passes[1],) * (3 - len(image.passes))
     repeat = settings.passes[2]
     assert repeat.guided and repeat.flat_area == 0.0
-    assert repeat.patch_radius == (0,) + settings.passes[0].patch_radius[1:]
+    assert repeat.patch_radius == (0,) + image.passes[0].patch_radius
     for i, (frames_step, image_step) in enumerate(zip(settings.passes, image_steps)):
         if i < 2:
-            assert frames_step.patch_radius == (1,) + image_step.patch_radius
+            assert frames_step.patch_radius == (1,) + tuple(min(r, 2)
+                                                            for r in image_step.patch_radius)
         assert frames_step.search_radius == (1,) + image_step.search_radius
         assert frames_step.group_size == (3 if i == 0 else 2) * image_step.group_size
     colour = resolve(np.stack([seq] * 3, axis=-1), time_axis=0, channel_axis=-1,
