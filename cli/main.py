@@ -51,10 +51,10 @@ def main():
     try:
         # The same name however it was started (nlmeans, python -m nlmeans).
         rv = cli.main(prog_name="nlmeans", standalone_mode=False)
-    except click.exceptions.Abort:
-        _stop(130)
-    except KeyboardInterrupt as stop:
-        _stop(143 if isinstance(stop, signals.Terminated) else 130)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        # Click turns Ctrl-C and SIGTERM (raised as KeyboardInterrupts) into Abort:
+        # the signal received says which.
+        _stop(signals.exit_code_of_signal() or 130)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)

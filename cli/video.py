@@ -67,7 +67,7 @@ def video_command(input_path, output_path, temporal_radius, time_series, crf, lo
         raise click.UsageError("--lossless writes FFV1 video: OUTPUT must be a .mkv file")
     _check_paths(input_path, output_path, overwrite)
     from nlmeans_cli.processing import log_to_stderr
-    from nlmeans_cli.signals import Terminated, raise_terminated
+    from nlmeans_cli.signals import raise_terminated
 
     log_to_stderr(quiet)
     previous = signal.signal(signal.SIGTERM, raise_terminated)
@@ -78,9 +78,6 @@ def video_command(input_path, output_path, temporal_radius, time_series, crf, lo
         raise click.ClickException(str(exc)) from None
     except ValueError as exc:
         raise click.ClickException(f"{input_path}: {exc}") from None
-    except Terminated:
-        click.echo("Terminated.", err=True)
-        sys.exit(143)
     finally:
         signal.signal(signal.SIGTERM, previous)
     if not quiet:
