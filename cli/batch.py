@@ -176,8 +176,7 @@ def batch_command(input_dir, output_dir, patterns, recursive, suffix, fmt, quali
             jobs = None
         elif jobs > 1:
             warm_up(kwargs, tasks[0][0])
-        # SIGTERM (a service manager, `kill`) stops the batch as Ctrl-C does.
-        previous = signal.signal(signal.SIGTERM, raise_terminated)
+        # SIGTERM stops the batch as Ctrl-C does (its handler: nlmeans_cli.signals).
         try:
             if scheduler is not None:
                 from nlmeans_cli.cluster import run_on_cluster
@@ -196,7 +195,6 @@ def batch_command(input_dir, output_dir, patterns, recursive, suffix, fmt, quali
             outcomes += stop.outcomes
             interrupted = 143 if stop.terminated else 130
         finally:
-            signal.signal(signal.SIGTERM, previous)
             _remove_empty(created)
     _finish(outcomes, time.perf_counter() - started, as_json, quiet,
             interrupted=bool(interrupted), jobs=jobs, total=len(rels))

@@ -42,9 +42,12 @@ def raise_if_signalled():
 
 
 def install():
-    """Ctrl-C handled as above, and a signal swallowed in a C callback kept quiet:
-    it was remembered, and the command stops with its exit code."""
+    """Ctrl-C and SIGTERM (a service manager, `kill`, `timeout`) handled as above,
+    so that every command cleans up (no partial output, no temporary file) and
+    exits 130 or 143; a signal swallowed in a C callback kept quiet: it was
+    remembered, and the command stops with its exit code."""
     signal.signal(signal.SIGINT, raise_interrupted)
+    signal.signal(signal.SIGTERM, raise_terminated)
     default_hook = sys.unraisablehook
 
     def quiet_interrupts(unraisable):

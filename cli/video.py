@@ -2,7 +2,6 @@
 
 import itertools
 import os
-import signal
 import sys
 import time
 
@@ -67,10 +66,8 @@ def video_command(input_path, output_path, temporal_radius, time_series, crf, lo
         raise click.UsageError("--lossless writes FFV1 video: OUTPUT must be a .mkv file")
     _check_paths(input_path, output_path, overwrite)
     from nlmeans_cli.processing import log_to_stderr
-    from nlmeans_cli.signals import raise_terminated
 
     log_to_stderr(quiet)
-    previous = signal.signal(signal.SIGTERM, raise_terminated)
     try:
         count, seconds = _run(input_path, output_path, kind, kwargs, time_series, crf, lossless,
                               interactive=not quiet)
@@ -78,8 +75,6 @@ def video_command(input_path, output_path, temporal_radius, time_series, crf, lo
         raise click.ClickException(str(exc)) from None
     except ValueError as exc:
         raise click.ClickException(f"{input_path}: {exc}") from None
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     if not quiet:
         rate = count / seconds if seconds > 0 else 0.0
         click.echo(f"{output_path}: {count} frames denoised in {seconds:.1f} s "

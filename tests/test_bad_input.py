@@ -126,8 +126,10 @@ def test_output_folder_not_writable(tmp_path, monkeypatch):
                          out_dir)
 
 
-def test_ctrl_c_while_writing_leaves_nothing(tmp_path):
-    """SIGINT arrives after the temp file is written, before the rename."""
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_while_writing_leaves_nothing(tmp_path, sig, code):
+    """SIGINT (Ctrl-C) or SIGTERM (`kill`, a service manager) arrives after the
+    temp file is written, before the rename."""
     src, out = tmp_path / "in.png", tmp_path / "out.png"
     iio.imwrite(src, (RNG.random((32, 32)) * 255).astype(np.uint8))
     before = digest(src)
@@ -149,9 +151,9 @@ def test_ctrl_c_while_writing_leaves_nothing(tmp_path):
     deadline = time.time() + 60
     while not marker.exists() and time.time() < deadline:
         time.sleep(0.02)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 130
+    assert proc.returncode == code, err
     assert "Traceback" not in err
     assert not out.exists()
     assert [n for n in os.listdir(tmp_path) if n.startswith(".nlmeans-")] == []
