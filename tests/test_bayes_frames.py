@@ -116,7 +116,49 @@ def test_blocks_shrink_with_the_frames_memory():
     hd = frame_block(settings, 1920 * 1080 * 3)
     assert 1 <= hd < nlbayes.MAX_FRAME_BLOCK
     frames = hd + 2 * frame_context(settings)
-    assert frames * 45 * 1920 * 1080 * 3 <= nlbayes.FRAME_BLOCK_BYTES or hd == 1
+    assert frames * nlbayes._BYTES_PER_VALUE * 1920 * 1080 * 3 <= nlbayes.FRAME_BLOCK_BYTES \
+        or hd == 1
+
+
+def test_a_steps_memory_per_value_is_within_the_blocks_estimate():
+    """A step's allocations per value (colour frames, the division of its sums
+    included) stay within what frame_block counts, with room for the caller's
+    float32 stack and 8-bit frames. Per value: the growth from 2 to 4 frames,
+    which leaves out the kernel's fixed scratch. The division alone once took 16
+    bytes a value of temporaries, and a step 35."""
+    import tracemalloc
+
+    grey = _pan(frames=4, size=(96, 128))
+    seq = _noisy(np.stack([grey, 0.8 * grey + 20, 255 - grey], axis=-1), 20)
+    settings = resolve(seq, time_axis=0, channel_axis=-1, method="nlbayes")
+    step = settings.passes[1]
+    values = np.ascontiguousarray(np.moveaxis(seq, -1, 0), np.float32)
+    peaks = []
+    for frames in (2, 4, 2):  # the first run compiles
+        noisy = np.ascontiguousarray(values[:, :frames])
+        basic = noisy + 1
+        tracemalloc.start()
+        try:
+            nlbayes.run_step(noisy, basic, step, np.float32)
+            peaks.append(tracemalloc.get_traced_memory()[1])
+        finally:
+            tracemalloc.stop()
+    per_value = (peaks[1] - peaks[2]) / (values.size - values[:, :2].size)
+    # Beyond its inputs: the float64 numerator, the per-pixel weight, the result.
+    assert per_value <= 8 + 8 / 3 + 4 + 0.5
+    assert 2 * 4 + per_value + 4 + 1 <= nlbayes._BYTES_PER_VALUE
+
+
+def test_estimates_divide_the_sums_where_covered():
+    rng = np.random.default_rng(3)
+    num = rng.uniform(0, 50, (3, 2, 5, 7))
+    weight = rng.uniform(0.5, 2, (2, 5, 7))
+    weight[0, 1, :3] = 0.0
+    fallback = rng.uniform(0, 255, num.shape).astype(np.float32)
+    out = nlbayes._estimates(num, weight, fallback, np.float32)
+    expected = np.where(weight > 0, num / np.where(weight > 0, weight, 1.0), fallback)
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(out, expected.astype(np.float32))
 
 
 @pytest.mark.parametrize("step", [(0.5, 1.5), (0.0, 0.0)])

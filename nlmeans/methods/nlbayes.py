@@ -101,12 +101,15 @@ THIRD_STEP_FROM = 20.0
 FRAME_TEMPORAL_RADIUS = 1
 # The in-plane radius of grey frames' deep patches, at most (see the module docstring).
 DEEP_PLANE_RADIUS = 2
-# Frames: the bytes a block's frames, with their context, may take (about 45
-# bytes per value: the values, their opponent colours, the steps' results and
-# float64 sums, as nlmeans.planning.memory.check_bayes_fits counts them).
-FRAME_BLOCK_BYTES = 5 << 28
+# Frames: the bytes a block's frames, with their context, may take, at 30 bytes
+# per value: the values and their opponent colours, a step's guide and result
+# (float32), its float64 numerator and per-pixel weight (as
+# nlmeans.planning.memory.check_bayes_fits counts them); measured 23 to 24 for a
+# step of colour frames, plus the caller's float32 stack and 8-bit frames. 1 GiB
+# keeps `nlmeans video` on 1080p colour within 1.5 GB (5 frames at a time).
+FRAME_BLOCK_BYTES = 1 << 30
 MAX_FRAME_BLOCK = 16
-_BYTES_PER_VALUE = 45
+_BYTES_PER_VALUE = 30
 
 
 def bayes_steps(sigma, scale, channels, n_spatial, white=True):
@@ -362,10 +365,20 @@ def run_step(noisy, basic, step, dtype, tile_done=None, covariance=None):
                 tile_done()
         if tiles:
             run_tiles(run, len(tiles), get_num_threads())
-    fallback = noisy if first else basic
+    return _estimates(num, weight, noisy if first else basic, dtype)
+
+
+def _estimates(num, weight, fallback, dtype):
+    """num / weight in `dtype` (the quotient taken in float64), `fallback` where
+    no group covered a pixel. Written into one array: temporaries of the
+    numerator's size were the largest part of a step's memory."""
+    out = np.empty(num.shape, dtype)
     covered = weight > 0
-    out = np.where(covered, num / np.where(covered, weight, 1.0), fallback)
-    return out.astype(dtype, copy=False)
+    with np.errstate(invalid="ignore", divide="ignore"):  # 0 / 0 where not covered
+        np.divide(num, weight, out=out, where=covered, casting="same_kind")
+    if not covered.all():
+        np.copyto(out, fallback, where=~covered, casting="same_kind")
+    return out
 
 
 def _whitening(covariance, channels, first):

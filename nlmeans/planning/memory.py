@@ -45,12 +45,13 @@ def check_bayes_fits(shape, work_dtype, in_memory):
     """Refuse a (C, Z, Y, X) image that is not in memory (NL-Bayes runs whole
     images), or whose NL-Bayes would not fit in memory, with the estimate: the
     float64 numerator and weight, the image, the basic estimate and the result
-    in the work dtype, and the colour transform's copies."""
+    in the work dtype, and the colour transform's copies (a step divides its sums
+    into its result without temporaries)."""
     if not in_memory:
         raise ValueError("method='nlbayes' needs the whole image in memory; use "
                          "method='nlmeans' for images run in pieces")
     pixels = int(np.prod(shape[1:]))
-    needed = pixels * (8 * shape[0] + 8 + 2 * 8 * shape[0] + 5 * work_dtype.itemsize * shape[0])
+    needed = pixels * (8 * shape[0] + 8 + 5 * work_dtype.itemsize * shape[0])
     _refuse_over(needed, "denoising this image with NL-Bayes")
 
 
