@@ -106,9 +106,11 @@ def _run(input_path, output_path, kind, kwargs, time_series, crf, lossless, inte
     """Denoise INPUT's frames into OUTPUT; (frames written, seconds)."""
     from nlmeans import denoise_frames
     from nlmeans.io.video import FolderWriter, Source, TiffWriter, VideoWriter
+    from nlmeans_cli.memory import map_large_arrays
     from nlmeans_cli.signals import raise_if_signalled
 
     started = time.perf_counter()
+    map_large_arrays()  # so that a long run peaks as a short one does
     source = Source(input_path, time_series=time_series)
     writer = None
     early_audio = []  # audio packets read before the writer exists
