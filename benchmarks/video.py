@@ -31,8 +31,9 @@ OpenCV's Multi runs on one thread: its rows are too few to share).
 ``--hd N`` also writes a 1080p colour video of N frames (and one of 2N) and
 runs ``nlmeans video`` on them in a child process: frames/s, and the child's
 peak memory, which must not grow with the length; ``--hd-long M`` adds a video
-of M frames run with the automatic colour pass's layout on 3x3 windows (the
-same memory in a fraction of the time).
+of M frames (NL-means: run with the automatic colour pass's layout on 3x3
+windows, the same memory in a fraction of the time). ``--hd-methods nlmeans
+nlbayes`` runs both methods, ``--hd-heights 720 1080`` both sizes.
 
     python benchmarks/video.py --dataset ../shared/datasets/set12 --hd 8 --hd-long 120
 
@@ -238,25 +239,43 @@ LAYOUT_ONLY = ["--h", "10", "--ds", "1", "--Ds", "1", "--temporal-radius", "3", 
                "patch", "--centre-weight", "max", "--chroma-weight", "0.5"]
 
 
-def hd_runs(frames, workdir, long=0):
-    """[(frames, options, seconds, frames/s, peak MB of the child)] for 1080p
-    colour videos of `frames` and 2 x `frames` frames (automatic), and of `long`
-    frames with LAYOUT_ONLY."""
-    import av
+def pan_picture(height):
+    """Scikit-image's astronaut, scaled for a 16:9 pan of `height` rows (pan_frame)."""
     from skimage import data, transform
 
-    picture = transform.resize(data.astronaut(), (1200, 2100), order=1, preserve_range=True)
+    width = height * 16 // 9
+    return transform.resize(data.astronaut(), (height + 120, width + 180), order=1,
+                            preserve_range=True)
+
+
+def pan_frame(picture, t, height):
+    """Frame t of the HD pan over `picture`: one pixel a frame across, down a
+    pixel a frame for 100 frames, then from the top again."""
+    return picture[t % 100: t % 100 + height, t: t + height * 16 // 9]
+
+
+def hd_runs(frames, workdir, long=0, method="nlmeans", height=1080):
+    """[(frames, options, seconds, frames/s, peak MB of the child)] for colour
+    videos (`height` rows, 16:9) of `frames` and 2 x `frames` frames (automatic,
+    `method`; none if 0), and of `long` frames (NL-means: with LAYOUT_ONLY)."""
+    import av
+
+    width = height * 16 // 9
+    picture = pan_picture(height)
     assert max(frames * 2, long) <= 180, "the pan runs off the picture"
     rng = np.random.default_rng(0)
     rows = []
-    runs = [(frames, []), (2 * frames, [])] + ([(long, LAYOUT_ONLY)] if long else [])
+    automatic = ["--method", method]
+    # NL-Bayes takes no windows: its long run is automatic.
+    runs = ([(frames, automatic), (2 * frames, automatic)] if frames else []) + (
+        [(long, LAYOUT_ONLY if method == "nlmeans" else automatic)] if long else [])
     for count, options in runs:
         source = os.path.join(workdir, f"hd{count}.mkv")
         with av.open(source, "w") as container:
             stream = container.add_stream("ffv1", rate=25)
-            stream.width, stream.height, stream.pix_fmt = 1920, 1080, "bgr0"
+            stream.width, stream.height, stream.pix_fmt = width, height, "bgr0"
             for t in range(count):
-                clean = picture[t % 100: t % 100 + 1080, 1 * t: 1 * t + 1920]
+                clean = pan_frame(picture, t, height)
                 noisy = np.clip(np.rint(clean + 20 * rng.standard_normal(clean.shape)), 0, 255)
                 frame = av.VideoFrame.from_ndarray(noisy.astype(np.uint8), format="rgb24")
                 for packet in stream.encode(frame):
@@ -273,7 +292,9 @@ def hd_runs(frames, workdir, long=0):
                               check=True, capture_output=True, text=True)
         seconds = time.perf_counter() - started
         peak_mb = int(done.stdout.split()[-1]) / 1024
-        rows.append((count, "windows 3×3 (memory only)" if options else "automatic", seconds,
+        name = ("windows 3×3 (memory only)" if options is LAYOUT_ONLY
+                else "automatic" if method == "nlmeans" else f"automatic, --method {method}")
+        rows.append((count, name, seconds,
                      count / seconds, peak_mb))
         os.unlink(source)
         os.unlink(output)
@@ -288,7 +309,8 @@ def table(rows):
         lines.append(f"| {r['name']} | {r['sigma']:.0f} | {r['noisy']:.2f} | {r['frame']:.2f} | "
                      f"**{r['temporal']:.2f}** | {r['temporal'] - r['frame']:+.2f} | "
                      f"{r['opencv']:.2f} (h {r['opencv_h']:.0f}) | "
-                     f"{r['temporal'] - r['opencv']:+.2f} | {r['same']:.2f} (h {r['same_h']:.0f}) |")
+                     f"{r['temporal'] - r['opencv']:+.2f} | "
+                     f"{r['same']:.2f} (h {r['same_h']:.0f}) |")
     return lines
 
 
@@ -305,20 +327,23 @@ def time_table(rows):
 
 def hd_table(args):
     with tempfile.TemporaryDirectory() as workdir:
-        hd = hd_runs(args.hd, workdir, args.hd_long)
-    lines = ["`nlmeans video` on 1080p colour (σ 20 noise, H.264 out; peak memory of the "
-             "process):", "", "| frames | options | seconds | frames/s | peak MB |",
-             "|---|---|---|---|---|"]
-    return lines + [f"| {n} | {o} | {s:.1f} | {fps:.3f} | {mb:.0f} |"
-                    for n, o, s, fps, mb in hd]
+        hd = [(height, row) for height in args.hd_heights for method in args.hd_methods
+              for row in hd_runs(args.hd, workdir, args.hd_long, method, height)]
+    lines = ["`nlmeans video` on colour video (σ 20 noise, H.264 out; peak memory of the "
+             "process):", "", "| size | frames | options | seconds | frames/s | peak MB |",
+             "|---|---|---|---|---|---|"]
+    return lines + [f"| {h}p | {n} | {o} | {s:.1f} | {fps:.3f} | {mb:.0f} |"
+                    for h, (n, o, s, fps, mb) in hd]
 
 
 def write_hd(args):
-    lines = ["# `nlmeans video` on 1080p", "", f"Machine: {machine()}; `python "
+    lines = ["# `nlmeans video` on HD colour", "", f"Machine: {machine()}; `python "
              f"benchmarks/video.py --dataset {args.dataset} --hd {args.hd} --hd-long "
-             f"{args.hd_long} --hd-only`.", ""] + hd_table(args)
+             f"{args.hd_long} --hd-methods {' '.join(args.hd_methods)} --hd-heights "
+             f"{' '.join(map(str, args.hd_heights))} --hd-only --hd-file {args.hd_file}`.", ""]
+    lines += hd_table(args)
     os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "video_hd.md"), "w") as f:
+    with open(os.path.join(args.out, args.hd_file), "w") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))
 
@@ -331,7 +356,13 @@ def main():
                         help="also run nlmeans video on 1080p videos of this many frames and "
                              "twice as many")
     parser.add_argument("--hd-long", type=int, default=0,
-                        help="and on one of this many frames with 3x3 windows (memory)")
+                        help="and on one of this many frames (memory; NL-means with 3x3 "
+                             "windows, for time)")
+    parser.add_argument("--hd-methods", nargs="+", default=["nlmeans"],
+                        choices=["nlmeans", "nlbayes"], help="methods of the 1080p runs")
+    parser.add_argument("--hd-heights", nargs="+", type=int, default=[1080],
+                        help="rows of the HD videos (16:9), e.g. 720 1080")
+    parser.add_argument("--hd-file", default="video_hd.md", help="--hd-only's results file")
     parser.add_argument("--hd-only", action="store_true",
                         help="run only the 1080p videos (written to video_hd.md)")
     parser.add_argument("--speed-only", action="store_true",

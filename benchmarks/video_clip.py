@@ -62,6 +62,14 @@ def read_clip(path, count):
     return np.stack(frames).astype(np.float64)
 
 
+def made_clip(height, count):
+    """`count` frames of benchmarks/video.py's HD pan, 8-bit values in float64."""
+    from video import pan_frame, pan_picture
+
+    picture = pan_picture(height)
+    return np.stack([np.rint(pan_frame(picture, t, height)) for t in range(count)])
+
+
 def psnr(result, clean):
     return 10 * np.log10(255.0 ** 2 / np.mean((np.clip(result, 0, 255) - clean) ** 2))
 
@@ -199,18 +207,30 @@ def run_methods(table, clean, sigmas, label=""):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--clip", required=True)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--clip", help="a video file")
+    source.add_argument("--made", type=int, metavar="HEIGHT",
+                        help="in place of a clip, benchmarks/video.py's HD pan (astronaut, "
+                             "16:9, HEIGHT rows), e.g. 1080")
     parser.add_argument("--frames", type=int, default=16)
     parser.add_argument("--sigmas", type=float, nargs="+", default=list(SIGMAS))
     parser.add_argument("--vbm3d", default=os.environ.get("NLMEANS_VBM3D"))
     parser.add_argument("--sequences", metavar="SET12_DIR",
                         help="also run the methods on benchmarks/video.py's sequences")
+    parser.add_argument("--methods", nargs="+", metavar="NAME",
+                        help="run only the methods whose names contain one of these words "
+                             "(e.g. temporal V-BM3D)")
+    parser.add_argument("--name", default="video_clip",
+                        help="the results' file names (NAME.md, NAME_frames.png)")
     parser.add_argument("--out", default=os.path.join(HERE, "results"))
     args = parser.parse_args(argv)
     import nlmeans
 
-    clean = read_clip(args.clip, args.frames)
+    clean = read_clip(args.clip, args.frames) if args.clip else made_clip(args.made, args.frames)
     table, notes = methods(args.vbm3d)
+    if args.methods:
+        table = {name: run for name, run in table.items()
+                 if any(word in name for word in args.methods)}
     # Compile both methods' kernels, grey and colour, untimed.
     for frames in (clean[:3, :32, :32], clean[:3, :32, :32, 0]):
         axis = -1 if frames.ndim == 4 else None
@@ -263,12 +283,27 @@ def write_sequences(args, table, notes):
     return [""] + lines
 
 
+def _options(args):
+    """The command line's options besides --clip and --frames, as given."""
+    words = []
+    if tuple(args.sigmas) != SIGMAS:
+        words += ["--sigmas"] + [f"{s:g}" for s in args.sigmas]
+    if args.methods:
+        words += ["--methods"] + args.methods
+    if args.name != "video_clip":
+        words += ["--name", args.name]
+    return "".join(" " + word for word in words)
+
+
 def write(args, clean, rows, curves, notes):
-    name = os.path.basename(args.clip)
+    name = os.path.basename(args.clip) if args.clip else f"made HD pan ({args.made} rows)"
     sigmas = args.sigmas
-    lines = [f"# A real clip: {name}, {clean.shape[0]} frames of {clean.shape[2]}×"
-             f"{clean.shape[1]} RGB", "", f"Machine: {machine()}; `python "
-             f"benchmarks/video_clip.py --clip {name} --frames {args.frames}`.", "",
+    source = f"--clip {name}" if args.clip else f"--made {args.made}"
+    kind = "A real clip" if args.clip else "A made clip"
+    lines = [f"# {kind}: {name}, {clean.shape[0]} frames of {clean.shape[2]}×{clean.shape[1]} RGB",
+             "", f"Machine: {machine()}; `python "
+             f"benchmarks/video_clip.py {source} --frames {args.frames}{_options(args)}`.",
+             "",
              "PSNR in dB over all frames; seconds per frame (CPU/wall); end-frame dip in dB "
              "(frames 1 and T−2 against their neighbours).", "",
              "| method | " + " | ".join(f"σ {s:g}" for s in sigmas) + " | s/frame | CPU/wall |"
@@ -283,10 +318,10 @@ def write(args, clean, rows, curves, notes):
     lines += [""] + [f"- {note}" for note in notes]
     os.makedirs(args.out, exist_ok=True)
     if curves:
-        caption = plot(curves, os.path.join(args.out, "video_clip_frames.png"),
+        caption = plot(curves, os.path.join(args.out, f"{args.name}_frames.png"),
                        f"Per-frame PSNR at sigma {sigmas[len(sigmas) // 2]:g}")
-        lines += ["", f"`video_clip_frames.png`: {caption}"]
-    with open(os.path.join(args.out, "video_clip.md"), "w") as f:
+        lines += ["", f"`{args.name}_frames.png`: {caption}"]
+    with open(os.path.join(args.out, f"{args.name}.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
     return lines
 
