@@ -80,7 +80,10 @@ def reference_step(noisy, basic, step, patch, search, stride, tile, covariance=N
                 region = (slice(None),) + tuple(slice(a, a + w) for a, w in zip(q, k))
                 num[region] += estimate.reshape((channels,) + tuple(k))
                 weight[region[1:]] += 1
-                for axis, delta in itertools.product(range(3), (-1, 0, 1)):
+                estimated.add(q)
+                for axis, delta in itertools.product(range(3), (-1, 1)):
+                    if k[axis] == 1:  # a neighbour along it shares no pixel
+                        continue
                     neighbour = list(q)
                     neighbour[axis] += delta
                     estimated.add(tuple(neighbour))

@@ -55,6 +55,21 @@ def test_steps_equal_the_reference(shape, clamp):
     assert np.abs(final - noisy).mean() > 5  # it did denoise
 
 
+@pytest.mark.parametrize("channels", [1, 3], ids=["grey", "colour"])
+def test_frame_steps_with_flat_patches_equal_the_reference(channels):
+    """2-D patches over frames (a window of 3 frames): the paste trick marks a
+    member's neighbours in its own frame only, since those in the next frame
+    share none of its pixels (marking them had left the last frame to the
+    groups of the frames before it)."""
+    noisy = _smooth_noisy((channels, 5, 20, 22), 20.0, 4)
+    step1, step2 = (replace(step, patch_radius=(0, 1, 1), search_radius=(1, 3, 3))
+                    for step in _small_steps(3, group=64))
+    basic = run_step(noisy, None, step1, np.float64)
+    np.testing.assert_allclose(basic, _reference(noisy, None, step1), rtol=1e-9, atol=1e-7)
+    final = run_step(noisy, basic, step2, np.float64)
+    np.testing.assert_allclose(final, _reference(noisy, basic, step2), rtol=1e-9, atol=1e-7)
+
+
 def test_automatic_steps_equal_the_reference():
     """The paper's grey parameters at sigma 25 (5x5 patches, groups of 45 from a
     23x23 window), on an image small enough for the reference."""

@@ -11,12 +11,13 @@ One step processes the reference patches of one tile of positions at a time
 (:func:`bayes_tile`): for each reference not yet estimated, it finds the group
 of its most similar patches in the search window, estimates every patch of the
 group (:func:`bayes_estimate`), adds the estimates to the numerator and their
-count to the weight, and marks the group's patches, and their neighbours, as
-estimated (the "paste trick"): they are not taken as references again. The
-marks are kept per tile, so a tile's result depends only on the tile (not on
-the order in which tiles run); tiles of one colour of a checkerboard touch
-disjoint pixels and run in parallel, the colours one after the other, so the
-sums are made in the same order whatever the number of threads.
+count to the weight, and marks the group's patches, and their neighbours along
+the axes the patches span, as estimated (the "paste trick"): they are not taken
+as references again. The marks are kept per tile, so a tile's result depends
+only on the tile (not on the order in which tiles run); tiles of one colour of
+a checkerboard touch disjoint pixels and run in parallel, the colours one after
+the other, so the sums are made in the same order whatever the number of
+threads.
 
 Precision: the image, the basic estimate and the result have the caller's dtype
 (float32 or float64); distances, groups, covariances and their Cholesky
@@ -404,22 +405,28 @@ def _aggregate(estimates, members, n, channels, k, num, weight):
 
 
 @njit(cache=True)
-def _mark(mask, start, stop, members, n):
-    """Mark the members, and their neighbours along every axis, that lie in
-    the tile [start, stop) as estimated."""
+def _mark(mask, start, stop, members, n, k):
+    """Mark the members, and their neighbours along every axis that the patch
+    (of widths `k`) spans, that lie in the tile [start, stop) as estimated. A
+    neighbour shares all but one row of an estimated patch; along an axis of
+    width 1 (time, for 2-D patches of frames) it shares nothing and was not
+    estimated: marking it left the last frames to other frames' groups."""
     for i in range(n):
-        for axis in range(3):
-            for step in (-1, 0, 1):
-                p0, p1, p2 = members[i, 0], members[i, 1], members[i, 2]
-                if axis == 0:
-                    p0 += step
-                elif axis == 1:
-                    p1 += step
-                else:
-                    p2 += step
-                if (start[0] <= p0 < stop[0] and start[1] <= p1 < stop[1]
-                        and start[2] <= p2 < stop[2]):
-                    mask[p0 - start[0], p1 - start[1], p2 - start[2]] = False
+        _mark_one(mask, start, stop, members[i, 0], members[i, 1], members[i, 2])
+        for step in (-1, 1):
+            if k[0] > 1:
+                _mark_one(mask, start, stop, members[i, 0] + step, members[i, 1], members[i, 2])
+            if k[1] > 1:
+                _mark_one(mask, start, stop, members[i, 0], members[i, 1] + step, members[i, 2])
+            if k[2] > 1:
+                _mark_one(mask, start, stop, members[i, 0], members[i, 1], members[i, 2] + step)
+
+
+@njit(cache=True, inline="always")
+def _mark_one(mask, start, stop, p0, p1, p2):
+    """Mark position (p0, p1, p2) as estimated if it lies in the tile."""
+    if start[0] <= p0 < stop[0] and start[1] <= p1 < stop[1] and start[2] <= p2 < stop[2]:
+        mask[p0 - start[0], p1 - start[1], p2 - start[2]] = False
 
 
 @njit(cache=True)
@@ -570,4 +577,4 @@ def bayes_tile(noisy, basic, num, weight, first_step, patch_radius, search_radiu
                     _second_step_group(noisy, basic, members, n, k, flat_limit, shrink,
                                        whitening[2], scratch, estimates)
                 _aggregate(estimates, members, n, channels, k, num, weight)
-                _mark(mask, start, stop, members, n)
+                _mark(mask, start, stop, members, n, k)
