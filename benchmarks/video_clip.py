@@ -30,6 +30,7 @@ extras (PyAV, OpenCV).
 
 import argparse
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -292,7 +293,7 @@ def _options(args):
         words += ["--methods"] + args.methods
     if args.name != "video_clip":
         words += ["--name", args.name]
-    return "".join(" " + word for word in words)
+    return "".join(" " + shlex.quote(word) for word in words)
 
 
 def write(args, clean, rows, curves, notes):
