@@ -239,19 +239,23 @@ LAYOUT_ONLY = ["--h", "10", "--ds", "1", "--Ds", "1", "--temporal-radius", "3", 
                "patch", "--centre-weight", "max", "--chroma-weight", "0.5"]
 
 
+def pan_width(height):
+    """The HD pan's width: 16:9."""
+    return height * 16 // 9
+
+
 def pan_picture(height):
     """Scikit-image's astronaut, scaled for a 16:9 pan of `height` rows (pan_frame)."""
     from skimage import data, transform
 
-    width = height * 16 // 9
-    return transform.resize(data.astronaut(), (height + 120, width + 180), order=1,
+    return transform.resize(data.astronaut(), (height + 120, pan_width(height) + 180), order=1,
                             preserve_range=True)
 
 
 def pan_frame(picture, t, height):
     """Frame t of the HD pan over `picture`: one pixel a frame across, down a
     pixel a frame for 100 frames, then from the top again."""
-    return picture[t % 100: t % 100 + height, t: t + height * 16 // 9]
+    return picture[t % 100: t % 100 + height, t: t + pan_width(height)]
 
 
 def hd_runs(frames, workdir, long=0, method="nlmeans", height=1080):
@@ -260,7 +264,7 @@ def hd_runs(frames, workdir, long=0, method="nlmeans", height=1080):
     `method`; none if 0), and of `long` frames (NL-means: with LAYOUT_ONLY)."""
     import av
 
-    width = height * 16 // 9
+    width = pan_width(height)
     picture = pan_picture(height)
     assert max(frames * 2, long) <= 180, "the pan runs off the picture"
     rng = np.random.default_rng(0)
