@@ -289,3 +289,53 @@ def test_first_step_gains_stay_between_zero_and_one():
                       out)
     np.testing.assert_allclose(out, _clamped_bayes(group, 100.0), atol=1e-9)
     assert out.min() >= group.min() and out.max() <= group.max()
+
+
+@pytest.mark.parametrize("n, inner, width", [(1, 3, 5), (7, 6, 9), (12, 75, 75), (54, 54, 75)])
+def test_the_blocked_products_equal_numpy(n, inner, width):
+    """The estimate's products, written in blocks of rows (two, four): odd
+    counts and sizes that leave a remainder, and `out` given as `start`."""
+    from nlmeans.kernels.bayes import _outer_sums, _subtract_products
+
+    rng = np.random.default_rng(n)
+    rows = rng.standard_normal((n + 2, inner + 3))  # wider and longer than used
+    matrix = rng.standard_normal((inner + 1, width + 2))
+    start = rng.standard_normal((n, width + 1))
+    expected = start[:, :width] - 0.7 * rows[:n, :inner] @ matrix[:inner, :width]
+    out = np.full((n, width + 1), np.nan)
+    _subtract_products(start, rows, n, inner, width, 0.7, matrix, out)
+    np.testing.assert_allclose(out[:, :width], expected, rtol=1e-12, atol=1e-12)
+    _subtract_products(start, rows, n, inner, width, 0.7, matrix, start)  # in place
+    np.testing.assert_allclose(start[:, :width], expected, rtol=1e-12, atol=1e-12)
+    sums = np.full((inner, inner), np.nan)
+    _outer_sums(rows, n, inner, sums)
+    lower = np.tril_indices(inner)
+    np.testing.assert_allclose(sums[lower], (rows[:n, :inner].T @ rows[:n, :inner])[lower],
+                               rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("n", [5, 30, 74, 76, 200])
+def test_the_estimate_equals_numpys_on_either_side_of_the_dimensions(n):
+    """Step 2's estimate m + C (C + s I)^-1 (x - m), through the n x n system
+    (fewer patches than the 75 dimensions) and the d x d one (more), equals
+    NumPy's solve; the inverse from the Cholesky factor equals NumPy's too."""
+    from nlmeans.kernels.bayes import _cholesky, _inverse_from_factor, bayes_estimate
+
+    rng = np.random.default_rng(n)
+    d, shrink = 75, 40.0
+    model = 50 * rng.standard_normal((n, d)) @ rng.standard_normal((d, d)) / 10
+    noisy = model + 6 * rng.standard_normal((n, d))
+    centred = model - model.mean(axis=0)
+    covariance = centred.T @ centred / (n - 1)
+    mean = noisy.mean(axis=0)
+    gain = np.linalg.solve(covariance + shrink * np.eye(d), covariance)  # symmetric pair
+    expected = mean + (noisy - mean) @ gain
+    out = np.empty((n, d))
+    scratch = [np.empty((max(n, d), d)) for _ in range(2)] + [np.empty((d, d)) for _ in range(2)]
+    assert bayes_estimate(noisy, model, n, d, shrink, shrink, *scratch, out, np.zeros((0, 0)))
+    np.testing.assert_allclose(out, expected, rtol=1e-9, atol=1e-9)
+    system = covariance + shrink * np.eye(d)
+    factor, inverse = system.copy(), np.full((d, d), np.nan)
+    assert _cholesky(factor, d)
+    _inverse_from_factor(factor, d, inverse)
+    np.testing.assert_allclose(inverse, np.linalg.inv(system), rtol=1e-9, atol=1e-12)
