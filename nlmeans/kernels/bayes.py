@@ -265,14 +265,9 @@ def bayes_estimate(noisy, model, n, d, diagonal, shrink, centred, spare, covaria
                 out[i, j] = noisy[i, j]
         return False
     _inverse_from_factor(covariance, d, inverse)
-    if coloured:  # A^-1 C_N, into `covariance` (its factor is no longer needed)
-        for a in range(d):
-            for b in range(d):
-                covariance[a, b] = 0.0
-            for q in range(d):
-                value = inverse[a, q]
-                for b in range(d):
-                    covariance[a, b] += value * noise[q, b]
+    if coloured:  # A^-1 C_N, through `covariance` (its factor is no longer needed)
+        covariance[:d, :d] = 0.0
+        _subtract_products(covariance, inverse, d, d, d, -1.0, noise, covariance)
         inverse[:d, :d] = covariance[:d, :d]
     _centre(noisy, n, d, centred)  # the noisy rows, centred on their own mean
     # out = noisy - shrink * centred A^-1 (C_N), its transpose (A^-1 and C_N are symmetric)
