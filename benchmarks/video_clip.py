@@ -24,7 +24,8 @@ the mean of their two neighbours (the worse of the two).
 Writes video_clip.md and video_clip_frames.png (per-frame PSNR at the middle
 sigma) into --out (default benchmarks/results); --sequences also runs every
 method on benchmarks/video.py's made sequences (grey and colour, known ground
-truth) and writes video_sequences.md. Needs the `video` and `bench`
+truth) and writes video_sequences.md. --temporal-radii R adds the temporal
+methods with a window of ±R frames. Needs the `video` and `bench`
 extras (PyAV, OpenCV).
 """
 
@@ -88,7 +89,7 @@ def timed(run):
     return out, wall, (_cpu() - cpu) / wall
 
 
-def methods(vbm3d):
+def methods(vbm3d, radii=()):
     import nlmeans
 
     def axis(frames):
@@ -98,14 +99,18 @@ def methods(vbm3d):
         return lambda noisy, sigma, clean: np.stack([
             nlmeans.denoise(f, method=method, channel_axis=axis(noisy)) for f in noisy])
 
-    def temporal(method):
+    def temporal(method, radius=None):
         return lambda noisy, sigma, clean: nlmeans.denoise(noisy, method=method, time_axis=0,
-                                                           channel_axis=axis(noisy))
+                                                           channel_axis=axis(noisy),
+                                                           temporal_radius=radius)
 
     table = {"nlmeans frame by frame": frame_by_frame("nlmeans"),
              "nlmeans temporal": temporal("nlmeans"),
              "nlbayes frame by frame": frame_by_frame("nlbayes"),
              "nlbayes temporal": temporal("nlbayes")}
+    for radius in radii:  # the temporal methods again with a window of ±radius frames
+        for method in ("nlmeans", "nlbayes"):
+            table[f"{method} temporal ±{radius}"] = temporal(method, radius)
     notes = []
     try:
         import cv2  # noqa: F401
@@ -221,14 +226,19 @@ def main(argv=None):
     parser.add_argument("--methods", nargs="+", metavar="NAME",
                         help="run only the methods whose names contain one of these words "
                              "(e.g. temporal V-BM3D)")
+    parser.add_argument("--temporal-radii", type=int, nargs="+", default=[], metavar="R",
+                        help="also the temporal methods with a window of R frames before and "
+                             "after (rows 'nlbayes temporal ±R'; the default rows use the "
+                             "automatic radius)")
     parser.add_argument("--name", default="video_clip",
-                        help="the results' file names (NAME.md, NAME_frames.png)")
+                        help="the results' file names (NAME.md, NAME_frames.png, and with "
+                             "--sequences NAME_sequences.md; video_sequences.md by default)")
     parser.add_argument("--out", default=os.path.join(HERE, "results"))
     args = parser.parse_args(argv)
     import nlmeans
 
     clean = read_clip(args.clip, args.frames) if args.clip else made_clip(args.made, args.frames)
-    table, notes = methods(args.vbm3d)
+    table, notes = methods(args.vbm3d, args.temporal_radii)
     if args.methods:
         table = {name: run for name, run in table.items()
                  if any(word in name for word in args.methods)}
@@ -257,7 +267,7 @@ def write_sequences(args, table, notes):
         results.append((name, clean, rows))
     methods_run = list(table)
     lines = ["# The methods on made sequences", "", f"Machine: {machine()}; `python "
-             f"benchmarks/video_clip.py --clip ... --sequences SET12_DIR`.", "",
+             f"benchmarks/video_clip.py --clip ... --sequences SET12_DIR{_options(args)}`.", "",
              "benchmarks/video.py's sequences (10 frames of 256×256 panned, moving or still "
              "over Set12 and astronaut), white Gaussian noise added in float; PSNR in dB over "
              "all frames.", "",
@@ -279,7 +289,8 @@ def write_sequences(args, table, notes):
                          f"({np.mean([r[4] for r in mine]):.2f})")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines += [""] + [f"- {note}" for note in notes]
-    with open(os.path.join(args.out, "video_sequences.md"), "w") as f:
+    name = "video_sequences" if args.name == "video_clip" else f"{args.name}_sequences"
+    with open(os.path.join(args.out, f"{name}.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
     return [""] + lines
 
@@ -291,6 +302,8 @@ def _options(args):
         words += ["--sigmas"] + [f"{s:g}" for s in args.sigmas]
     if args.methods:
         words += ["--methods"] + args.methods
+    if args.temporal_radii:
+        words += ["--temporal-radii"] + [str(r) for r in args.temporal_radii]
     if args.name != "video_clip":
         words += ["--name", args.name]
     return "".join(" " + shlex.quote(word) for word in words)

@@ -251,15 +251,19 @@ def test_video_clip_benchmark_runs_and_plots(tmp_path):
 
 
 def test_video_clip_benchmark_runs_on_the_made_pan_with_chosen_methods(tmp_path):
-    """--made HEIGHT in place of a clip, --methods to pick rows, --name for the files."""
+    """--made HEIGHT in place of a clip, --methods to pick rows, --name for the files,
+    --temporal-radii for rows with a wider window."""
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "benchmarks"))
     try:
         import video_clip
     finally:
         sys.path.pop(0)
     rows = video_clip.main(["--made", "36", "--frames", "4", "--sigmas", "20", "--methods",
-                            "temporal", "--name", "hd", "--out", str(tmp_path), "--vbm3d", ""])
-    assert {r[0] for r in rows} == {"noisy", "nlmeans temporal", "nlbayes temporal"}
+                            "temporal", "--temporal-radii", "2", "--name", "hd", "--out",
+                            str(tmp_path), "--vbm3d", ""])
+    assert {r[0] for r in rows} == {"noisy", "nlmeans temporal", "nlbayes temporal",
+                                    "nlmeans temporal ±2", "nlbayes temporal ±2"}
     report = (tmp_path / "hd.md").read_text()
     assert "4 frames of 64×36 RGB" in report and "--made 36 --frames 4" in report
-    assert "--methods temporal --name hd" in report and (tmp_path / "hd_frames.png").exists()
+    assert "--methods temporal --temporal-radii 2 --name hd" in report
+    assert (tmp_path / "hd_frames.png").exists()
