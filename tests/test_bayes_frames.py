@@ -19,8 +19,8 @@ from test_frames import _noisy, _pan, _psnr
 
 @pytest.mark.parametrize("sigma", [10, 25, 40])
 def test_frame_steps_are_the_image_steps_over_three_frames(sigma):
-    """Step 1's groups grow with the frames of the window; the later steps',
-    which group on a pilot, radius + 1 times; grey frames repeat step 2 at
+    """Step 1's groups are three times the image's, the later steps' (which group
+    on a pilot) twice, a wider window's too; grey frames repeat step 2 at
     every noise level, where grey images do it from sigma 20 on, and their
     patches are three frames deep but in the repeat (colour frames': one), with
     planes of 5 x 5 at most (images take 7 x 7 in strong noise: sigma 40)."""
@@ -45,7 +45,7 @@ def test_frame_steps_are_the_image_steps_over_three_frames(sigma):
     wider = resolve(seq, time_axis=0, method="nlbayes", sigma=sigma, temporal_radius=2)
     assert wider.passes[0].search_radius[0] == 2
     assert [step.group_size for step in wider.passes] == [
-        (5 if i == 0 else 3) * step.group_size for i, step in enumerate(image_steps)]
+        step.group_size for step in settings.passes]
 
 
 @pytest.mark.parametrize("block", [16, 3])
@@ -170,6 +170,22 @@ def test_temporal_nlbayes_beats_frame_by_frame(step):
     assert _psnr(temporal, clean) > _psnr(single, clean) + 0.5
     per_frame = [_psnr(o, c) for o, c in zip(temporal, clean)]
     assert min(per_frame) > np.mean(per_frame) - 0.6  # no frame left noisy
+
+
+def test_a_wider_window_gains_on_a_still_scene_with_the_groups_it_had():
+    """temporal_radius 4 on a still scene, where every frame holds a copy of each
+    patch: the groups of radius 1 (three and two times the image's) beat groups
+    grown with the window (nine and five times), and beat radius 1."""
+    clean = _pan(frames=10, size=(48, 56), step=(0.0, 0.0))
+    noisy = _noisy(clean, 20, seed=5)
+    narrow = denoise(noisy, time_axis=0, method="nlbayes", sigma=20)
+    settings = resolve(noisy, time_axis=0, method="nlbayes", sigma=20, temporal_radius=4)
+    grown = replace(settings, passes=tuple(
+        replace(step, group_size=step.group_size // (3 if i == 0 else 2) * (9 if i == 0 else 5))
+        for i, step in enumerate(settings.passes)))
+    wide = _psnr(denoise(noisy, settings=settings), clean)
+    assert wide > _psnr(denoise(noisy, settings=grown), clean) + 0.2
+    assert wide > _psnr(narrow, clean) + 0.5
 
 
 def test_deep_patches_gain_on_grey_frames():

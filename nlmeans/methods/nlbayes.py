@@ -37,7 +37,7 @@ Frames (a sequence, time first) run the image steps over a spatio-temporal
 window, with 2-D patches (grey: three frames deep but in the repeat, below):
 the frame's own window and the same in the frame before and after it (the
 window shifts inwards at the sequence's ends, so no frame is met twice), and
-groups three times the image's, as many patches per frame of the window. The
+groups three times the image's (twice in the later steps, below). The
 paste trick marks a member's neighbours only along the axes its patch spans
 (nlmeans.kernels.bayes): a 2-D patch's neighbour in the next frame shares none
 of its pixels and stays a reference; marking it had left the last frame 0.7 dB
@@ -47,13 +47,21 @@ Measured on the real dev clip (640x272 colour, 8 frames, sigma 20): NL-Bayes
 frame by frame 40.90 dB, over space and time 41.22 with the image's groups,
 41.46 / 41.43 with twice / three times them; a window of 5 frames 41.16 to
 41.36 (slower and no better: farther frames match worse).
+Wider windows (temporal_radius 2 to 4) keep those groups, three times the
+image's in step 1 and twice in the later steps: groups that grew with the
+window (2 r + 1 and r + 1 times) measured 0.0 to 1.4 dB lower on every made
+sequence and on the dev clip at radius 4 (the still scene at sigma 10: 37.24
+against 38.26 dB; the clip within 0.01 dB at radius 2). A still or slowly
+moving scene gains from the wider window (the made still scene +1.8 dB at
+radius 4, sigma 10), a real clip with motion loses a little (the dev clip
+-0.2 to -0.5 dB at sigma 10 and 20), so the default stays at 1.
 Steps 2 and 3 group on a pilot, in which a patch's copies in the other frames
 stand out from its noise: there groups twice the image's (radius + 1 times)
 measured better than three times on the dev clip (+0.00, +0.03, +0.03 dB at
 sigma 10, 20, 40) and on the 15 made sequences of benchmarks/video.py (+0.04
 to +0.25 dB, grey and colour, sigma 10 to 40), and a third less time; step 1,
 on noisy patches, keeps three times (the image's groups in the later steps
-lost 0.15 dB on the clip). Wider windows were not measured with this rule.
+lost 0.15 dB on the clip).
 Grey frames repeat step 2 at every noise level (grey images only from sigma
 20 on): the repeat's covariances come from the step-2 result, which the groups
 over frames make better than an image's. Measured at sigma 10 and 15, 8 frames,
@@ -104,6 +112,9 @@ TAU_8BIT = 16.0
 THIRD_STEP_FROM = 20.0
 # Frames: the frames before and after a frame that its search window spans.
 FRAME_TEMPORAL_RADIUS = 1
+# Frames: step 1's groups and the later steps', in multiples of the image's,
+# whatever the temporal radius (see the module docstring).
+FRAME_GROUPS = (3, 2)
 # The in-plane radius of grey frames' deep patches, at most (see the module docstring).
 DEEP_PLANE_RADIUS = 2
 # Frames: the bytes a block's frames, with their context, may take, at 30 bytes
@@ -190,19 +201,21 @@ def _repeated(first, second):
 
 def frame_steps(sigma, scale, channels, white=True, temporal_radius=None):
     """The image steps for frames: the search window spanning `temporal_radius`
-    frames (default FRAME_TEMPORAL_RADIUS) before and after; step 1's groups as
-    many times larger as the window has frames, the later steps' radius + 1
-    times; step 2 repeated at every noise level; patches 2-D, or for grey
-    frames three frames deep but in the repeat (see the module docstring)."""
+    frames (default FRAME_TEMPORAL_RADIUS) before and after; step 1's groups
+    FRAME_GROUPS[0] times the image's, the later steps' FRAME_GROUPS[1] times,
+    whatever the radius; step 2 repeated at every noise level; patches 2-D, or
+    for grey frames three frames deep but in the repeat (see the module
+    docstring)."""
     radius = FRAME_TEMPORAL_RADIUS if temporal_radius is None else temporal_radius
     steps = bayes_steps(sigma, scale, channels, 2, white)
     if len(steps) == 2:
         # Frames repeat step 2 at every noise level: their pilot, from groups that span
         # frames, is better than an image's (see the module docstring).
         steps += (_repeated(*steps),)
-    # Step 1 groups noisy patches: a share of each frame's. The later steps group
-    # on a pilot, whose matches in the other frames are nearer copies: groups of
-    # radius + 1 times the image's (see the module docstring).
+    # Step 1 groups noisy patches, the later steps group on a pilot, whose matches in
+    # the other frames are nearer copies: groups of three and two times the image's.
+    # A wider window gives the groups more candidates, not more members (see the
+    # module docstring).
     # Grey frames: patches three frames deep but in the last step, whose 2-D patches
     # cover every frame alike, the first and last included (see the module docstring).
     # Their planes are 5 x 5 at most: 75 values, more than the 7 x 7 patches (49) that
@@ -211,7 +224,7 @@ def frame_steps(sigma, scale, channels, white=True, temporal_radius=None):
     return tuple(replace(step, patch_radius=_deep(step.patch_radius) if deep and i < len(steps) - 1
                          else (0,) + step.patch_radius,
                          search_radius=(radius,) + step.search_radius,
-                         group_size=step.group_size * (2 * radius + 1 if i == 0 else radius + 1))
+                         group_size=step.group_size * FRAME_GROUPS[min(i, 1)])
                  for i, step in enumerate(steps))
 
 
