@@ -28,10 +28,9 @@ patches is too ill-conditioned for float32), and so are the accumulators.
 import numpy as np
 from numba import njit
 
-# Multiply-adds may be fused, but nothing is reordered: the sums keep the order
-# written, so the results do not depend on how Numba compiled the code.
+# Multiply-adds may be fused, but nothing is reordered (no "reassoc"): the sums
+# keep the order written, whatever vector width the compiler picks.
 _FUSED = {"contract"}
-
 
 
 @njit(cache=True)

@@ -49,17 +49,17 @@ frame by frame 40.90 dB, over space and time 41.22 with the image's groups,
 41.36 (slower and no better: farther frames match worse).
 Wider windows (temporal_radius 2 to 4) keep those groups, three times the
 image's in step 1 and twice in the later steps: groups that grew with the
-window (2 r + 1 and r + 1 times) measured 0.0 to 1.4 dB lower on every made
-sequence and on the dev clip at radius 4 (the still scene at sigma 10: 37.24
-against 38.26 dB; the clip within 0.01 dB at radius 2). A still or slowly
-moving scene gains from the wider window (the made still scene +1.8 dB at
-radius 4, sigma 10), a real clip with motion loses a little (the dev clip
--0.2 to -0.5 dB at sigma 10 and 20), so the default stays at 1.
+window (2 r + 1 and r + 1 times) measured 0.4 to 1.2 dB lower at radius 4 on
+the made sequences of benchmarks/video.py (0.1 to 0.5 at radius 2), and level
+on the dev clip (within 0.1 dB). A still or slowly moving scene gains from
+the wider window (the made still scene +1.2 to +1.6 dB at radius 4), a real
+clip with motion loses a little (the dev clip -0.5 and -0.2 dB at sigma 10
+and 20), so the default stays at 1.
 Steps 2 and 3 group on a pilot, in which a patch's copies in the other frames
-stand out from its noise: there groups twice the image's (radius + 1 times)
-measured better than three times on the dev clip (+0.00, +0.03, +0.03 dB at
-sigma 10, 20, 40) and on the 15 made sequences of benchmarks/video.py (+0.04
-to +0.25 dB, grey and colour, sigma 10 to 40), and a third less time; step 1,
+stand out from its noise: there groups twice the image's measured better
+than three times on the dev clip (+0.00, +0.03, +0.03 dB at sigma 10, 20,
+40) and on the 15 made sequences of benchmarks/video.py (+0.04 to +0.25 dB,
+grey and colour, sigma 10 to 40), and a third less time; step 1,
 on noisy patches, keeps three times (the image's groups in the later steps
 lost 0.15 dB on the clip).
 Grey frames repeat step 2 at every noise level (grey images only from sigma
