@@ -228,8 +228,8 @@ def main(argv=None):
                              "(e.g. temporal V-BM3D)")
     parser.add_argument("--temporal-radii", type=int, nargs="+", default=[], metavar="R",
                         help="also the temporal methods with a window of R frames before and "
-                             "after (rows 'nlbayes temporal ±R'; the default rows use the "
-                             "automatic radius)")
+                             "after (rows 'nlmeans temporal ±R' and 'nlbayes temporal ±R'; the "
+                             "default rows use the automatic radius)")
     parser.add_argument("--name", default="video_clip",
                         help="the results' file names (NAME.md, NAME_frames.png, and with "
                              "--sequences NAME_sequences.md; video_sequences.md by default)")
