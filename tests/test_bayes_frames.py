@@ -3,6 +3,7 @@ equals the one-call run, and the temporal groups gain over frame by frame."""
 
 import os
 from dataclasses import replace
+from types import SimpleNamespace
 
 import imageio.v3 as iio
 import numpy as np
@@ -18,9 +19,11 @@ from test_frames import _noisy, _pan, _psnr
 
 
 @pytest.mark.parametrize("sigma", [10, 25, 40])
-def test_frame_steps_are_the_image_steps_over_three_frames(sigma):
-    """Step 1's groups are three times the image's, the later steps' (which group
-    on a pilot) twice, a wider window's too; grey frames repeat step 2 at
+def test_frame_steps_are_the_image_steps_over_nine_frames(sigma):
+    """Small frames' window spans four frames before and after; step 1's groups
+    are three times the image's, the later steps' (which group on a pilot)
+    twice, a narrower window's too, and their tau a fifth of sigma (8-bit
+    units) where images take the paper's 16; grey frames repeat step 2 at
     every noise level, where grey images do it from sigma 20 on, and their
     patches are three frames deep but in the repeat (colour frames': one), with
     planes of 5 x 5 at most (images take 7 x 7 in strong noise: sigma 40)."""
@@ -37,8 +40,9 @@ def test_frame_steps_are_the_image_steps_over_three_frames(sigma):
         if i < 2:
             assert frames_step.patch_radius == (1,) + tuple(min(r, 2)
                                                             for r in image_step.patch_radius)
-        assert frames_step.search_radius == (1,) + image_step.search_radius
+        assert frames_step.search_radius == (4,) + image_step.search_radius
         assert frames_step.group_size == (3 if i == 0 else 2) * image_step.group_size
+        assert frames_step.tau == (sigma / 5 if i else 0.0) != image_step.tau or i == 0
     colour = resolve(np.stack([seq] * 3, axis=-1), time_axis=0, channel_axis=-1,
                      method="nlbayes", sigma=sigma)
     assert [step.patch_radius[0] for step in colour.passes] == [0] * len(colour.passes)
@@ -48,20 +52,21 @@ def test_frame_steps_are_the_image_steps_over_three_frames(sigma):
         step.group_size for step in settings.passes]
 
 
-@pytest.mark.parametrize("block", [16, 3])
-def test_frames_run_in_blocks_with_their_context(block, monkeypatch):
+@pytest.mark.parametrize("block, radius", [(16, 1), (3, 1), (3, 4)])
+def test_frames_run_in_blocks_with_their_context(block, radius, monkeypatch):
     """The one-call run is each block's frames of NL-Bayes run on the block and
     the frames its window reaches, as one volume."""
     monkeypatch.setattr(nlbayes, "MAX_FRAME_BLOCK", block)
-    seq = _noisy(_pan(frames=8, size=(36, 40)), 20).astype(np.float64)
-    settings = resolve(seq, time_axis=0, method="nlbayes", dtype=np.float64)
+    seq = _noisy(_pan(frames=14, size=(36, 40)), 20).astype(np.float64)
+    settings = resolve(seq, time_axis=0, method="nlbayes", dtype=np.float64,
+                       temporal_radius=radius)
     out = denoise(seq, settings=settings)
     plain = settings.__class__(**{**settings.__dict__, "time_axis": None})
     values = seq[None]
     context = frame_context(settings)
-    assert context == 3  # the window's frame and the patch's two more
-    blocks = frame_blocks(8, frame_block(settings, seq[0].size), context)
-    assert len(blocks) == -(-8 // block)
+    assert context == radius + 2  # the window's frames and the patch's two more
+    blocks = frame_blocks(len(seq), frame_block(settings, seq[0].size), context)
+    assert len(blocks) == -(-len(seq) // block)
     for start, stop, first, last in blocks:
         part = run_bayes(values[:, first:last], plain, (seq.min(), seq.max()))
         np.testing.assert_array_equal(out[start:stop], part[0, start - first:stop - first])
@@ -169,7 +174,9 @@ def test_temporal_nlbayes_beats_frame_by_frame(step):
     temporal = denoise(noisy, time_axis=0, method="nlbayes")
     assert _psnr(temporal, clean) > _psnr(single, clean) + 0.5
     per_frame = [_psnr(o, c) for o, c in zip(temporal, clean)]
-    assert min(per_frame) > np.mean(per_frame) - 0.6  # no frame left noisy
+    # No frame left noisy: each gains over itself alone, and no flicker inside.
+    assert all(t > _psnr(s, c) + 0.3 for t, s, c in zip(per_frame, single, clean))
+    assert min(per_frame[1:-1]) > np.mean(per_frame) - 0.6
 
 
 def test_a_wider_window_gains_on_a_still_scene_with_the_groups_it_had():
@@ -178,7 +185,7 @@ def test_a_wider_window_gains_on_a_still_scene_with_the_groups_it_had():
     grown with the window (nine and five times), and beat radius 1."""
     clean = _pan(frames=10, size=(48, 56), step=(0.0, 0.0))
     noisy = _noisy(clean, 20, seed=5)
-    narrow = denoise(noisy, time_axis=0, method="nlbayes", sigma=20)
+    narrow = denoise(noisy, time_axis=0, method="nlbayes", sigma=20, temporal_radius=1)
     settings = resolve(noisy, time_axis=0, method="nlbayes", sigma=20, temporal_radius=4)
     grown = replace(settings, passes=tuple(
         replace(step, group_size=step.group_size // (3 if i == 0 else 2) * (9 if i == 0 else 5))
@@ -216,3 +223,41 @@ def test_video_command_runs_nlbayes(tmp_path):
     got = np.stack([iio.imread(out / name) for name in sorted(os.listdir(out))])
     expected = nlmeans.denoise(seq, time_axis=0, channel_axis=-1, method="nlbayes")
     np.testing.assert_array_equal(got, expected)
+
+
+def test_frames_take_a_smaller_tau_than_images():
+    """The later steps' groups take every patch whose pilot is within a fifth
+    of sigma (8-bit units) of the reference's, not the paper's 16 for images:
+    a frame's copies of a patch in the other frames have nearly the same
+    pilot (it was estimated from the same group), and 16 admits neighbours
+    that differ as well (a still scene of the camera's grass)."""
+    from skimage import data
+
+    clean = np.stack([data.camera()[300:364, 100:164].astype(np.float64)] * 10)
+    noisy = _noisy(clean, 20, seed=5)
+    settings = resolve(noisy, time_axis=0, method="nlbayes", sigma=20)
+    assert [step.tau for step in settings.passes] == [0.0, 4.0, 4.0]
+    paper = replace(settings, passes=tuple(replace(step, tau=16.0 if step.guided else 0.0)
+                                           for step in settings.passes))
+    assert _psnr(denoise(noisy, settings=settings), clean) > \
+        _psnr(denoise(noisy, settings=paper), clean) + 0.3
+
+
+@pytest.mark.parametrize("width, height, channels, radius", [
+    (640, 272, 3, 4), (1280, 720, 1, 4), (1280, 720, 3, 3), (1920, 1080, 1, 2),
+    (1920, 1080, 3, 1)])
+def test_the_window_spans_four_frames_where_blocks_hold_twice_their_context(
+        width, height, channels, radius):
+    """The automatic window is the widest up to 4 frames either side whose
+    blocks (bounded in memory) hold at least twice their context: large frames
+    would otherwise compute up to 9 frames for each frame kept."""
+    values = width * height * channels
+    for sigma in (10, 40):
+        steps = nlbayes.frame_steps(sigma, 255.0, channels, frame_values=values)
+        assert steps[0].search_radius[0] == radius
+        settings = SimpleNamespace(passes=steps)  # all that the block sizes read
+        assert frame_block(settings, values) >= 2 * frame_context(settings)
+        if radius < nlbayes.FRAME_TEMPORAL_RADIUS:
+            wider = nlbayes.frame_steps(sigma, 255.0, channels, temporal_radius=radius + 1)
+            wider = SimpleNamespace(passes=wider)
+            assert frame_block(wider, values) < 2 * frame_context(wider)

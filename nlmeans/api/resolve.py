@@ -154,7 +154,8 @@ def resolve_checked(image, bounds, options, sample=None, in_memory=True):
     if choice["method"] == "nlbayes":
         white = model is None or model.kind != "correlated"
         passes = () if sigma == 0 else \
-            frame_steps(sigma, scale, volume.shape[0], white, choice["temporal_radius"]) \
+            frame_steps(sigma, scale, volume.shape[0], white, choice["temporal_radius"],
+                        frame_values=volume[:, 0].size) \
             if frames else bayes_steps(sigma, scale, volume.shape[0], n_spatial, white)
     else:
         passes = _passes(choice, sigma, scale, n_spatial, colour=colour, frames=frames)

@@ -110,8 +110,13 @@ TAU_8BIT = 16.0
 # Grey images from this noise level (8-bit units) on, and colour images, get
 # step 2 a second time, guided by its own first result (see bayes_steps).
 THIRD_STEP_FROM = 20.0
-# Frames: the frames before and after a frame that its search window spans.
-FRAME_TEMPORAL_RADIUS = 1
+# Frames: the frames before and after a frame that its search window spans, at
+# most (V-BM3D's window, and VNLB's); fewer where a block of large frames could
+# not hold twice its context (see frame_steps).
+FRAME_TEMPORAL_RADIUS = 4
+# Frames: the later steps' tau, in 8-bit units per unit of sigma (8-bit), in
+# place of the image's TAU_8BIT (see the module docstring).
+FRAME_TAU_PER_SIGMA = 0.2
 # Frames: step 1's groups and the later steps', in multiples of the image's,
 # whatever the temporal radius (see the module docstring).
 FRAME_GROUPS = (3, 2)
@@ -199,14 +204,23 @@ def _repeated(first, second):
                    flat_area=0.0)
 
 
-def frame_steps(sigma, scale, channels, white=True, temporal_radius=None):
+def frame_steps(sigma, scale, channels, white=True, temporal_radius=None, frame_values=None):
     """The image steps for frames: the search window spanning `temporal_radius`
-    frames (default FRAME_TEMPORAL_RADIUS) before and after; step 1's groups
-    FRAME_GROUPS[0] times the image's, the later steps' FRAME_GROUPS[1] times,
-    whatever the radius; step 2 repeated at every noise level; patches 2-D, or
-    for grey frames three frames deep but in the repeat (see the module
-    docstring)."""
-    radius = FRAME_TEMPORAL_RADIUS if temporal_radius is None else temporal_radius
+    frames before and after (by default the widest up to FRAME_TEMPORAL_RADIUS
+    whose blocks of frames of `frame_values` values hold at least twice their
+    context, so that context costs at most as much again as the block: 4 up to
+    720p grey, 3 at 720p colour, 2 at 1080p grey, 1 at 1080p colour); step 1's
+    groups FRAME_GROUPS[0] times the image's, the later steps' FRAME_GROUPS[1]
+    times, whatever the radius, and their tau FRAME_TAU_PER_SIGMA sigma; step 2
+    repeated at every noise level; patches 2-D, or for grey frames three frames
+    deep but in the repeat (see the module docstring)."""
+    if temporal_radius is None:
+        for radius in range(FRAME_TEMPORAL_RADIUS, 1, -1):
+            steps = frame_steps(sigma, scale, channels, white, radius)
+            if frame_values is None or \
+                    _block_frames(steps, frame_values) >= 2 * _context_frames(steps):
+                return steps
+        return frame_steps(sigma, scale, channels, white, 1)
     steps = bayes_steps(sigma, scale, channels, 2, white)
     if len(steps) == 2:
         # Frames repeat step 2 at every noise level: their pilot, from groups that span
@@ -221,10 +235,12 @@ def frame_steps(sigma, scale, channels, white=True, temporal_radius=None):
     # Their planes are 5 x 5 at most: 75 values, more than the 7 x 7 patches (49) that
     # images take in strong noise to match reliably (see the module docstring).
     deep = channels == 1
+    tau = FRAME_TAU_PER_SIGMA * sigma * scale / 255.0  # (sigma * 255 / scale) in 8-bit units
     return tuple(replace(step, patch_radius=_deep(step.patch_radius) if deep and i < len(steps) - 1
                          else (0,) + step.patch_radius,
-                         search_radius=(radius,) + step.search_radius,
-                         group_size=step.group_size * FRAME_GROUPS[min(i, 1)])
+                         search_radius=(temporal_radius,) + step.search_radius,
+                         group_size=step.group_size * FRAME_GROUPS[min(i, 1)],
+                         tau=tau if step.guided else 0.0)
                  for i, step in enumerate(steps))
 
 
@@ -236,14 +252,22 @@ def _deep(patch_radius):
 def frame_context(settings):
     """Frames of context on either side of a block: those that the windows of
     the patches over its frames reach."""
-    return max(step.search_radius[0] + 2 * step.patch_radius[0] for step in settings.passes)
+    return _context_frames(settings.passes)
 
 
 def frame_block(settings, frame_values):
     """Frames per block for frames of `frame_values` values (channels included):
     as many as FRAME_BLOCK_BYTES holds with the context, 1 to MAX_FRAME_BLOCK."""
+    return _block_frames(settings.passes, frame_values)
+
+
+def _context_frames(steps):
+    return max(step.search_radius[0] + 2 * step.patch_radius[0] for step in steps)
+
+
+def _block_frames(steps, frame_values):
     fit = (FRAME_BLOCK_BYTES // (_BYTES_PER_VALUE * frame_values)
-           - 2 * frame_context(settings))
+           - 2 * _context_frames(steps))
     return int(max(1, min(MAX_FRAME_BLOCK, fit)))
 
 
