@@ -25,7 +25,8 @@ Writes video_clip.md and video_clip_frames.png (per-frame PSNR at the middle
 sigma) into --out (default benchmarks/results); --sequences also runs every
 method on benchmarks/video.py's made sequences (grey and colour, known ground
 truth) and writes video_sequences.md. --temporal-radii R adds the temporal
-methods with a window of ±R frames. Needs the `video` and `bench`
+methods with a window of ±R frames, --taus T NL-Bayes over time with its later
+steps' tau fixed at T. Needs the `video` and `bench`
 extras (PyAV, OpenCV).
 """
 
@@ -49,7 +50,7 @@ SIGMAS = (10.0, 20.0, 40.0)
 OPENCV_FACTORS = (0.6, 0.8, 1.0)
 # Plot colours, one per method (RGB).
 COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
-           (140, 86, 75)]
+           (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]
 
 
 def read_clip(path, count):
@@ -89,7 +90,9 @@ def timed(run):
     return out, wall, (_cpu() - cpu) / wall
 
 
-def methods(vbm3d, radii=()):
+def methods(vbm3d, radii=(), taus=()):
+    from dataclasses import replace
+
     import nlmeans
 
     def axis(frames):
@@ -108,9 +111,23 @@ def methods(vbm3d, radii=()):
              "nlmeans temporal": temporal("nlmeans"),
              "nlbayes frame by frame": frame_by_frame("nlbayes"),
              "nlbayes temporal": temporal("nlbayes")}
+    def with_tau(tau, radius=None):
+        def run(noisy, sigma, clean):
+            settings = nlmeans.resolve(noisy, method="nlbayes", time_axis=0,
+                                       channel_axis=axis(noisy), temporal_radius=radius)
+            tau_here = tau * (settings.data_range / 255.0) ** 2  # 8-bit units to the image's
+            return nlmeans.denoise(noisy, settings=replace(settings, passes=tuple(
+                replace(step, tau=tau_here) if step.guided else step
+                for step in settings.passes)))
+        return run
+
     for radius in radii:  # the temporal methods again with a window of ±radius frames
         for method in ("nlmeans", "nlbayes"):
             table[f"{method} temporal ±{radius}"] = temporal(method, radius)
+    for tau in taus:  # NL-Bayes's later steps with a fixed tau
+        table[f"nlbayes temporal τ {tau:g}"] = with_tau(tau)
+        for radius in radii:
+            table[f"nlbayes temporal ±{radius} τ {tau:g}"] = with_tau(tau, radius)
     notes = []
     try:
         import cv2  # noqa: F401
@@ -230,6 +247,11 @@ def main(argv=None):
                         help="also the temporal methods with a window of R frames before and "
                              "after (rows 'nlmeans temporal ±R' and 'nlbayes temporal ±R'; the "
                              "default rows use the automatic radius)")
+    parser.add_argument("--taus", type=float, nargs="+", default=[], metavar="T",
+                        help="also NL-Bayes over time with its later steps' tau fixed at T "
+                             "(8-bit units; automatically a fifth of sigma), at the automatic "
+                             "radius and each --temporal-radii R (rows 'nlbayes temporal τ T', "
+                             "'nlbayes temporal ±R τ T')")
     parser.add_argument("--name", default="video_clip",
                         help="the results' file names (NAME.md, NAME_frames.png, and with "
                              "--sequences NAME_sequences.md; video_sequences.md by default)")
@@ -238,7 +260,7 @@ def main(argv=None):
     import nlmeans
 
     clean = read_clip(args.clip, args.frames) if args.clip else made_clip(args.made, args.frames)
-    table, notes = methods(args.vbm3d, args.temporal_radii)
+    table, notes = methods(args.vbm3d, args.temporal_radii, args.taus)
     if args.methods:
         table = {name: run for name, run in table.items()
                  if any(word in name for word in args.methods)}
@@ -304,6 +326,8 @@ def _options(args):
         words += ["--methods"] + args.methods
     if args.temporal_radii:
         words += ["--temporal-radii"] + [str(r) for r in args.temporal_radii]
+    if args.taus:
+        words += ["--taus"] + [f"{t:g}" for t in args.taus]
     if args.name != "video_clip":
         words += ["--name", args.name]
     return "".join(" " + shlex.quote(word) for word in words)

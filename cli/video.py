@@ -32,7 +32,7 @@ the frame and its neighbours): better frames, a few times slower.
 @click.option("--temporal-radius", type=click.IntRange(min=0), default=None,
               help="Frames before and after each frame in the search window. "
                    "[default: 3 (1 in the second pass) in automatic mode, 2 with a numeric --h, "
-                   "1 with --method nlbayes]")
+                   "4 with --method nlbayes (3 at 720p colour, 1 at 1080p colour)]")
 @click.option("--time-series", is_flag=True,
               help="INPUT is a multi-page TIFF whose pages are the frames.")
 @click.option("--crf", type=click.IntRange(0, 51), default=18, show_default=True,

@@ -224,7 +224,9 @@ def denoise(image, h=None, *, patch_radius=None, search_radius=None, sigma=None,
         (integers) rather than the sequence's.
     temporal_radius : int, optional
         With `time_axis`: frames before and after in the search window.
-        Default: 3 in automatic mode (1 in its second pass), 2 with a numeric h.
+        Default: 3 in automatic mode (1 in its second pass), 2 with a numeric h;
+        NL-Bayes: 4, fewer for large frames (3 at 720p colour, 2 at 1080p grey,
+        1 at 1080p colour: see :func:`nlmeans.methods.nlbayes.frame_steps`).
     settings : Settings, optional
         Run exactly these settings (from :func:`nlmeans.api.resolve`, perhaps of a
         larger image this one is a crop of) instead of deciding them from this

@@ -35,26 +35,41 @@ of references around it, not only on a halo of pixels).
 
 Frames (a sequence, time first) run the image steps over a spatio-temporal
 window, with 2-D patches (grey: three frames deep but in the repeat, below):
-the frame's own window and the same in the frame before and after it (the
-window shifts inwards at the sequence's ends, so no frame is met twice), and
-groups three times the image's (twice in the later steps, below). The
-paste trick marks a member's neighbours only along the axes its patch spans
-(nlmeans.kernels.bayes): a 2-D patch's neighbour in the next frame shares none
-of its pixels and stays a reference; marking it had left the last frame 0.7 dB
-below the one before on the dev clip (now +0.4 to +0.7 dB over all its frames,
-for 1.4 to 1.5 times the time).
+the frame's own window and the same in the 4 frames before and after it
+(fewer for large frames, below; the window shifts inwards at the sequence's
+ends, so no frame is met twice), and groups three times the image's (twice in
+the later steps, below). The paste trick marks a member's neighbours only
+along the axes its patch spans (nlmeans.kernels.bayes): a 2-D patch's
+neighbour in the next frame shares none of its pixels and stays a reference;
+marking it had left the last frame 0.7 dB below the one before on the dev
+clip (now +0.4 to +0.7 dB over all its frames, for 1.4 to 1.5 times the time).
 Measured on the real dev clip (640x272 colour, 8 frames, sigma 20): NL-Bayes
 frame by frame 40.90 dB, over space and time 41.22 with the image's groups,
-41.46 / 41.43 with twice / three times them; a window of 5 frames 41.16 to
-41.36 (slower and no better: farther frames match worse).
-Wider windows (temporal_radius 2 to 4) keep those groups, three times the
-image's in step 1 and twice in the later steps: groups that grew with the
-window (2 r + 1 and r + 1 times) measured 0.4 to 1.2 dB lower at radius 4 on
-the made sequences of benchmarks/video.py (0.1 to 0.5 at radius 2), and level
-on the dev clip (within 0.1 dB). A still or slowly moving scene gains from
-the wider window (the made still scene +1.2 to +1.6 dB at radius 4), a real
-clip with motion loses a little (the dev clip -0.5 and -0.2 dB at sigma 10
-and 20), so the default stays at 1.
+41.46 / 41.43 with twice / three times them (a window of 1 frame each side).
+Wider windows keep those groups, three times the image's in step 1 and twice
+in the later steps: groups that grew with the window (2 r + 1 and r + 1 times)
+measured 0.4 to 1.2 dB lower at radius 4 on the made sequences of
+benchmarks/video.py (0.1 to 0.5 at radius 2), and level on the dev clip.
+The later steps' tau is a fifth of sigma (8-bit units), not the paper's 16:
+a group takes, beyond its n closest, every patch whose pilot is within tau of
+the reference's. In frames a patch's copies in the other frames have nearly
+the same pilot (it came from the same group), and 16, made for images, admits
+neighbours that differ as well. The result's error, and with it the
+distance of two copies' pilots, grows about as sigma (mean squared error
+about 0.2 sigma on the clip, sigma on the made sequences, 8-bit units), so
+tau scales with it. At radius 4, against tau 16: the dev clip (16 frames)
++0.98 / +0.59 / +0.16 dB at sigma 10 / 20 / 40, the 15 made sequences +0.07
+to +0.38 (tau 4 at every sigma: the clip -0.31 / 0 / -0.06, the sequences
+-0.08 to +0.20). With tau 16 the window of 4 frames each side had lost 0.47
+/ 0.24 dB on the clip at sigma 10 / 20; with the new tau it is level with 2
+frames each side on the clip and -0.02 to +1.03 dB above it on the made
+sequences (the still and moving scenes most), and +0.51 / +0.35 / +0.24 dB
+over the former default (1 frame each side, tau 16) on the clip. So the
+window spans 4 frames each side, V-BM3D's, but where a block of frames
+(bounded in bytes, below) could not hold twice its context: the context grows
+with the radius, and at 1080p colour 4 frames each side would compute 9
+frames for each frame kept (radius 3 at 720p colour, 2 at 1080p grey, 1 at
+1080p colour).
 Steps 2 and 3 group on a pilot, in which a patch's copies in the other frames
 stand out from its noise: there groups twice the image's measured better
 than three times on the dev clip (+0.00, +0.03, +0.03 dB at sigma 10, 20,
