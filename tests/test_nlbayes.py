@@ -314,6 +314,27 @@ def test_the_blocked_products_equal_numpy(n, inner, width):
                                rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_window_distances_equal_numpys(dtype):
+    """The squared differences of a reference patch and every patch of its
+    window, summed over channels 1..2 of 3 and the patch's values, in the
+    window's raster order (a window row at a time in the kernel)."""
+    from nlmeans.kernels.bayes import _window_distances
+
+    rng = np.random.default_rng(7)
+    image = rng.uniform(0, 255, (3, 6, 20, 23)).astype(dtype)
+    ref, k, lo, size = (1, 4, 5), (2, 3, 4), (0, 2, 1), (3, 9, 11)
+    dist = np.full(size[0] * size[1] * size[2] + 5, np.nan)
+    _window_distances(image, 1, 3, ref, k, lo, size, dist)
+    values = image.astype(np.float64)
+    patch = values[1:3, ref[0]:ref[0] + k[0], ref[1]:ref[1] + k[1], ref[2]:ref[2] + k[2]]
+    expected = [((values[1:3, z:z + k[0], y:y + k[1], x:x + k[2]] - patch) ** 2).sum()
+                for z in range(lo[0], lo[0] + size[0]) for y in range(lo[1], lo[1] + size[1])
+                for x in range(lo[2], lo[2] + size[2])]
+    np.testing.assert_allclose(dist[:len(expected)], expected, rtol=1e-12)
+    assert np.isnan(dist[len(expected):]).all()
+
+
 @pytest.mark.parametrize("n", [5, 30, 74, 76, 200])
 def test_the_estimate_equals_numpys_on_either_side_of_the_dimensions(n):
     """Step 2's estimate m + C (C + s I)^-1 (x - m), through the n x n system
