@@ -20,10 +20,11 @@ from test_frames import _noisy, _pan, _psnr
 
 @pytest.mark.parametrize("sigma", [10, 25, 40])
 def test_frame_steps_are_the_image_steps_over_nine_frames(sigma):
-    """Small frames' window spans four frames before and after; step 1's groups
-    are three times the image's, the later steps' (which group on a pilot)
-    twice, a narrower window's too, and their tau a fifth of sigma (8-bit
-    units) where images take the paper's 16; grey frames repeat step 2 at
+    """Small frames' window spans four frames before and after (step 1's one
+    from sigma 30 on, 8-bit units); step 1's groups are three times the
+    image's, the later steps' (which group on a pilot) twice, a narrower
+    window's too, and their tau a fifth of sigma (8-bit units) where images
+    take the paper's 16; grey frames repeat step 2 at
     every noise level, where grey images do it from sigma 20 on, and their
     patches are three frames deep but in the repeat (colour frames': one), with
     planes of 5 x 5 at most (images take 7 x 7 in strong noise: sigma 40)."""
@@ -40,14 +41,16 @@ def test_frame_steps_are_the_image_steps_over_nine_frames(sigma):
         if i < 2:
             assert frames_step.patch_radius == (1,) + tuple(min(r, 2)
                                                             for r in image_step.patch_radius)
-        assert frames_step.search_radius == (4,) + image_step.search_radius
+        near = i == 0 and sigma >= nlbayes.FRAME_NEAR_STEP_1_FROM  # step 1 in strong noise
+        assert frames_step.search_radius == (1 if near else 4,) + image_step.search_radius
         assert frames_step.group_size == (3 if i == 0 else 2) * image_step.group_size
         assert frames_step.tau == (sigma / 5 if i else 0.0) != image_step.tau or i == 0
     colour = resolve(np.stack([seq] * 3, axis=-1), time_axis=0, channel_axis=-1,
                      method="nlbayes", sigma=sigma)
     assert [step.patch_radius[0] for step in colour.passes] == [0] * len(colour.passes)
     wider = resolve(seq, time_axis=0, method="nlbayes", sigma=sigma, temporal_radius=2)
-    assert wider.passes[0].search_radius[0] == 2
+    assert [step.search_radius[0] for step in wider.passes] == [
+        1 if sigma >= nlbayes.FRAME_NEAR_STEP_1_FROM else 2, 2, 2]
     assert [step.group_size for step in wider.passes] == [
         step.group_size for step in settings.passes]
 
@@ -254,7 +257,7 @@ def test_the_window_spans_four_frames_where_blocks_hold_twice_their_context(
     values = width * height * channels
     for sigma in (10, 40):
         steps = nlbayes.frame_steps(sigma, 255.0, channels, frame_values=values)
-        assert steps[0].search_radius[0] == radius
+        assert steps[-1].search_radius[0] == radius
         settings = SimpleNamespace(passes=steps)  # all that the block sizes read
         assert frame_block(settings, values) >= 2 * frame_context(settings)
         if radius < nlbayes.FRAME_TEMPORAL_RADIUS:
