@@ -76,8 +76,9 @@ frame's candidates add little that the near frames' lack, while the later
 steps, which group on the pilot, keep the wide window. Measured with the
 window of 4 (step 1 at 1 against 4): the dev clip +0.09 / +0.10 dB at sigma
 30 / 40, the made sequences -0.11 to +0.18, the same on average (+0.02), for
-0.73 to 0.84 of the time. Below sigma 30 step 1 keeps the wide window: at sigma 10 and
-20 the near one lost up to 0.16 dB on the still and moving scenes.
+0.73 to 0.84 of the time. Below sigma 30 step 1 keeps the wide window: at
+sigma 10 and 20 the near one lost up to 0.16 dB on the still and moving
+scenes.
 Steps 2 and 3 group on a pilot, in which a patch's copies in the other frames
 stand out from its noise: there groups twice the image's measured better
 than three times on the dev clip (+0.00, +0.03, +0.03 dB at sigma 10, 20,
