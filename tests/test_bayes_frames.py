@@ -44,7 +44,8 @@ def test_frame_steps_are_the_image_steps_over_nine_frames(sigma):
         near = i == 0 and sigma >= nlbayes.FRAME_NEAR_STEP_1_FROM  # step 1 in strong noise
         assert frames_step.search_radius == (1 if near else 4,) + image_step.search_radius
         assert frames_step.group_size == (3 if i == 0 else 2) * image_step.group_size
-        assert frames_step.tau == (sigma / 5 if i else 0.0) != image_step.tau or i == 0
+        assert frames_step.tau == (sigma / 5 if i else 0.0)
+        assert i == 0 or frames_step.tau != image_step.tau
     colour = resolve(np.stack([seq] * 3, axis=-1), time_axis=0, channel_axis=-1,
                      method="nlbayes", sigma=sigma)
     assert [step.patch_radius[0] for step in colour.passes] == [0] * len(colour.passes)

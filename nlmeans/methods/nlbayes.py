@@ -243,12 +243,11 @@ def frame_steps(sigma, scale, channels, white=True, temporal_radius=None, frame_
     repeated at every noise level; patches 2-D, or for grey frames three frames
     deep but in the repeat (see the module docstring)."""
     if temporal_radius is None:
-        for radius in range(FRAME_TEMPORAL_RADIUS, 1, -1):
+        for radius in range(FRAME_TEMPORAL_RADIUS, 0, -1):
             steps = frame_steps(sigma, scale, channels, white, radius)
-            if frame_values is None or \
+            if radius == 1 or frame_values is None or \
                     _block_frames(steps, frame_values) >= 2 * _context_frames(steps):
                 return steps
-        return frame_steps(sigma, scale, channels, white, 1)
     steps = bayes_steps(sigma, scale, channels, 2, white)
     if len(steps) == 2:
         # Frames repeat step 2 at every noise level: their pilot, from groups that span
@@ -265,7 +264,8 @@ def frame_steps(sigma, scale, channels, white=True, temporal_radius=None, frame_
     # In strong noise step 1 searches the neighbouring frames only (the same PSNR on
     # average, a fifth less time; see the module docstring).
     deep = channels == 1
-    tau = FRAME_TAU_PER_SIGMA * sigma * scale / 255.0  # (sigma * 255 / scale) in 8-bit units
+    # FRAME_TAU_PER_SIGMA * sigma in 8-bit units, times (scale / 255)^2 in the image's.
+    tau = FRAME_TAU_PER_SIGMA * sigma * scale / 255.0
     near = min(temporal_radius, 1) if 255.0 * sigma / scale >= FRAME_NEAR_STEP_1_FROM \
         else temporal_radius
     return tuple(replace(step, patch_radius=_deep(step.patch_radius) if deep and i < len(steps) - 1
