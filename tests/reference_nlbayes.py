@@ -14,15 +14,20 @@ import itertools
 import numpy as np
 
 
-def reference_step(noisy, basic, step, patch, search, stride, tile, covariance=None):
+def reference_step(noisy, basic, step, patch, search, stride, tile, covariance=None,
+                   frames=False):
     """One NL-Bayes step of the (C, Z, Y, X) float64 `noisy` (guided by `basic`
     in step 2, None in step 1); radii, stride and tile are (z, y, x) tuples.
     `covariance`: the noise's covariance C_N over a patch's values (channel by
-    channel), in place of sigma^2 I."""
+    channel), in place of sigma^2 I. `frames`: Z is time, and the references'
+    z are taken ends first (the first, the last, the second, ...)."""
     channels = noisy.shape[0]
     k = [2 * p + 1 for p in patch]
     counts = [n - w + 1 for n, w in zip(noisy.shape[1:], k)]
     refs = [sorted(set(range(0, c, s)) | {c - 1}) for c, s in zip(counts, stride)]
+    if frames:
+        zs = refs[0]
+        refs[0] = [zs[i // 2] if i % 2 == 0 else zs[-1 - i // 2] for i in range(len(zs))]
     num = np.zeros(noisy.shape)
     weight = np.zeros(noisy.shape[1:])
     first = basic is None

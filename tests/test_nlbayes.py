@@ -24,12 +24,13 @@ def _smooth_noisy(shape, sigma, seed):
     return clean + sigma * rng.standard_normal(shape)
 
 
-def _reference(noisy, basic, step):
+def _reference(noisy, basic, step, frames=False):
     spatial = noisy.shape[1:]
     patch = fitted_radii(step, spatial)
     search = (0,) + step.search_radius if len(step.search_radius) == 2 else step.search_radius
     stride = tuple(min(step.stride, 2 * p + 1) if p else 1 for p in patch)
-    return reference_step(noisy, basic, step, patch, search, stride, tile_shape(step, spatial))
+    return reference_step(noisy, basic, step, patch, search, stride, tile_shape(step, spatial),
+                          frames=frames)
 
 
 def _small_steps(n_spatial, sigma=20.0, group=10, tau=16.0):
@@ -68,6 +69,25 @@ def test_frame_steps_with_flat_patches_equal_the_reference(channels):
     np.testing.assert_allclose(basic, _reference(noisy, None, step1), rtol=1e-9, atol=1e-7)
     final = run_step(noisy, basic, step2, np.float64)
     np.testing.assert_allclose(final, _reference(noisy, basic, step2), rtol=1e-9, atol=1e-7)
+
+
+@pytest.mark.parametrize("channels", [1, 3], ids=["grey", "colour"])
+def test_frames_take_their_references_ends_first(channels):
+    """Over frames (patches three frames deep, 7 frames) the references are taken
+    along time ends first, as the reference takes them; a volume's in raster
+    order, which gives other sums."""
+    noisy = _smooth_noisy((channels, 7, 20, 22), 20.0, 5)
+    step1, step2 = (replace(step, patch_radius=(1, 1, 1), search_radius=(1, 3, 3))
+                    for step in _small_steps(3, group=40))
+    basic = run_step(noisy, None, step1, np.float64, frames=True)
+    np.testing.assert_allclose(basic, _reference(noisy, None, step1, frames=True), rtol=1e-9,
+                               atol=1e-7)
+    final = run_step(noisy, basic, step2, np.float64, frames=True)
+    np.testing.assert_allclose(final, _reference(noisy, basic, step2, frames=True), rtol=1e-9,
+                               atol=1e-7)
+    volume = run_step(noisy, basic, step2, np.float64)
+    np.testing.assert_allclose(volume, _reference(noisy, basic, step2), rtol=1e-9, atol=1e-7)
+    assert np.abs(volume - final).max() > 1e-3
 
 
 def test_automatic_steps_equal_the_reference():

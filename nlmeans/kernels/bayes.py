@@ -585,9 +585,10 @@ def _second_step_group(noisy, basic, members, n, k, flat_limit, shrink, noise, s
 
 @njit(cache=True, nogil=True)
 def bayes_tile(noisy, basic, num, weight, first_step, patch_radius, search_radius, stride,
-               group_size, tau, shrink, flat_limit, clamp, whitening, start, stop):
+               group_size, tau, shrink, flat_limit, clamp, whitening, start, stop, refs0):
     """One step of NL-Bayes for the reference positions of the tile [start, stop),
-    in raster order; adds to `num` (C, Z, Y, X) and `weight` (Z, Y, X), float64.
+    in raster order but along Z, where they are taken in the order of `refs0`;
+    adds to `num` (C, Z, Y, X) and `weight` (Z, Y, X), float64.
 
     Step 1 (`first_step`) groups by the first channel of `noisy`; step 2 by all
     channels of `basic` (the step-1 result), keeping also patches closer than
@@ -615,7 +616,6 @@ def bayes_tile(noisy, basic, num, weight, first_step, patch_radius, search_radiu
                np.empty((most, width)))
     estimates = np.empty((most, width), np.float64)
     mask = np.ones((stop[0] - start[0], stop[1] - start[1], stop[2] - start[2]), np.bool_)
-    refs0 = ref_positions(counts[0], stride[0])
     refs1 = ref_positions(counts[1], stride[1])
     refs2 = ref_positions(counts[2], stride[2])
     ref = np.empty(3, np.int64)

@@ -34,7 +34,7 @@ a whole image in memory (its paste trick makes a result depend on the tiles
 of references around it, not only on a halo of pixels).
 
 Frames (a sequence, time first) run the image steps over a spatio-temporal
-window, with 2-D patches (grey: three frames deep but in the repeat, below):
+window, with 2-D patches (grey: three frames deep, below):
 the frame's own window and the same in the 4 frames before and after it
 (fewer for large frames, below; the window shifts inwards at the sequence's
 ends, so no frame is met twice), and groups three times the image's (twice in
@@ -93,13 +93,29 @@ over frames make better than an image's. Measured at sigma 10 and 15, 8 frames,
 to +0.30 dB, for about 40 % more time.
 Grey frames' patches are three frames deep in steps 1 and 2 (patches that span
 frames, as VNLB's do), so that a patch matches on its motion as well as on its
-look; the repeat keeps 2-D patches, which cover every frame alike. Patches
-named by their first frame cover the first and last frames a third as often as
-the others, which left those two about 1 dB noisier than their neighbours when
-every step was deep. Measured on the clip in grey and the made grey sequences
-(sigma 10 to 40): deep in every step +0.4 to +2.1 dB over 2-D patches, deep but
-in the repeat +0.3 to +1.1 dB, the first and last frames as before (-0.24 to
-+0.13 dB on the clip), for 1.7 to 2.8 times the time. Colour frames keep 2-D
+look. Measured on the clip in grey and the made grey sequences (sigma 10 to
+40): deep in every step +0.4 to +2.1 dB over 2-D patches, deep but in the
+repeat +0.3 to +1.1 dB, for 1.7 to 2.8 times the time. Below sigma 30 (8-bit
+units) the repeat's patches are deep too: against 2-D ones, with the window of
+4 frames, the made grey sequences +0.4 to +0.6 dB at sigma 10 and 20 (level
+with V-BM3D or above on all of them), the clip in grey level, for 1.02 to 1.3
+times the time. From sigma 30 on the repeat takes step 1's 7 x 7 patches, which
+deep ones (planes 5 x 5 at most) would shrink: deep, the clip in grey lost 0.24
+dB at sigma 40 (the made sequences -0.01 to +0.11). Patches named by their
+first frame cover the first and last frames a third as often as the others,
+and references taken in raster order leave the last frames to the groups of
+earlier frames' references (the paste trick marks their patches): the last
+frame of the clip in grey came out 1.2 to 1.9 dB below the one before (V-BM3D's
+0.7 to 0.9). Steps with deep patches take their references ends first along
+time (the first frame, the last, the second, the second-to-last...), so that
+both ends get groups centred on their own patches: the last frame's dip 0.8 to
+1.0 dB, the grey sequences' PSNR -0.14 to +0.08 dB (-0.02 on average). Colour
+frames' 2-D patches keep raster order, where their ends were no worse than
+V-BM3D's (0.3 to 0.7 dB below the next frame): ends first measured -0.03 to
+-0.14 dB on the clip and the colour pan. A pass of 2-D groups of
+the end frames' own, added to their sums only, took the dip to 0.2 to 0.7 dB
+but cost 12 to 40 % more time and up to 0.13 dB on the made sequences (their
+2-D estimates outnumber the deep ones there). Colour frames keep 2-D
 patches: three frames deep measured +0.25 to +0.7 dB on the clip, at 2.6 to
 4.6 times the time (225 values a patch). The frames' context grows by the
 patches' two more frames. Deep patches have 5 x 5 planes at most (75 values),
@@ -147,6 +163,10 @@ FRAME_NEAR_STEP_1_FROM = 30.0
 # Frames: step 1's groups and the later steps', in multiples of the image's,
 # whatever the temporal radius (see the module docstring).
 FRAME_GROUPS = (3, 2)
+# Grey frames: below this noise level (8-bit units) the repeated step's patches
+# are three frames deep too; from it on they are 2-D, step 1's 7 x 7 (see the
+# module docstring).
+FRAME_DEEP_REPEAT_BELOW = 30.0
 # The in-plane radius of grey frames' deep patches, at most (see the module docstring).
 DEEP_PLANE_RADIUS = 2
 # Frames: the bytes a block's frames, with their context, may take, at 30 bytes
@@ -241,7 +261,8 @@ def frame_steps(sigma, scale, channels, white=True, temporal_radius=None, frame_
     times, whatever the radius, and their tau FRAME_TAU_PER_SIGMA sigma; step
     1's window one frame each side from sigma FRAME_NEAR_STEP_1_FROM on; step 2
     repeated at every noise level; patches 2-D, or for grey frames three frames
-    deep but in the repeat (see the module docstring)."""
+    deep (in the repeat below sigma FRAME_DEEP_REPEAT_BELOW only; see the module
+    docstring)."""
     if temporal_radius is None:
         for radius in range(FRAME_TEMPORAL_RADIUS, 0, -1):
             steps = frame_steps(sigma, scale, channels, white, radius)
@@ -257,8 +278,8 @@ def frame_steps(sigma, scale, channels, white=True, temporal_radius=None, frame_
     # the other frames are nearer copies: groups of three and two times the image's.
     # A wider window gives the groups more candidates, not more members (see the
     # module docstring).
-    # Grey frames: patches three frames deep but in the last step, whose 2-D patches
-    # cover every frame alike, the first and last included (see the module docstring).
+    # Grey frames: patches three frames deep; in the repeat only in weak noise, where
+    # its patches are 5 x 5 (see the module docstring).
     # Their planes are 5 x 5 at most: 75 values, more than the 7 x 7 patches (49) that
     # images take in strong noise to match reliably (see the module docstring).
     # In strong noise step 1 searches the neighbouring frames only (the same PSNR on
@@ -268,7 +289,8 @@ def frame_steps(sigma, scale, channels, white=True, temporal_radius=None, frame_
     tau = FRAME_TAU_PER_SIGMA * sigma * scale / 255.0
     near = min(temporal_radius, 1) if 255.0 * sigma / scale >= FRAME_NEAR_STEP_1_FROM \
         else temporal_radius
-    return tuple(replace(step, patch_radius=_deep(step.patch_radius) if deep and i < len(steps) - 1
+    deep_steps = len(steps) if 255.0 * sigma / scale < FRAME_DEEP_REPEAT_BELOW else len(steps) - 1
+    return tuple(replace(step, patch_radius=_deep(step.patch_radius) if deep and i < deep_steps
                          else (0,) + step.patch_radius,
                          search_radius=(near if i == 0 else temporal_radius,) + step.search_radius,
                          group_size=step.group_size * FRAME_GROUPS[min(i, 1)],
@@ -392,12 +414,13 @@ def tile_count(settings, spatial):
     return sum(int(np.prod(_tile_grid(step, spatial)[2])) for step in settings.passes)
 
 
-def run_step(noisy, basic, step, dtype, tile_done=None, covariance=None):
+def run_step(noisy, basic, step, dtype, tile_done=None, covariance=None, frames=False):
     """One step on the (C, Z, Y, X) arrays (basic None in step 1); the (C, Z, Y, X)
     result in `dtype`. `tile_done()`, if given, is called after each tile (from
     the worker threads). `covariance`: the noise's covariance over the step's
     patches (channels * K square, channel by channel in (z, y, x) order), in
-    place of sigma^2 I."""
+    place of sigma^2 I. `frames`: Z is time, and with patches deeper than one
+    frame the references are taken in the order of :func:`frame_order` along it."""
     # Deferred: importing Numba costs ~0.3 s, which images run on NL-means
     # (most command-line runs) should not pay.
     from numba import get_num_threads
@@ -409,6 +432,9 @@ def run_step(noisy, basic, step, dtype, tile_done=None, covariance=None):
     patch, tile, grid, counts = _tile_grid(step, spatial)
     search = _three(step.search_radius)
     stride = tuple(min(step.stride, 2 * p + 1) if p else 1 for p in patch)
+    refs0 = bayes.ref_positions(counts[0], stride[0])
+    if frames and patch[0] > 0:
+        refs0 = frame_order(refs0)
     num = np.zeros(noisy.shape, np.float64)
     weight = np.zeros(spatial, np.float64)
     first = basic is None
@@ -434,12 +460,21 @@ def run_step(noisy, basic, step, dtype, tile_done=None, covariance=None):
             stop = tuple(min(s + n, c) for s, n, c in zip(start, tile, counts))
             bayes.bayes_tile(noisy, guide, num, weight, first, patch, search, stride,
                              step.group_size, tau, shrink, flat_limit, step.clamp, whitening,
-                             start, stop)
+                             start, stop, refs0)
             if tile_done is not None:
                 tile_done()
         if tiles:
             run_tiles(run, len(tiles), get_num_threads())
     return _estimates(num, weight, noisy if first else basic, dtype)
+
+
+def frame_order(positions):
+    """Positions along time, the ends first: the first, the last, the second, the
+    second-to-last... (see the module docstring)."""
+    order = np.empty_like(positions)
+    order[0::2] = positions[:(len(positions) + 1) // 2]
+    order[1::2] = positions[::-1][:len(positions) // 2]
+    return order
 
 
 def _estimates(num, weight, fallback, dtype):
@@ -497,7 +532,7 @@ def run_bayes(values, settings, bounds, rounded=False, progress=None):
             widths = tuple(2 * p + 1 for p in fitted_radii(step, values.shape[1:]))
             covariance = patch_covariance(settings.noise_covariance, widths)
         result = run_step(noisy, result if step.guided else None, step, dtype, tile_done,
-                          covariance)
+                          covariance, frames=settings.time_axis is not None)
     if colour:
         result = transform.backward(result)
     result = np.clip(result, *bounds).astype(dtype, copy=False)

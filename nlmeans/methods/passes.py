@@ -19,7 +19,8 @@ from nlmeans.model.colour import OpponentColours
 from nlmeans.model.stabilise import VarianceStabiliser
 
 
-def run_passes(values, settings, bounds, rounded=False, backend=None, progress=None):
+def run_passes(values, settings, bounds, rounded=False, backend=None, progress=None,
+               one_block=False):
     """Denoise the (C, Z, Y, X) float `values` (in the settings' precision) as
     `settings` says (NL-Bayes settings: :func:`nlmeans.methods.nlbayes.run_bayes`); the
     result is clipped to `bounds` and, if `rounded`, rounded to integers. No
@@ -32,18 +33,21 @@ def run_passes(values, settings, bounds, rounded=False, backend=None, progress=N
 
     With a variance curve (signal-dependent noise) the passes run on the
     values' variance-stabilising transform, and their result is mapped back.
+
+    `one_block`: NL-Bayes frames (settings with a time axis) run as one block,
+    not in blocks of frames with their context (a stream's block and its context).
     """
     if settings.variance_curve is not None and settings.passes:
         stabiliser = VarianceStabiliser(settings.variance_curve, settings.work_dtype)
         stable = replace(settings, variance_curve=None)
         result = run_passes(stabiliser.forward(values), stable, (-np.inf, np.inf), False,
-                            backend, progress)
+                            backend, progress, one_block)
         result = np.clip(stabiliser.backward(result), *bounds)
         return np.rint(result, out=result) if rounded else result
     if settings.method == "nlbayes":
         if not settings.passes:
             return values
-        run = run_bayes if settings.time_axis is None else run_bayes_frames
+        run = run_bayes if settings.time_axis is None or one_block else run_bayes_frames
         return run(values, settings, bounds, rounded, progress)
     if backend is None:
         backend = numba_pass

@@ -154,7 +154,6 @@ def stream_bayes_frames(settings, head, iterator):
     layout = frame_layout(settings)
     block = frame_block(settings, first.size)
     context = frame_context(settings)
-    one_block = replace(settings, time_axis=None)  # run_passes: the stack as one volume
     bounds = sequence_bounds(first.dtype)
     noisy, read, ended = {}, 0, False
     frames = itertools.chain(head, (checked_frame(frame, first) for frame in iterator))
@@ -169,8 +168,8 @@ def stream_bayes_frames(settings, head, iterator):
             return
         _, stop, low, high = block_bounds(start, block, context, read)
         stack = np.stack([noisy[i] for i in range(low, high)], axis=1)
-        result = run_passes(stack.astype(settings.work_dtype, copy=False), one_block, bounds,
-                            rounded=first.dtype.kind != "f")
+        result = run_passes(stack.astype(settings.work_dtype, copy=False), settings, bounds,
+                            rounded=first.dtype.kind != "f", one_block=True)
         for index in range(start, stop):
             yield _to_frame(result[:, index - low], layout, first.dtype, bounds)
         for index in [i for i in noisy if i < stop - context]:
