@@ -26,7 +26,7 @@ sigma) into --out (default benchmarks/results); --sequences also runs every
 method on benchmarks/video.py's made sequences (grey and colour, known ground
 truth) and writes video_sequences.md. --temporal-radii R adds the temporal
 methods with a window of ±R frames, --taus T NL-Bayes over time with its later
-steps' tau fixed at T. Needs the `video` and `bench`
+steps' tau fixed at T, --grey runs the clip's luminance. Needs the `video` and `bench`
 extras (PyAV, OpenCV).
 """
 
@@ -236,6 +236,8 @@ def main(argv=None):
                         help="in place of a clip, benchmarks/video.py's HD pan (astronaut, "
                              "16:9, HEIGHT rows), e.g. 1080")
     parser.add_argument("--frames", type=int, default=16)
+    parser.add_argument("--grey", action="store_true",
+                        help="the clip's luminance (scikit-image's rgb2gray) in place of RGB")
     parser.add_argument("--sigmas", type=float, nargs="+", default=list(SIGMAS))
     parser.add_argument("--vbm3d", default=os.environ.get("NLMEANS_VBM3D"))
     parser.add_argument("--sequences", metavar="SET12_DIR",
@@ -260,12 +262,17 @@ def main(argv=None):
     import nlmeans
 
     clean = read_clip(args.clip, args.frames) if args.clip else made_clip(args.made, args.frames)
+    if args.grey:
+        from skimage.color import rgb2gray
+
+        clean = rgb2gray(clean / 255.0) * 255.0
     table, notes = methods(args.vbm3d, args.temporal_radii, args.taus)
     if args.methods:
         table = {name: run for name, run in table.items()
                  if any(word in name for word in args.methods)}
     # Compile both methods' kernels, grey and colour, untimed.
-    for frames in (clean[:3, :32, :32], clean[:3, :32, :32, 0]):
+    grey = clean[:3, :32, :32, 0] if clean.ndim == 4 else clean[:3, :32, :32]
+    for frames in (np.stack([grey] * 3, axis=-1), grey):
         axis = -1 if frames.ndim == 4 else None
         nlmeans.denoise(frames, time_axis=0, channel_axis=axis, method="nlbayes")
         nlmeans.denoise(frames, time_axis=0, channel_axis=axis)
@@ -322,6 +329,8 @@ def _options(args):
     words = []
     if tuple(args.sigmas) != SIGMAS:
         words += ["--sigmas"] + [f"{s:g}" for s in args.sigmas]
+    if args.grey:
+        words += ["--grey"]
     if args.methods:
         words += ["--methods"] + args.methods
     if args.temporal_radii:
@@ -338,7 +347,9 @@ def write(args, clean, rows, curves, notes):
     sigmas = args.sigmas
     source = f"--clip {name}" if args.clip else f"--made {args.made}"
     kind = "A real clip" if args.clip else "A made clip"
-    lines = [f"# {kind}: {name}, {clean.shape[0]} frames of {clean.shape[2]}×{clean.shape[1]} RGB",
+    colours = "RGB" if clean.ndim == 4 else "grey"
+    lines = [f"# {kind}: {name}, {clean.shape[0]} frames of {clean.shape[2]}×{clean.shape[1]} "
+             f"{colours}",
              "", f"Machine: {machine()}; `python "
              f"benchmarks/video_clip.py {source} --frames {args.frames}{_options(args)}`.",
              "",

@@ -252,7 +252,7 @@ def test_video_clip_benchmark_runs_and_plots(tmp_path):
 
 def test_video_clip_benchmark_runs_on_the_made_pan_with_chosen_methods(tmp_path):
     """--made HEIGHT in place of a clip, --methods to pick rows, --name for the files,
-    --temporal-radii for rows with a wider window."""
+    --temporal-radii for rows with a wider window, --grey for the clip's luminance."""
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "benchmarks"))
     try:
         import video_clip
@@ -267,3 +267,9 @@ def test_video_clip_benchmark_runs_on_the_made_pan_with_chosen_methods(tmp_path)
     assert "4 frames of 64×36 RGB" in report and "--made 36 --frames 4" in report
     assert "--methods temporal --temporal-radii 2 --name hd" in report
     assert (tmp_path / "hd_frames.png").exists()
+    rows = video_clip.main(["--made", "36", "--frames", "4", "--sigmas", "20", "--grey",
+                            "--methods", "nlbayes temporal", "--name", "grey", "--out",
+                            str(tmp_path), "--vbm3d", ""])
+    assert {r[0] for r in rows} == {"noisy", "nlbayes temporal"}
+    report = (tmp_path / "grey.md").read_text()
+    assert "4 frames of 64×36 grey" in report and "--grey --methods" in report
