@@ -72,8 +72,12 @@ def reference_step(noisy, basic, step, patch, search, stride, tile, covariance=N
                                   for q in candidates])
             order = np.argsort(distances, kind="stable")
             n = min(step.group_size, len(order))
-            while n < len(order) and distances[order[n]] < step.tau * values:
-                n += 1
+            within = int(np.sum(distances < step.tau * values))
+            if step.group_size < step.group_cap < within:  # the group_cap closest
+                n = min(step.group_cap, len(order))
+            else:
+                while n < len(order) and distances[order[n]] < step.tau * values:
+                    n += 1
             members = [candidates[i] for i in order[:n]]
             group = np.stack([patch_at(noisy, q).reshape(channels, -1) for q in members])
             if first:

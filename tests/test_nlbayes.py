@@ -90,6 +90,22 @@ def test_frames_take_their_references_ends_first(channels):
     assert np.abs(volume - final).max() > 1e-3
 
 
+def test_a_group_cap_keeps_the_closest_of_the_patches_within_tau():
+    """Step 2 with a tau that admits most of the window: with group_cap, a group
+    with more patches than that within tau is the group_cap closest, as the
+    reference takes it; without, it takes them all."""
+    noisy = _smooth_noisy((1, 4, 20, 22), 20.0, 6)
+    step1, step2 = (replace(step, patch_radius=(1, 1, 1), search_radius=(1, 3, 3))
+                    for step in _small_steps(3, group=20, tau=400.0))
+    basic = run_step(noisy, None, step1, np.float64, frames=True)
+    capped = replace(step2, group_cap=20)
+    final = run_step(noisy, basic, capped, np.float64, frames=True)
+    np.testing.assert_allclose(final, _reference(noisy, basic, capped, frames=True), rtol=1e-9,
+                               atol=1e-7)
+    uncapped = run_step(noisy, basic, step2, np.float64, frames=True)
+    assert np.abs(final - uncapped).max() > 1e-3
+
+
 def test_automatic_steps_equal_the_reference():
     """The paper's grey parameters at sigma 25 (5x5 patches, groups of 45 from a
     23x23 window), on an image small enough for the reference."""

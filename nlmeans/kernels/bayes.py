@@ -414,11 +414,12 @@ def _clamped_estimate(noisy, n, d, shrink, centred, covariance, gain, out):
 
 
 @njit(cache=True)
-def _find_group(image, c0, c1, ref, k, radius, counts, group_size, tau, dist):
+def _find_group(image, c0, c1, ref, k, radius, counts, group_size, tau, dist, cap):
     """(members, n): the positions, in raster order, of the `group_size` patches
     of the window around `ref` most similar to it (sum of squared differences
     over channels c0..c1-1; of equal distances, the first in raster order), and
-    of every further one whose distance is below `tau`."""
+    of every further one whose distance is below `tau`; but where more than
+    `cap` (if above group_size) lie below tau, of the `cap` most similar."""
     lo0, hi0 = _window(ref[0], radius[0], counts[0])
     lo1, hi1 = _window(ref[1], radius[1], counts[1])
     lo2, hi2 = _window(ref[2], radius[2], counts[2])
@@ -426,6 +427,13 @@ def _find_group(image, c0, c1, ref, k, radius, counts, group_size, tau, dist):
     _window_distances(image, c0, c1, ref, k, (lo0, lo1, lo2), size, dist)
     m = size[0] * size[1] * size[2]
     n = min(group_size, m)
+    if cap > group_size:
+        within = 0
+        for i in range(m):
+            if dist[i] < tau:
+                within += 1
+        if within > cap:
+            n, tau = min(cap, m), 0.0
     # The n closest (ties: first in raster order) and every one closer than tau:
     # the candidates below the n-th smallest distance, then those equal to it.
     kth = np.partition(dist[:m], n - 1)[n - 1]
@@ -585,10 +593,12 @@ def _second_step_group(noisy, basic, members, n, k, flat_limit, shrink, noise, s
 
 @njit(cache=True, nogil=True)
 def bayes_tile(noisy, basic, num, weight, first_step, patch_radius, search_radius, stride,
-               group_size, tau, shrink, flat_limit, clamp, whitening, start, stop, refs0):
+               group_size, tau, shrink, flat_limit, clamp, whitening, start, stop, refs0,
+               cap):
     """One step of NL-Bayes for the reference positions of the tile [start, stop),
     in raster order but along Z, where they are taken in the order of `refs0`;
-    adds to `num` (C, Z, Y, X) and `weight` (Z, Y, X), float64.
+    adds to `num` (C, Z, Y, X) and `weight` (Z, Y, X), float64. `cap`: step 2's
+    groups, see :func:`_find_group` (0: none).
 
     Step 1 (`first_step`) groups by the first channel of `noisy`; step 2 by all
     channels of `basic` (the step-1 result), keeping also patches closer than
@@ -633,12 +643,12 @@ def bayes_tile(noisy, basic, num, weight, first_step, patch_radius, search_radiu
                 ref[0], ref[1], ref[2] = r0, r1, r2
                 if first_step:
                     members, n = _find_group(noisy, 0, 1, ref, k, search_radius, counts,
-                                             group_size, 0.0, dist)
+                                             group_size, 0.0, dist, 0)
                     _first_step_group(noisy, members, n, k, flat_limit, shrink, clamp, whitening,
                                       scratch, estimates)
                 else:
                     members, n = _find_group(basic, 0, channels, ref, k, search_radius,
-                                             counts, group_size, tau, dist)
+                                             counts, group_size, tau, dist, cap)
                     _second_step_group(noisy, basic, members, n, k, flat_limit, shrink,
                                        whitening[2], scratch, estimates)
                 _aggregate(estimates, members, n, channels, k, num, weight)

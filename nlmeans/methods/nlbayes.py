@@ -115,7 +115,18 @@ V-BM3D's (0.3 to 0.7 dB below the next frame): ends first measured -0.03 to
 -0.14 dB on the clip and the colour pan. A pass of 2-D groups of
 the end frames' own, added to their sums only, took the dip to 0.2 to 0.7 dB
 but cost 12 to 40 % more time and up to 0.13 dB on the made sequences (their
-2-D estimates outnumber the deep ones there). Colour frames keep 2-D
+2-D estimates outnumber the deep ones there). Below sigma 30 grey frames'
+later steps take at most four times their group where more patches lie
+within tau (FRAME_GROUP_CAP; the closest): on a step-2 pilot the flat parts of
+a frame put many patches within tau of each other, and their groups took
+most of the time (the repeat 6.2 of the clip's 14.5 s at sigma 20, step 2
+with the same parameters on the noisier basic estimate 3.6). With
+the cap: the clip in grey +0.23 / +0.17 dB at sigma 10 / 20 for 0.96 / 0.77
+of the time, the made grey sequences +0.03 to +0.14 dB (caps of 3 and 6
+measured within 0.08 dB of 4). Not in strong noise nor in colour, where it
+lost: the clip in grey -0.65 dB at sigma 40, the clip in colour -0.11 / -0.37
+dB at sigma 10 / 20.
+Colour frames keep 2-D
 patches: three frames deep measured +0.25 to +0.7 dB on the clip, at 2.6 to
 4.6 times the time (225 values a patch). The frames' context grows by the
 patches' two more frames. Deep patches have 5 x 5 planes at most (75 values),
@@ -167,6 +178,9 @@ FRAME_GROUPS = (3, 2)
 # are three frames deep too; from it on they are 2-D, step 1's 7 x 7 (see the
 # module docstring).
 FRAME_DEEP_REPEAT_BELOW = 30.0
+# Grey frames below FRAME_DEEP_REPEAT_BELOW: the later steps' groups take at most this
+# many times their size where more patches lie within tau (see the module docstring).
+FRAME_GROUP_CAP = 4
 # The in-plane radius of grey frames' deep patches, at most (see the module docstring).
 DEEP_PLANE_RADIUS = 2
 # Frames: the bytes a block's frames, with their context, may take, at 30 bytes
@@ -261,8 +275,9 @@ def frame_steps(sigma, scale, channels, white=True, temporal_radius=None, frame_
     times, whatever the radius, and their tau FRAME_TAU_PER_SIGMA sigma; step
     1's window one frame each side from sigma FRAME_NEAR_STEP_1_FROM on; step 2
     repeated at every noise level; patches 2-D, or for grey frames three frames
-    deep (in the repeat below sigma FRAME_DEEP_REPEAT_BELOW only; see the module
-    docstring)."""
+    deep (in the repeat below sigma FRAME_DEEP_REPEAT_BELOW only), and there the
+    later steps' groups FRAME_GROUP_CAP times their size at most where more
+    patches lie within tau (see the module docstring)."""
     if temporal_radius is None:
         for radius in range(FRAME_TEMPORAL_RADIUS, 0, -1):
             steps = frame_steps(sigma, scale, channels, white, radius)
@@ -289,13 +304,16 @@ def frame_steps(sigma, scale, channels, white=True, temporal_radius=None, frame_
     tau = FRAME_TAU_PER_SIGMA * sigma * scale / 255.0
     near = min(temporal_radius, 1) if 255.0 * sigma / scale >= FRAME_NEAR_STEP_1_FROM \
         else temporal_radius
-    deep_steps = len(steps) if 255.0 * sigma / scale < FRAME_DEEP_REPEAT_BELOW else len(steps) - 1
+    weak = 255.0 * sigma / scale < FRAME_DEEP_REPEAT_BELOW
+    deep_steps = len(steps) if weak else len(steps) - 1
+    groups = [step.group_size * FRAME_GROUPS[min(i, 1)] for i, step in enumerate(steps)]
     return tuple(replace(step, patch_radius=_deep(step.patch_radius) if deep and i < deep_steps
                          else (0,) + step.patch_radius,
                          search_radius=(near if i == 0 else temporal_radius,) + step.search_radius,
-                         group_size=step.group_size * FRAME_GROUPS[min(i, 1)],
-                         tau=tau if step.guided else 0.0)
-                 for i, step in enumerate(steps))
+                         group_size=group, tau=tau if step.guided else 0.0,
+                         group_cap=FRAME_GROUP_CAP * group if step.guided and deep and weak
+                         else 0)
+                 for i, (step, group) in enumerate(zip(steps, groups)))
 
 
 def _deep(patch_radius):
@@ -460,7 +478,7 @@ def run_step(noisy, basic, step, dtype, tile_done=None, covariance=None, frames=
             stop = tuple(min(s + n, c) for s, n, c in zip(start, tile, counts))
             bayes.bayes_tile(noisy, guide, num, weight, first, patch, search, stride,
                              step.group_size, tau, shrink, flat_limit, step.clamp, whitening,
-                             start, stop, refs0)
+                             start, stop, refs0, step.group_cap)
             if tile_done is not None:
                 tile_done()
         if tiles:

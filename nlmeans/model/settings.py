@@ -85,6 +85,10 @@ class BayesStep:
         Step 1: the gains (lambda - beta sigma^2) / lambda of the Bayes estimate,
         in the eigenbasis of the group's covariance, clamped to [0, 1] (for noise
         that is not white: see :func:`nlmeans.methods.nlbayes.bayes_steps`).
+    group_cap : int
+        Step 2: where more than this many patches lie closer than `tau`, the group
+        is this many closest ones (0: no cap; see
+        :func:`nlmeans.methods.nlbayes.frame_steps`).
     """
 
     patch_radius: tuple
@@ -97,6 +101,7 @@ class BayesStep:
     stride: int = 1
     guided: bool = False
     clamp: bool = False
+    group_cap: int = 0
 
     @property
     def halo(self):
