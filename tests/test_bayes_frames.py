@@ -28,8 +28,9 @@ def test_frame_steps_are_the_image_steps_over_nine_frames(sigma):
     every noise level, where grey images do it from sigma 20 on, and their
     patches are three frames deep (colour frames': one), with planes of 5 x 5 at
     most (images take 7 x 7 in strong noise: sigma 40), but in the repeat from
-    sigma 30 on, which keeps step 1's 2-D patches; below sigma 30 grey frames'
-    later steps cap the patches within tau at four times the group."""
+    sigma 30 on, which keeps step 1's 2-D patches; grey frames' later steps cap
+    the patches within tau at four times the group, times (sigma / 20)^2 from
+    sigma 20 on."""
     seq = _noisy(_pan(frames=6, size=(40, 44)), 20)
     settings = resolve(seq, time_axis=0, method="nlbayes", sigma=sigma)
     image = resolve(seq[0], method="nlbayes", sigma=sigma)
@@ -50,7 +51,8 @@ def test_frame_steps_are_the_image_steps_over_nine_frames(sigma):
         assert frames_step.group_size == (3 if i == 0 else 2) * image_step.group_size
         assert frames_step.tau == (sigma / 5 if i else 0.0)
         assert i == 0 or frames_step.tau != image_step.tau
-        assert frames_step.group_cap == (4 * frames_step.group_size if i and deep_repeat else 0)
+        cap = int(4 * frames_step.group_size * max(1.0, (sigma / 20) ** 2))
+        assert frames_step.group_cap == (cap if i else 0)
     colour = resolve(np.stack([seq] * 3, axis=-1), time_axis=0, channel_axis=-1,
                      method="nlbayes", sigma=sigma)
     assert [step.patch_radius[0] for step in colour.passes] == [0] * len(colour.passes)
@@ -248,9 +250,8 @@ def test_frames_take_a_smaller_tau_than_images():
     a frame's copies of a patch in the other frames have nearly the same
     pilot (it was estimated from the same group), and 16 admits neighbours
     that differ as well (a still scene of the camera's grass). Without the cap
-    that grey frames below sigma 30 also put on the patches within tau (which
-    makes up most of the difference here: +0.04 dB with it), as colour frames
-    and strong noise have none."""
+    that grey frames also put on the patches within tau (which makes up most
+    of the difference here: +0.04 dB with it), as colour frames have none."""
     from skimage import data
 
     clean = np.stack([data.camera()[300:364, 100:164].astype(np.float64)] * 10)

@@ -115,17 +115,19 @@ V-BM3D's (0.3 to 0.7 dB below the next frame): ends first measured -0.03 to
 -0.14 dB on the clip and the colour pan. A pass of 2-D groups of
 the end frames' own, added to their sums only, took the dip to 0.2 to 0.7 dB
 but cost 12 to 40 % more time and up to 0.13 dB on the made sequences (their
-2-D estimates outnumber the deep ones there). Below sigma 30 grey frames'
-later steps take at most four times their group where more patches lie
-within tau (FRAME_GROUP_CAP; the closest): on a step-2 pilot the flat parts of
-a frame put many patches within tau of each other, and their groups took
-most of the time (the repeat 6.2 of the clip's 14.5 s at sigma 20, step 2
-with the same parameters on the noisier basic estimate 3.6). With
-the cap: the clip in grey +0.23 / +0.17 dB at sigma 10 / 20 for 0.96 / 0.77
-of the time, the made grey sequences +0.03 to +0.14 dB (caps of 3 and 6
-measured within 0.08 dB of 4). Not in strong noise nor in colour, where it
-lost: the clip in grey -0.65 dB at sigma 40, the clip in colour -0.11 / -0.37
-dB at sigma 10 / 20.
+2-D estimates outnumber the deep ones there). Grey frames' later steps take
+at most four times their group where more patches lie within tau (the
+closest; FRAME_GROUP_CAP), and from sigma 20 on that times (sigma / 20)^2 (a
+mean's noise variance falls as one over its members): on a step-2 pilot the
+flat parts of a frame put many patches within tau of each other, and their
+groups took most of the time (the repeat 6.2 of the clip's 14.5 s at sigma
+20, step 2 with the same parameters on the noisier basic estimate 3.6). With
+the cap: the clip in grey +0.23 / +0.17 / +0.33 / +0.07 dB at sigma 10 / 20 /
+30 / 40, at 0.96 / 0.77 / 1.06 / 0.86 of the time, the made grey sequences
++0.02 to +0.17 dB (caps of 3 and 6 times measured within 0.08 dB of 4 at
+sigma 10 and 20; at sigma 40 a fixed 4 times lost 0.65 dB on the clip, 6
+times 0.28, 10 and 20 times -0.01 and +0.07). Colour frames have none: four
+times lost 0.11 / 0.37 dB on the clip at sigma 10 / 20.
 Colour frames keep 2-D
 patches: three frames deep measured +0.25 to +0.7 dB on the clip, at 2.6 to
 4.6 times the time (225 values a patch). The frames' context grows by the
@@ -178,8 +180,9 @@ FRAME_GROUPS = (3, 2)
 # are three frames deep too; from it on they are 2-D, step 1's 7 x 7 (see the
 # module docstring).
 FRAME_DEEP_REPEAT_BELOW = 30.0
-# Grey frames below FRAME_DEEP_REPEAT_BELOW: the later steps' groups take at most this
-# many times their size where more patches lie within tau (see the module docstring).
+# Grey frames: the later steps' groups take at most this many times their size
+# (times (sigma / 20)^2 from sigma 20 on) where more patches lie within tau (see
+# the module docstring).
 FRAME_GROUP_CAP = 4
 # The in-plane radius of grey frames' deep patches, at most (see the module docstring).
 DEEP_PLANE_RADIUS = 2
@@ -311,9 +314,16 @@ def frame_steps(sigma, scale, channels, white=True, temporal_radius=None, frame_
                          else (0,) + step.patch_radius,
                          search_radius=(near if i == 0 else temporal_radius,) + step.search_radius,
                          group_size=group, tau=tau if step.guided else 0.0,
-                         group_cap=FRAME_GROUP_CAP * group if step.guided and deep and weak
+                         group_cap=_group_cap(group, sigma, scale) if step.guided and deep
                          else 0)
                  for i, (step, group) in enumerate(zip(steps, groups)))
+
+
+def _group_cap(group, sigma, scale):
+    """FRAME_GROUP_CAP times the group, and from sigma 20 (8-bit units) on that
+    times (sigma / 20)^2: a mean's noise variance falls as one over its members,
+    so a group needs about sigma^2 times as many to average it away."""
+    return int(FRAME_GROUP_CAP * group * max(1.0, (255.0 * sigma / scale / 20.0) ** 2))
 
 
 def _deep(patch_radius):
