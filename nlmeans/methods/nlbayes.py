@@ -278,9 +278,9 @@ def frame_steps(sigma, scale, channels, white=True, temporal_radius=None, frame_
     times, whatever the radius, and their tau FRAME_TAU_PER_SIGMA sigma; step
     1's window one frame each side from sigma FRAME_NEAR_STEP_1_FROM on; step 2
     repeated at every noise level; patches 2-D, or for grey frames three frames
-    deep (in the repeat below sigma FRAME_DEEP_REPEAT_BELOW only), and there the
-    later steps' groups FRAME_GROUP_CAP times their size at most where more
-    patches lie within tau (see the module docstring)."""
+    deep (in the repeat below sigma FRAME_DEEP_REPEAT_BELOW only), and their
+    later steps' groups capped where more patches lie within tau
+    (:func:`_group_cap`; see the module docstring)."""
     if temporal_radius is None:
         for radius in range(FRAME_TEMPORAL_RADIUS, 0, -1):
             steps = frame_steps(sigma, scale, channels, white, radius)
@@ -303,27 +303,25 @@ def frame_steps(sigma, scale, channels, white=True, temporal_radius=None, frame_
     # In strong noise step 1 searches the neighbouring frames only (the same PSNR on
     # average, a fifth less time; see the module docstring).
     deep = channels == 1
+    s8 = 255.0 * sigma / scale  # the rules are in 8-bit units
     # FRAME_TAU_PER_SIGMA * sigma in 8-bit units, times (scale / 255)^2 in the image's.
     tau = FRAME_TAU_PER_SIGMA * sigma * scale / 255.0
-    near = min(temporal_radius, 1) if 255.0 * sigma / scale >= FRAME_NEAR_STEP_1_FROM \
-        else temporal_radius
-    weak = 255.0 * sigma / scale < FRAME_DEEP_REPEAT_BELOW
-    deep_steps = len(steps) if weak else len(steps) - 1
+    near = min(temporal_radius, 1) if s8 >= FRAME_NEAR_STEP_1_FROM else temporal_radius
+    deep_steps = len(steps) if s8 < FRAME_DEEP_REPEAT_BELOW else len(steps) - 1
     groups = [step.group_size * FRAME_GROUPS[min(i, 1)] for i, step in enumerate(steps)]
     return tuple(replace(step, patch_radius=_deep(step.patch_radius) if deep and i < deep_steps
                          else (0,) + step.patch_radius,
                          search_radius=(near if i == 0 else temporal_radius,) + step.search_radius,
                          group_size=group, tau=tau if step.guided else 0.0,
-                         group_cap=_group_cap(group, sigma, scale) if step.guided and deep
-                         else 0)
+                         group_cap=_group_cap(group, s8) if step.guided and deep else 0)
                  for i, (step, group) in enumerate(zip(steps, groups)))
 
 
-def _group_cap(group, sigma, scale):
-    """FRAME_GROUP_CAP times the group, and from sigma 20 (8-bit units) on that
-    times (sigma / 20)^2: a mean's noise variance falls as one over its members,
-    so a group needs about sigma^2 times as many to average it away."""
-    return int(FRAME_GROUP_CAP * group * max(1.0, (255.0 * sigma / scale / 20.0) ** 2))
+def _group_cap(group, s8):
+    """FRAME_GROUP_CAP times the group, and from sigma 20 (`s8`, 8-bit units) on
+    that times (sigma / 20)^2: a mean's noise variance falls as one over its
+    members, so a group needs about sigma^2 times as many to average it away."""
+    return int(FRAME_GROUP_CAP * group * max(1.0, (s8 / 20.0) ** 2))
 
 
 def _deep(patch_radius):
