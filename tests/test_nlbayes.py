@@ -327,10 +327,11 @@ def test_first_step_gains_stay_between_zero_and_one():
     assert out.min() >= group.min() and out.max() <= group.max()
 
 
-@pytest.mark.parametrize("n, inner, width", [(1, 3, 5), (7, 6, 9), (12, 75, 75), (54, 54, 75)])
+@pytest.mark.parametrize("n, inner, width", [(1, 3, 5), (7, 6, 9), (12, 75, 75), (54, 54, 75),
+                                             (5, 49, 49)])
 def test_the_blocked_products_equal_numpy(n, inner, width):
-    """The estimate's products, written in blocks of rows (two, four): odd
-    counts and sizes that leave a remainder, and `out` given as `start`."""
+    """The estimate's products, written in blocks of four rows and four matrix
+    rows: counts and sizes that leave each remainder, and `out` given as `start`."""
     from nlmeans.kernels.bayes import _outer_sums, _subtract_products
 
     rng = np.random.default_rng(n)
@@ -350,16 +351,20 @@ def test_the_blocked_products_equal_numpy(n, inner, width):
                                rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("width", [1, 3, 4, 5, 7, 9])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_the_window_distances_equal_numpys(dtype):
+def test_the_window_distances_equal_numpys(dtype, width):
     """The squared differences of a reference patch and every patch of its
     window, summed over channels 1..2 of 3 and the patch's values, in the
-    window's raster order (a window row at a time in the kernel)."""
+    window's raster order (a window row at a time in the kernel, a patch row
+    five, three or one values at a time: widths that take each and mixes), the
+    window's last patches ending on the image's last column."""
     from nlmeans.kernels.bayes import _window_distances
 
     rng = np.random.default_rng(7)
-    image = rng.uniform(0, 255, (3, 6, 20, 23)).astype(dtype)
-    ref, k, lo, size = (1, 4, 5), (2, 3, 4), (0, 2, 1), (3, 9, 11)
+    k, size = (2, 3, width), (3, 9, 11)
+    image = rng.uniform(0, 255, (3, 6, 20, size[2] + width)).astype(dtype)
+    ref, lo = (1, 4, 5 % (size[2] + 1)), (0, 2, 1)
     dist = np.full(size[0] * size[1] * size[2] + 5, np.nan)
     _window_distances(image, 1, 3, ref, k, lo, size, dist)
     values = image.astype(np.float64)
