@@ -21,7 +21,8 @@ from test_frames import _noisy, _pan, _psnr
 @pytest.mark.parametrize("sigma", [10, 25, 40])
 def test_frame_steps_are_the_image_steps_over_nine_frames(sigma):
     """Small frames' window spans four frames before and after (step 1's one
-    from sigma 30 on, 8-bit units); step 1's groups are three times the
+    from sigma 30 on, 8-bit units, as wide in each as the image's over sqrt(3),
+    made odd); step 1's groups are three times the
     image's, the later steps' (which group on a pilot) twice, a narrower
     window's too, and their tau a fifth of sigma (8-bit units) where images
     take the paper's 16; grey frames repeat step 2 at
@@ -47,7 +48,13 @@ def test_frame_steps_are_the_image_steps_over_nine_frames(sigma):
             assert frames_step.patch_radius == (1,) + tuple(min(r, 2)
                                                             for r in image_step.patch_radius)
         near = i == 0 and sigma >= nlbayes.FRAME_NEAR_STEP_1_FROM  # step 1 in strong noise
-        assert frames_step.search_radius == (1 if near else 4,) + image_step.search_radius
+        # There its window over three frames holds about the image window's positions.
+        spatial = tuple(round((2 * r + 1) / 3 ** 0.5) // 2 for r in image_step.search_radius) \
+            if near else image_step.search_radius
+        assert frames_step.search_radius == (1 if near else 4,) + spatial
+        if near:
+            positions = 3 * (2 * spatial[0] + 1) ** 2
+            assert 0.8 < positions / (2 * image_step.search_radius[0] + 1) ** 2 < 1.2
         assert frames_step.group_size == (3 if i == 0 else 2) * image_step.group_size
         assert frames_step.tau == (sigma / 5 if i else 0.0)
         assert i == 0 or frames_step.tau != image_step.tau
