@@ -364,7 +364,7 @@ def test_the_window_distances_equal_numpys(dtype, width):
     rng = np.random.default_rng(7)
     k, size = (2, 3, width), (3, 9, 11)
     image = rng.uniform(0, 255, (3, 6, 20, size[2] + width)).astype(dtype)
-    ref, lo = (1, 4, 5 % (size[2] + 1)), (0, 2, 1)
+    ref, lo = (1, 4, 5), (0, 2, 1)
     dist = np.full(size[0] * size[1] * size[2] + 5, np.nan)
     _window_distances(image, 1, 3, ref, k, lo, size, dist)
     values = image.astype(np.float64)

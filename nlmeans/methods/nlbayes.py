@@ -318,13 +318,14 @@ def frame_steps(sigma, scale, channels, white=True, temporal_radius=None, frame_
     s8 = 255.0 * sigma / scale  # the rules are in 8-bit units
     # FRAME_TAU_PER_SIGMA * sigma in 8-bit units, times (scale / 255)^2 in the image's.
     tau = FRAME_TAU_PER_SIGMA * sigma * scale / 255.0
-    near = min(temporal_radius, 1) if s8 >= FRAME_NEAR_STEP_1_FROM else temporal_radius
     deep_steps = len(steps) if s8 < FRAME_DEEP_REPEAT_BELOW else len(steps) - 1
     groups = [step.group_size * FRAME_GROUPS[min(i, 1)] for i, step in enumerate(steps)]
-    # Step 1's near window holds about the image window's candidates, spread over its
-    # frames (see the module docstring).
-    first = (near,) + (_spread(steps[0].search_radius, 2 * near + 1)
-                       if s8 >= FRAME_NEAR_STEP_1_FROM else steps[0].search_radius)
+    first = (temporal_radius,) + steps[0].search_radius
+    if s8 >= FRAME_NEAR_STEP_1_FROM:
+        # Step 1's near window, holding about the image window's candidates spread
+        # over its frames (see the module docstring).
+        near = min(temporal_radius, 1)
+        first = (near,) + _spread(steps[0].search_radius, 2 * near + 1)
     return tuple(replace(step, patch_radius=_deep(step.patch_radius) if deep and i < deep_steps
                          else (0,) + step.patch_radius,
                          search_radius=first if i == 0 else
