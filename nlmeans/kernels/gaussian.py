@@ -35,7 +35,7 @@ def gaussian_taps(radius):
     return taps / taps.sum()
 
 
-@njit(cache=True, nogil=True, fastmath=True)
+@njit(cache=True, nogil=True, fastmath=True, inline="always")
 def _weighted_rows(ring, first, height, taps, out):
     """out = sum over m of taps[m] * ring[row(m)], m = a * height + k running over
     the patch's planes a and rows k, row(m) = a * height + (first + k) % height:
@@ -66,7 +66,7 @@ def _weighted_rows(ring, first, height, taps, out):
         m += take
 
 
-@njit(cache=True, nogil=True, fastmath=True)
+@njit(cache=True, nogil=True, fastmath=True, inline="always")
 def _filter_along(row, taps, out):
     """out[j] = sum_k taps[k] * row[j + k], three taps a pass."""
     width = out.shape[0]
@@ -193,7 +193,7 @@ def _pairs_tile(padded, num, den, spill_num, spill_den, y0, y1, search, patch, t
                          i, c0, ty, tx, y1, margin_y, margin_x)
 
 
-@njit(cache=True, nogil=True, fastmath=True)
+@njit(cache=True, nogil=True, fastmath=True, inline="always")
 def _to_both(weights, scale, offset, padded, num, den, spill_num, spill_den, i, c0, ty, tx,
              y1, margin_y, margin_x):
     """The pairs of row i: weights from distances (in place), then p = (i, c0 + j)

@@ -84,6 +84,10 @@ def _compiled(**options):
 
 # Offsets whose weights are made and used together (see _fused_offsets).
 _GROUP = 4
+# The fused path makes rows of weights in whole blocks of this many values (one
+# AVX-512 register of float32): a row of any other length ends in LLVM's 4-wide
+# and scalar remainder loops (1-3 % of the time on 512-wide images).
+_WHOLE_VECTORS = 16
 
 
 
@@ -297,7 +301,7 @@ def _scale_from(weights, origin, inv_norm, out):
                 o[k] = w[k] * d[k]
 
 
-@_compiled(fastmath=True)
+@_compiled(fastmath=True, inline="always")
 def _diff_row(padded, z, y, x0, shift, out):
     """out[k] = sum_c (padded[c, z, y, x0 + k] - padded[c, z + sz, y + sy, x0 + sx + k])**2."""
     sz, sy, sx = shift
@@ -359,7 +363,7 @@ def _slide_signed(padded, z, y, x0, shift, slot, column_sums):
         slot[k] = d
 
 
-@_compiled(fastmath=True)
+@_compiled(fastmath=True, inline="always")
 def _row_to_weights(column_sums, width, scaled_threshold, inv_scale, pairs, out):
     """out[k] = 2**-max(sum(column_sums[k:k + width]) * inv_scale - scaled_threshold, 0).
 
@@ -439,7 +443,10 @@ def _plane_sums(padded, z0, y0, x0, offset, patch_radius, size, scratch):
     return planes
 
 
-@_compiled(fastmath=True)
+# Inlined, as _row_to_weights: they run once per row and offset, and as calls
+# (with their arrays' slicing and reference counts) they took 10 % of the time
+# on 512-wide images (the first run of the fused path compiles 1 s longer).
+@_compiled(fastmath=True, inline="always")
 def _stream_row(padded, z, y0, x0, offset, j, ring, column_sums, ex, planes, planar,
                 multichannel):
     """Column sums (sums over the patch's rows of the squared differences) for
@@ -638,8 +645,10 @@ def _fused_offsets(padded, guide, margin, offsets, first, members, ref_start, pa
                 ex = wx[g] + 2 * px
                 _stream_row(guide, z0 + i, y0, x0[g], shift, j, rings[g], column_sums[g], ex,
                             plane, planar, multichannel)
-                _row_to_weights(column_sums[g, :ex], 2 * px + 1, scaled_threshold, inv_scale,
-                                pairs, weight_rows[g, :wx[g]])
+                # Whole vectors: the weights past wx[g] go unused.
+                whole = -(-wx[g] // _WHOLE_VECTORS) * _WHOLE_VECTORS
+                _row_to_weights(column_sums[g, :whole + 2 * px], 2 * px + 1, scaled_threshold,
+                                inv_scale, pairs, weight_rows[g, :whole])
             pz_, py_ = lo[0] + i, lo[1] + j  # this row's positions p (output coordinates)
             if start[0] <= pz_ < stop[0] and start[1] <= py_ < stop[1]:
                 # p in the tile: w(p, p + t) v(p + t).
@@ -688,9 +697,13 @@ def _fused_tile(padded, guide, out, start, stop, patch_radius, search_radius, of
     row = wx_max + 2 * px
     group = 1 if pz > 0 else _GROUP
     rings = np.empty((group, 2 * py + 1, row), dtype=dtype)
-    column_sums = np.empty((group, row), dtype=dtype)
-    weight_rows = np.empty((group, row), dtype=dtype)
-    pairs = np.empty(row, dtype=dtype)  # scratch of _row_to_weights
+    # Room for whole vectors of weights (see _WHOLE_VECTORS); the column sums
+    # past a row's end, which make the unused weights, hold zeros or sums of an
+    # earlier row: finite.
+    row_room = row + _WHOLE_VECTORS
+    column_sums = np.zeros((group, row_room), dtype=dtype)
+    weight_rows = np.empty((group, row_room), dtype=dtype)
+    pairs = np.empty(row_room, dtype=dtype)  # scratch of _row_to_weights
     columns = np.empty((6, group), dtype=np.int64)
     if volume_patches is None:
         plane_scratch = None
