@@ -1,8 +1,8 @@
 """8-bit BGR to CIELAB and back as OpenCV's colour NL-means makes them
 (``COLOR_LBGR2Lab`` / ``COLOR_Lab2LBGR``: the values taken as linear RGB, D65
 white; L stored as L * 255 / 100, a and b plus 128), compiled one pixel at a
-time around NumPy's cube roots: the NumPy form of the same formulas took a
-third of the colour drop-in's time.
+time: the NumPy form of the same formulas took a third of the colour drop-in's
+time, NumPy's cube roots alone 4 ms of the 6 ms the conversion took on 512².
 
 The formulas are scikit-image's ``xyz2lab`` / ``lab2xyz`` (thresholds 0.008856
 and 0.2068966, slope 7.787), in float64; the results are rounded to 8 bits.
@@ -30,32 +30,34 @@ def _lab_f_inverse(f):
     return f ** 3 if f > 0.2068966 else (f - 16.0 / 116.0) / 7.787
 
 
-def bgr_to_lab(bgr, matrix, white):
-    """(..., 3) uint8 BGR (flattened to (N, 3)) to 8-bit Lab. The cube roots are
-    NumPy's (vectorised: a fifth of the compiled scalar ones' time on 512²
-    colour, and the very function scikit-image's xyz2lab calls)."""
-    ratios = _xyz_ratios(bgr, matrix, white)
-    f = np.where(ratios > 0.008856, np.cbrt(ratios), 7.787 * ratios + 16.0 / 116.0)
-    return _lab_bytes(f)
+@njit(cache=True)
+def _cube_root(x):
+    """x ** (1 / 3) for x > 0, within 3 ulps of NumPy's cbrt: a first
+    guess from the exponent's bits divided by 3 (within 4 %), then three of
+    Halley's steps, each of which cubes the relative error (1e-4, 1e-12, 1e-16)."""
+    guess = np.float64(x).view(np.int64) // 3 + np.int64(0x2A9F7893782DA1CE)
+    y = np.int64(guess).view(np.float64)
+    for _ in range(3):
+        cube = y * y * y
+        y = y * (cube + 2.0 * x) / (2.0 * cube + x)
+    return y
+
+
+@njit(cache=True)
+def _lab_f(ratio):
+    """CIELAB's f(X / Xn): the cube root above the linear segment."""
+    return _cube_root(ratio) if ratio > 0.008856 else 7.787 * ratio + 16.0 / 116.0
 
 
 @njit(cache=True, parallel=True)
-def _xyz_ratios(bgr, matrix, white):
-    """X / Xn, Y / Yn, Z / Zn of each (N, 3) uint8 BGR pixel taken as linear RGB."""
-    out = np.empty(bgr.shape, np.float64)
+def bgr_to_lab(bgr, matrix, white):
+    """(N, 3) uint8 BGR, taken as linear RGB, to 8-bit Lab."""
+    out = np.empty(bgr.shape, np.uint8)
     for i in prange(bgr.shape[0]):
         r, g, b = bgr[i, 2] / 255.0, bgr[i, 1] / 255.0, bgr[i, 0] / 255.0
-        for k in range(3):
-            out[i, k] = (matrix[k, 0] * r + matrix[k, 1] * g + matrix[k, 2] * b) / white[k]
-    return out
-
-
-@njit(cache=True, parallel=True)
-def _lab_bytes(f):
-    """8-bit L * 255 / 100, a + 128, b + 128 from the (N, 3) values f(X / Xn) ..."""
-    out = np.empty(f.shape, np.uint8)
-    for i in prange(f.shape[0]):
-        fx, fy, fz = f[i, 0], f[i, 1], f[i, 2]
+        fx = _lab_f((matrix[0, 0] * r + matrix[0, 1] * g + matrix[0, 2] * b) / white[0])
+        fy = _lab_f((matrix[1, 0] * r + matrix[1, 1] * g + matrix[1, 2] * b) / white[1])
+        fz = _lab_f((matrix[2, 0] * r + matrix[2, 1] * g + matrix[2, 2] * b) / white[2])
         out[i, 0] = _to_byte((116.0 * fy - 16.0) * 255 / 100)
         out[i, 1] = _to_byte(500.0 * (fx - fy) + 128)
         out[i, 2] = _to_byte(200.0 * (fy - fz) + 128)
