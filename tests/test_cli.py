@@ -408,6 +408,25 @@ def test_the_kernel_knows_which_variants_are_compiled(tmp_path):
     assert kernel_compiled(step, 1, np.float32)
 
 
+def test_the_compile_check_is_made_only_where_its_message_is_shown(monkeypatch, caplog):
+    """Whether the kernel will compile is asked (0.4 ms a call) only when the
+    message saying so would be shown: not on API calls with logging at its
+    default level."""
+    import logging
+
+    from nlmeans.backends import cpu
+
+    asked = []
+    monkeypatch.setattr(cpu, "kernel_compiled", lambda *args: asked.append(args) or True)
+    image = np.zeros((64, 64)) + np.arange(64)
+    caplog.set_level(logging.WARNING, logger="nlmeans")  # as a program using the API has it
+    nlmeans.denoise(image, 10)
+    assert asked == []
+    caplog.set_level(logging.INFO, logger="nlmeans")  # as the command line has it
+    nlmeans.denoise(image, 10)
+    assert len(asked) == 1
+
+
 def _run_cli(args, cache, threads):
     """`nlmeans ARGS` in a fresh process with the Numba cache in `cache` and
     `threads` threads."""

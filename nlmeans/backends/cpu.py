@@ -138,8 +138,12 @@ def numba_pass(values, guide, step, dtype, bounds, rounded, image_shape=None,
                        image_shape or values.shape[1:], get_num_threads(),
                        flat_patches=patch[0] == 0)
     low, high = (work_dtype.type(b) for b in bounds)
-    if not kernel_compiled(step, padded_guide.shape[0], work_dtype):
-        logging.getLogger("nlmeans").info(
+    logger = logging.getLogger("nlmeans")
+    # The check takes 0.4 ms (2 % of a 512² grey image's time): made only where
+    # its message is shown.
+    if logger.isEnabledFor(logging.INFO) and not kernel_compiled(
+            step, padded_guide.shape[0], work_dtype):
+        logger.info(
             "compiling the denoising kernel (first run only, 10 to 20 s; Numba "
             "caches it)...")
     result = nlm.nlmeans_kernel(padded, padded_guide, patch, search, aggregation_radius,
