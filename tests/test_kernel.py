@@ -183,6 +183,20 @@ def test_patch_aggregation_in_3d_matches_reference():
     assert relative_error(result, expected) < 1e-9
 
 
+@pytest.mark.parametrize("channels", [None, 2])
+def test_patch_aggregation_down_long_columns_matches_reference(channels):
+    """Patch-wise proposals are made a row at a time with running sums down the
+    rows that restart every ROW_RESTART rows: on an image several restarts tall,
+    with 5 x 5 patches (a ring of six rows), the result is the reference's."""
+    shape = (45, 23) if channels is None else (45, 23, channels)
+    image = RNG.random(shape) * 100
+    expected = reference_2d(image, 40.0, 2, 3, aggregation="patch", centre="max")
+    result = nlmeans.denoise(image, 40.0, patch_radius=2, search_radius=3, dtype=np.float64,
+                             aggregation="patch", centre_weight="max",
+                             channel_axis=None if channels is None else -1)
+    assert relative_error(result, expected) < 1e-9
+
+
 def test_patch_aggregation_across_tiles_matches_reference():
     from numba import get_num_threads
 

