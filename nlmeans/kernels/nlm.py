@@ -607,8 +607,8 @@ def _fused_offsets(padded, guide, margin, offsets, first, members, ref_start, pa
     gets w(p, p + t) v(p + t) at p and w(p, p + t) v(p) at p + t, added to acc
     and weight_sum.
 
-    The offsets' rows of weights are made in lockstep (each from its own ring of
-    rows, see _stream_row) and used at once while they are in L1, so each row of
+    The offsets' rows of weights are made in lockstep (each from its own column
+    sums, see _stream_row) and used at once while they are in L1, so each row of
     the accumulators is loaded and stored once for the group instead of once per
     offset: with few arithmetic operations per load, loads and stores are what
     limits the accumulation. 3-D patches: one offset at a time. The weights
@@ -697,7 +697,8 @@ def _fused_tile(padded, guide, out, start, stop, patch_radius, search_radius, of
     dtype = padded.dtype
     acc = np.zeros((channels, nz, ny, nx), dtype=dtype)
     weight_sum = np.zeros((nz, ny, nx), dtype=dtype)
-    # One ring of rows, row of column sums and row of weights per offset of a group.
+    # A ring of rows (several channels), a row of column sums and a row of weights
+    # per offset of a group.
     wz_max, wy_max, wx_max = nz + search_radius[0], ny + search_radius[1], nx + search_radius[2]
     pz, py, px = patch_radius
     row = wx_max + 2 * px
