@@ -288,17 +288,20 @@ def _add_into(weights, origin, total):
 
 
 @_compiled(fastmath=True)
+def _scale_row(w, inv_norm, out):
+    """out = w * inv_norm (a row of _scale_from and _propose_rows)."""
+    for k in range(out.shape[0]):
+        out[k] = w[k] * inv_norm[k]
+
+
+@_compiled(fastmath=True)
 def _scale_from(weights, origin, inv_norm, out):
     """out[q] = weights[origin + q] * inv_norm[q]."""
     oz, oy, ox = origin
     nz, ny, nx = out.shape
     for i in range(nz):
         for j in range(ny):
-            w = weights[oz + i, oy + j, ox:ox + nx]
-            d = inv_norm[i, j]
-            o = out[i, j]
-            for k in range(nx):
-                o[k] = w[k] * d[k]
+            _scale_row(weights[oz + i, oy + j, ox:ox + nx], inv_norm[i, j], out[i, j])
 
 
 # Inlined: the Gaussian kernel (kernels/gaussian.py) makes a row with it per row
@@ -826,20 +829,18 @@ def _propose_rows(weights, at, norm, radius, padded, v_at, acc, weight_sum, ring
 
 
 @_compiled(fastmath=True)
-def _scale_row(w, inv_norm, out):
-    """out = w * inv_norm (one row of _scale_from)."""
-    for k in range(out.shape[0]):
-        out[k] = w[k] * inv_norm[k]
-
-
-@_compiled(fastmath=True)
 def _propose(weights, at, norm, aggregation_radius, ref_weights, planes, rows, tile_weights,
-             padded, v_at, acc, weight_sum):
+             row_ring, y_sums, x_sums, padded, v_at, acc, weight_sum):
     """Add to the tile's sums the values padded[v_at + q] with the weights at
     weights[at + q]: pixel-wise, as they are; patch-wise, each reference p
     proposes v(p + t + k) to p + k with weight w(p, p + t) / C(p), so pixel q
-    gets the box sum over the patch of those weights."""
-    if aggregation_radius[0] > 0 or aggregation_radius[1] > 0 or aggregation_radius[2] > 0:
+    gets the box sum over the patch of those weights: within planes a row at a
+    time (_propose_rows, scratch row_ring, y_sums, x_sums), across planes with
+    whole-tile passes (scratch ref_weights, planes, rows, tile_weights)."""
+    if aggregation_radius[0] == 0 and (aggregation_radius[1] > 0 or aggregation_radius[2] > 0):
+        _propose_rows(weights, at, norm, aggregation_radius, padded, v_at, acc, weight_sum,
+                      row_ring, y_sums, x_sums)
+    elif aggregation_radius[0] > 0:
         _scale_from(weights, at, norm, ref_weights)
         _box_filter(ref_weights, aggregation_radius, planes, rows, tile_weights)
         zero = at[0] * 0  # int64s: a literal (0, 0, 0) compiles again
@@ -910,10 +911,11 @@ def _denoise_tile(padded, guide, out, start, stop, patch_radius, search_radius,
     rows = np.empty((nz, ny, rx) if tiled else (1, 1, 1), dtype=dtype)
     tile_weights = np.empty((nz, ny, nx) if tiled else (1, 1, 1), dtype=dtype)
 
-    # Patch-wise within planes: the rows of _propose_rows.
-    row_ring = np.empty((2 * ay + 2, rx), dtype=dtype)
-    y_sums = np.empty(rx, dtype=dtype)
-    x_sums = np.empty(nx, dtype=dtype)
+    # The row-wise proposals' scratch: patch-wise within planes.
+    rowwise = aggregating and az == 0
+    row_ring = np.empty((2 * ay + 2, rx) if rowwise else (1, 1), dtype=dtype)
+    y_sums = np.empty(rx if rowwise else 1, dtype=dtype)
+    x_sums = np.empty(nx if rowwise else 1, dtype=dtype)
     # Two sweeps over the offsets: the first (only when something needs every
     # weight of a reference first) finds each reference's largest weight and
     # the sum of its weights, the second accumulates. One call site each for
@@ -937,24 +939,16 @@ def _denoise_tile(padded, guide, out, start, stop, patch_radius, search_radius,
                     sign = 1 - 2 * side
                     v_at = (start[0] + sign * t[0] + margin[0], start[1] + sign * t[1] + margin[1],
                             start[2] + sign * t[2] + margin[2])
-                    if aggregating and az == 0:
-                        _propose_rows(weights, at, norm, aggregation_radius, padded, v_at, acc,
-                                      weight_sum, row_ring, y_sums, x_sums)
-                    else:
-                        _propose(weights, at, norm, aggregation_radius, ref_weights, planes,
-                                 rows, tile_weights, padded, v_at, acc, weight_sum)
+                    _propose(weights, at, norm, aggregation_radius, ref_weights, planes, rows,
+                             tile_weights, row_ring, y_sums, x_sums, padded, v_at, acc,
+                             weight_sum)
         if sweep == 0 and aggregating:
             _normalise(centre, norm)
 
     # The reference's own pixel (or patch).
     v_centre = (start[0] + margin[0], start[1] + margin[1], start[2] + margin[2])
-    origin = (nz * 0, nz * 0, nz * 0)
-    if aggregating and az == 0:
-        _propose_rows(centre, origin, norm, aggregation_radius, padded, v_centre, acc,
-                      weight_sum, row_ring, y_sums, x_sums)
-    else:
-        _propose(centre, origin, norm, aggregation_radius, ref_weights, planes, rows,
-                 tile_weights, padded, v_centre, acc, weight_sum)
+    _propose(centre, (nz * 0, nz * 0, nz * 0), norm, aggregation_radius, ref_weights, planes,
+             rows, tile_weights, row_ring, y_sums, x_sums, padded, v_centre, acc, weight_sum)
 
     _write_tile(out, acc, weight_sum, padded, start, stop, margin, low, high, round_output)
 
