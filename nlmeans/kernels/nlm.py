@@ -490,41 +490,36 @@ def _stream_row(padded, z, y0, x0, offset, j, ring, column_sums, ex, planes, pla
                 sums[k] += entering[k] - leaving[k]
         return
     y = y0 + j
-    if multichannel is None:
-        if j == 0 or y % ROW_RESTART == 0:
-            # Afresh from the row `first`, in row order.
-            first = y - y % ROW_RESTART
-            sums[:] = 0
-            for r in range(first, first + height):
-                _add_squared_diffs(padded, z, r, x0, offset, sums)
-            first += 1
-        else:
-            first = y
-        # Slide to row y: row r - 1 leaves the patch, row r + height - 1 enters.
-        for r in range(first, y + 1):
-            _slide(padded, z, r + height - 1, r - 1, x0, offset, sums)
-        return
     # (ring[i, :ex], not a view of ring[:, :ex]: rows of unknown stride do not vectorise.)
     if j == 0 or y % ROW_RESTART == 0:
-        # Afresh from the row `first`: every row of the ring at the window's
-        # start, only the entering one at a restart.
+        # Afresh from the row `first`, in row order wherever it starts. Several
+        # channels: every row of the ring at the window's start, only the
+        # entering one at a restart.
         first = y - y % ROW_RESTART
-        for r in range(first if j == 0 else y + height - 1, first + height):
-            _diff_row(padded, z, r, x0, offset, ring[r % height, :ex])
+        if multichannel is not None:
+            for r in range(first if j == 0 else y + height - 1, first + height):
+                _diff_row(padded, z, r, x0, offset, ring[r % height, :ex])
         sums[:] = 0
-        for r in range(first, first + height):  # in row order, wherever it starts
-            _add_row(ring[r % height, :ex], sums)
+        for r in range(first, first + height):
+            if multichannel is None:
+                _add_squared_diffs(padded, z, r, x0, offset, sums)
+            else:
+                _add_row(ring[r % height, :ex], sums)
         first += 1
     else:
         first = y
-    # Slide to row y: row r - 1 leaves the patch, row r + height - 1 takes its slot.
+    # Slide to row y: row r - 1 leaves the patch, row r + height - 1 enters (and
+    # with several channels takes its slot).
     for r in range(first, y + 1):
-        slot = ring[(r - 1) % height, :ex]
-        for k in range(ex):
-            sums[k] -= slot[k]
-        _diff_row(padded, z, r + height - 1, x0, offset, slot)
-        for k in range(ex):
-            sums[k] += slot[k]
+        if multichannel is None:
+            _slide(padded, z, r + height - 1, r - 1, x0, offset, sums)
+        else:
+            slot = ring[(r - 1) % height, :ex]
+            for k in range(ex):
+                sums[k] -= slot[k]
+            _diff_row(padded, z, r + height - 1, x0, offset, slot)
+            for k in range(ex):
+                sums[k] += slot[k]
 
 
 @_compiled(fastmath=True)
