@@ -4,6 +4,7 @@ Clean sequences made here, with known ground truth (none of them used to choose
 the automatic rules for frames, which were measured on coffee):
 
 - pan (integer): a 256x256 window over Set12's 09.png moving (1, 2) pixels a frame;
+- pan (fast): the same, (7, 12) pixels a frame (farther than the windows reach);
 - pan (sub-pixel): over 10.png, (0.4, 1.3) pixels a frame (cubic interpolation);
 - pan (colour): over scikit-image's astronaut, (0.7, 1.5) pixels a frame;
 - moving object: a 64x64 crop of 12.png moving (3, 4) pixels a frame over a
@@ -91,6 +92,8 @@ def sequences(dataset):
     astronaut = data.astronaut()[..., :3].astype(np.float64)[40:, 120:]
     return [
         ("pan (integer)", _pan(set12(9), (1, 2), order=0), None),
+        # Farther a frame than the automatic window's radius (5 to 7).
+        ("pan (fast)", _pan(set12(9), (7, 12), order=0), None),
         ("pan (sub-pixel)", _pan(set12(10), (0.4, 1.3)), None),
         ("pan (colour)", _pan(astronaut, (0.7, 1.5)), None),
         ("moving object", np.stack(moving), np.stack(masks)),

@@ -43,7 +43,7 @@ def mirror_pad(volume, margins, flat_first=False):
 
 
 def reference_nlmeans(volume, h, patch_radius, search_radius, sigma=0.0, aggregation="pixel",
-                      centre="one", guide=None):
+                      centre="one", guide=None, positions=None):
     """NL-means of a (Z, Y, X, C) float array; radii are 3-tuples (z, y, x). (Any
     number of spatial axes before C, with radii of as many values.)
 
@@ -59,6 +59,11 @@ def reference_nlmeans(volume, h, patch_radius, search_radius, sigma=0.0, aggrega
 
     With a `guide` (Z, Y, X, G), d2 compares the guide's patches instead of the
     volume's; the means still average the volume's pixels.
+
+    With `positions` (frames: (Z, 2), where each plane's content sits), the
+    window of x in another plane z + k also holds the positions within half
+    the search radius (rounded up) of x + positions[z + k] - positions[z], the
+    planes beyond the ends taking the positions of the planes they repeat.
     """
     v = np.asarray(volume, dtype=np.float64)
     agg = tuple(patch_radius) if aggregation == "patch" else (0,) * len(patch_radius)
@@ -66,6 +71,20 @@ def reference_nlmeans(volume, h, patch_radius, search_radius, sigma=0.0, aggrega
     # Volumes with patches flat along their first axis (frames): no plane may
     # meet its own mirror image there, which would be itself.
     flat = len(patch_radius) >= 3 and patch_radius[0] == 0 and agg[0] == 0
+    moved = {}
+    if positions is not None:
+        n, m = v.shape[0], margins[0]
+        where = {i: np.asarray(positions[flat_plane(i, n, m)]) for i in range(-m, n + m)}
+        half = [-(-r // 2) for r in search_radius[1:]]
+        for z in range(n):
+            for k in range(-search_radius[0], search_radius[0] + 1):
+                move = where[z + k] - where[z]
+                moved[z, k] = [(k, int(move[0]) + a, int(move[1]) + b)
+                               for a in range(-half[0], half[0] + 1)
+                               for b in range(-half[1], half[1] + 1)] if k else []
+        reach = max([abs(t[a]) - search_radius[a] for ts in moved.values() for t in ts
+                     for a in (1, 2)] + [0])
+        margins = [margins[0]] + [mg + reach for mg in margins[1:]]
     padded = mirror_pad(v, margins, flat)
     compared = padded if guide is None else mirror_pad(np.asarray(guide, np.float64), margins,
                                                        flat)
@@ -81,11 +100,18 @@ def reference_nlmeans(volume, h, patch_radius, search_radius, sigma=0.0, aggrega
     offsets = [t for t in itertools.product(*[range(-r, r + 1) for r in search_radius])
                if any(t)]
 
+    def window(p):
+        if not moved:
+            return offsets
+        extra = [t for k in range(-search_radius[0], search_radius[0] + 1)
+                 for t in moved[p[0], k]]
+        return sorted(set(offsets) | set(extra))
+
     def weights(p):
         """{t: w(p, p + t)} for the reference p, the centre t = 0 included."""
         reference = patch(p)
         ws = {}
-        for t in offsets:
+        for t in window(p):
             d2 = np.mean((reference - patch(tuple(a + b for a, b in zip(p, t)))) ** 2)
             ws[t] = np.exp(-max(d2 - 2.0 * sigma ** 2, 0.0) / h ** 2)
         ws[(0,) * len(p)] = max(ws.values(), default=1.0) if centre == "max" else 1.0

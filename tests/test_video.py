@@ -262,7 +262,8 @@ def test_video_clip_benchmark_runs_on_the_made_pan_with_chosen_methods(tmp_path)
                             "temporal", "--temporal-radii", "2", "--name", "hd", "--out",
                             str(tmp_path), "--vbm3d", ""])
     assert {r[0] for r in rows} == {"noisy", "nlmeans temporal", "nlbayes temporal",
-                                    "nlmeans temporal ±2", "nlbayes temporal ±2"}
+                                    "nlmeans temporal, no motion", "nlmeans temporal ±2",
+                                    "nlbayes temporal ±2"}
     report = (tmp_path / "hd.md").read_text()
     assert "4 frames of 64×36 RGB" in report and "--made 36 --frames 4" in report
     assert "--methods temporal --temporal-radii 2 --name hd" in report

@@ -13,7 +13,7 @@ import numpy as np
 from nlmeans.backends import ndpass
 from nlmeans.backends.scales import kernel_scales
 from nlmeans.kernels.constants import ROW_RESTART
-from nlmeans.model.padding import pad_volume
+from nlmeans.model.padding import flat_index, pad_volume
 
 # Output tiles, one thread each; their buffers are bounded, whatever the image
 # size. The plain pixel-wise filter (the kernel's fused path, which makes each
@@ -105,7 +105,7 @@ def kernel_compiled(step, channels, dtype):
 
 
 def numba_pass(values, guide, step, dtype, bounds, rounded, image_shape=None,
-               frames_padded=False, tile_done=None):
+               frames_padded=False, tile_done=None, positions=None):
     """Pad the (C, Z, Y, X) float volume and run the compiled kernel for `step`;
     the result is clipped to `bounds` and, if `rounded`, rounded to integers. The
     weights compare patches of `guide` (same shape) if given, else of the volume
@@ -115,7 +115,10 @@ def numba_pass(values, guide, step, dtype, bounds, rounded, image_shape=None,
     volume already holds the step's margin along Z (the frames around a batch
     of a sequence, :mod:`nlmeans.runners.frames`), which is then not mirrored, and the
     result has the batch's frames only. `tile_done(tiles)` is called after each
-    of the kernel's tiles (see :func:`nlmeans.kernels.nlm.nlmeans_kernel`)."""
+    of the kernel's tiles (see :func:`nlmeans.kernels.nlm.nlmeans_kernel`).
+    `positions`: frames (2-D patches along Z), where each plane of `values`
+    sits, (Z, 2) (:func:`nlmeans.model.motion.frame_positions`): the windows
+    follow that motion."""
     if values.ndim != 4:  # four spatial axes: the NumPy pass
         return ndpass.nd_pass(values, guide, step, dtype, bounds, rounded, frames_padded)
     from numba import get_num_threads  # deferred: importing Numba costs ~0.3 s
@@ -125,6 +128,15 @@ def numba_pass(values, guide, step, dtype, bounds, rounded, image_shape=None,
     work_dtype = np.dtype(dtype)
     patch, search, aggregation_radius = _kernel_geometry(step)
     margins = [(0, 0)] + [(s + p + a,) * 2 for s, p, a in zip(search, patch, aggregation_radius)]
+    if positions is not None and (patch[0] > 0 or search[0] == 0):
+        positions = None  # only frames (flat patches, a temporal window) follow motion
+    if positions is not None and not frames_padded:
+        z_margin = margins[1][0]
+        positions = positions[[flat_index(i, len(positions), z_margin)
+                               for i in range(-z_margin, len(positions) + z_margin)]]
+    if positions is not None:
+        reach = nlm.motion_reach(positions, search[0], margins[1][0])
+        margins[2:] = [(m + r, m + r) for (m, _), r in zip(margins[2:], reach[1:])]
     if frames_padded:
         margins[1] = (0, 0)
     padded = np.ascontiguousarray(pad_volume(values, margins, patch, aggregation_radius),
@@ -148,7 +160,7 @@ def numba_pass(values, guide, step, dtype, bounds, rounded, image_shape=None,
             "caches it)...")
     result = nlm.nlmeans_kernel(padded, padded_guide, patch, search, aggregation_radius,
                                 step.centre_weight == "max", threshold, inv_scale, tile, low,
-                                high, rounded, tile_done)
+                                high, rounded, tile_done, positions)
     # The kernel writes channel-last; a channel-first view matches `values`.
     return np.moveaxis(result, -1, 0)
 

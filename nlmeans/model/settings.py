@@ -158,6 +158,12 @@ class Settings:
         Anscombe transform, whose noise is white of level 1, and their result
         is mapped back by the exact unbiased inverse
         (:mod:`nlmeans.model.stabilise`).
+    follow_motion : bool
+        NL-means frames of 2-D images: the temporal window in each other frame
+        also covers, at half the radius, where the frames' motion took the
+        pixel's content (:mod:`nlmeans.model.motion`; a pan of more than the
+        window's radius a frame is then still found). False: the window is
+        around the pixel only. The CPU kernel only.
     noise_covariance : tuple or None
         NL-Bayes on 2-D images and frames: the noise's autocovariance, from a
         sample of the noise (:func:`nlmeans.model.covariance.noise_autocovariance`),
@@ -181,6 +187,7 @@ class Settings:
     time_axis: int | None = None
     variance_curve: tuple | None = None
     noise_covariance: tuple | None = None
+    follow_motion: bool = True
 
     def __post_init__(self):
         object.__setattr__(self, "passes", tuple(self.passes))

@@ -22,9 +22,10 @@ import numpy as np
 
 from nlmeans.backends.cpu import numba_pass
 from nlmeans.methods.nlbayes import block_bounds, frame_block, frame_context
-from nlmeans.methods.passes import run_pass, run_passes
+from nlmeans.methods.passes import follows_motion, run_pass, run_passes
 from nlmeans.model.colour import OpponentColours
 from nlmeans.model.layout import as_channel_first_volume, check_image
+from nlmeans.model.motion import frame_move, grey_frame
 from nlmeans.model.padding import flat_index
 from nlmeans.runners.block import in_callers_layout
 
@@ -60,6 +61,10 @@ class FrameStream:
         self.noisy = {}
         self.read = 0
         self.length = None  # known once the iterator is exhausted
+        # Where each frame sits (the windows follow the motion), from the moves
+        # between consecutive frames, as frame_positions makes them in one call.
+        self.positions, self.previous = {}, None
+        self.follows_motion = None
         for frame in head:
             self._add(frame)
         self.passes = settings.passes
@@ -76,7 +81,15 @@ class FrameStream:
     def _add(self, frame):
         # Kept in their own dtype (8-bit video: a quarter of float32's memory) and
         # converted when a batch is stacked, which is exact.
-        self.noisy[self.read] = _frame_values(frame, self.frame_settings)
+        values = _frame_values(frame, self.frame_settings)
+        self.noisy[self.read] = values
+        if self.follows_motion is None:
+            self.follows_motion = follows_motion(self.settings, values[:, None])
+        if self.follows_motion:
+            grey = grey_frame(values.astype(self.settings.work_dtype))
+            self.positions[self.read] = np.zeros(2, np.int64) if self.previous is None else \
+                self.positions[self.read - 1] + frame_move(self.previous, grey)
+            self.previous = grey
         self.read += 1
 
     def _read_more(self):
@@ -120,7 +133,9 @@ class FrameStream:
         guide = np.stack([self.results[k - 1][i] for i in indices], axis=1) \
             if step.guided else None
         last = k == len(self.passes) - 1
-        backend = partial(numba_pass, frames_padded=True)
+        positions = np.array([self.positions[i] for i in indices]) if self.follows_motion \
+            else None
+        backend = partial(numba_pass, frames_padded=True, positions=positions)
         # The stack is passed, not kept: the colour transform's copy replaces it.
         out = run_pass(np.stack([self.noisy[i] for i in indices], axis=1)
                        .astype(self.settings.work_dtype, copy=False), guide, step,
@@ -135,6 +150,8 @@ class FrameStream:
         keep_noisy = min(done - margin for done, margin in zip(self.done, self.margins))
         for index in [i for i in self.noisy if i < keep_noisy]:
             del self.noisy[index]
+            if index < self.read - 1:  # the last frame read: the next one's move starts there
+                self.positions.pop(index, None)
         for k in range(len(self.passes) - 1):
             keep = self.done[k + 1] - self.margins[k + 1]
             for index in [i for i in self.results[k] if i < keep]:
