@@ -7,8 +7,8 @@ clean reference; white Gaussian noise of each sigma is added to them in float
 
 - nlmeans / nlbayes frame by frame: ``nlmeans.denoise`` on each frame, automatic;
 - nlmeans / nlbayes temporal: ``nlmeans.denoise(frames, time_axis=0)``, automatic;
-- nlmeans temporal, no motion: the same with ``follow_motion=False`` (the
-  windows around the pixel only);
+- nlmeans / nlbayes temporal, no motion: the same with ``follow_motion=False``
+  (the windows around the pixel only);
 - OpenCV Multi: fastNlMeansDenoisingColoredMulti (5 frames, 7x7 patches, 21x21
   window) on the frames rounded to 8 bits, the best of h = 0.6, 0.8, 1.0 sigma
   (chosen with the clean clip: an oracle);
@@ -109,16 +109,20 @@ def methods(vbm3d, radii=(), taus=()):
                                                            channel_axis=axis(noisy),
                                                            temporal_radius=radius)
 
-    def around_the_pixel(noisy, sigma, clean):
-        settings = nlmeans.resolve(noisy, time_axis=0, channel_axis=axis(noisy))
-        return nlmeans.denoise(noisy, settings=replace(settings, follow_motion=False))
+    def around_the_pixel(method):
+        def run(noisy, sigma, clean):
+            settings = nlmeans.resolve(noisy, method=method, time_axis=0,
+                                       channel_axis=axis(noisy))
+            return nlmeans.denoise(noisy, settings=replace(settings, follow_motion=False))
+        return run
 
     table = {"nlmeans frame by frame": frame_by_frame("nlmeans"),
              "nlmeans temporal": temporal("nlmeans"),
              # The windows around the pixel only, not following the frames' motion.
-             "nlmeans temporal, no motion": around_the_pixel,
+             "nlmeans temporal, no motion": around_the_pixel("nlmeans"),
              "nlbayes frame by frame": frame_by_frame("nlbayes"),
-             "nlbayes temporal": temporal("nlbayes")}
+             "nlbayes temporal": temporal("nlbayes"),
+             "nlbayes temporal, no motion": around_the_pixel("nlbayes")}
     def with_tau(tau, radius=None):
         def run(noisy, sigma, clean):
             settings = nlmeans.resolve(noisy, method="nlbayes", time_axis=0,

@@ -15,12 +15,17 @@ import numpy as np
 
 
 def reference_step(noisy, basic, step, patch, search, stride, tile, covariance=None,
-                   frames=False):
+                   frames=False, positions=None):
     """One NL-Bayes step of the (C, Z, Y, X) float64 `noisy` (guided by `basic`
     in step 2, None in step 1); radii, stride and tile are (z, y, x) tuples.
     `covariance`: the noise's covariance C_N over a patch's values (channel by
     channel), in place of sigma^2 I. `frames`: Z is time, and the references'
-    z are taken ends first (the first, the last, the second, ...)."""
+    z are taken ends first (the first, the last, the second, ...). `positions`
+    ((Z, 2)): where each frame's content sits; the candidates of a reference at
+    z then also hold, in each other frame z' of its window, the positions within
+    half the search radius (rounded up) of ref + positions[z'] - positions[z]
+    (shifted inwards at the borders) that its window does not hold, after the
+    window's, frame by frame."""
     channels = noisy.shape[0]
     k = [2 * p + 1 for p in patch]
     counts = [n - w + 1 for n, w in zip(noisy.shape[1:], k)]
@@ -68,6 +73,8 @@ def reference_step(noisy, basic, step, patch, search, stride, tile, covariance=N
                 lo = min(max(p - r, 0), max(c - 1 - 2 * r, 0))
                 windows.append(range(lo, min(lo + 2 * r, c - 1) + 1))
             candidates = list(itertools.product(*windows))
+            if positions is not None:
+                candidates += _moved_candidates(ref, windows, search, counts, positions)
             distances = np.array([np.sum((patch_at(guide, ref) - patch_at(guide, q)) ** 2)
                                   for q in candidates])
             order = np.argsort(distances, kind="stable")
@@ -98,6 +105,23 @@ def reference_step(noisy, basic, step, patch, search, stride, tile, covariance=N
                     estimated.add(tuple(neighbour))
     fallback = noisy if first else basic
     return np.where(weight > 0, num / np.maximum(weight, 1), fallback)
+
+
+def _moved_candidates(ref, windows, search, counts, positions):
+    """The moved windows' candidates (see reference_step), in order."""
+    out = []
+    for z in windows[0]:
+        if z == ref[0]:
+            continue
+        boxes = []
+        for axis in (1, 2):
+            r = -(-search[axis] // 2)
+            centre = ref[axis] + positions[z][axis - 1] - positions[ref[0]][axis - 1]
+            lo = min(max(centre - r, 0), max(counts[axis] - 1 - 2 * r, 0))
+            boxes.append(range(lo, min(lo + 2 * r, counts[axis] - 1) + 1))
+        out += [(z, y, x) for y in boxes[0] for x in boxes[1]
+                if y not in windows[1] or x not in windows[2]]
+    return out
 
 
 def _first_step(group, shrink, flat, clamp=False):

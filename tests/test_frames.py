@@ -219,6 +219,21 @@ def test_streamed_frames_equal_the_one_call_run(batch, colour, monkeypatch):
     np.testing.assert_array_equal(np.stack(out), expected)
 
 
+@pytest.mark.parametrize("batch", [2, 16])
+def test_streamed_photon_noise_frames_equal_the_one_call_run(batch, monkeypatch):
+    """Signal-dependent noise: a stream runs its passes on the frames'
+    variance-stabilising transform and maps the result back, as one call does
+    (it had run them on the raw frames with the stabilised noise level of 1:
+    21 dB where one call gave 35)."""
+    monkeypatch.setattr(frames_module, "MAX_BATCH", batch)
+    rng = np.random.default_rng(1)
+    clean = _pan(frames=9) * 0.9 + 10
+    seq = 4.0 * rng.poisson(clean / 4.0) + 2.0 * rng.standard_normal(clean.shape)
+    expected = denoise(seq, time_axis=0, noise=(4.0, 4.0))
+    out = np.stack(list(denoise_frames(seq, noise=(4.0, 4.0))))
+    np.testing.assert_array_equal(out, expected)
+
+
 def test_streamed_float_frames_equal_bit_for_bit():
     seq = _noisy(_pan(frames=12), 20).astype(np.float32) / 255
     options = dict(sigma=0.08, temporal_radius=3, dtype=np.float64)

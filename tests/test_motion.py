@@ -8,7 +8,9 @@ import pytest
 from reference import reference_nlmeans
 
 import nlmeans
+import nlmeans.runners.frames as frames_module
 from nlmeans.backends.cpu import numba_pass
+from nlmeans.methods import nlbayes
 from nlmeans.kernels import nlm
 from nlmeans.model.motion import frame_move, frame_positions
 from nlmeans.model.settings import Pass
@@ -97,15 +99,30 @@ def test_kernel_with_moved_windows_matches_reference(aggregation, centre, channe
     assert not np.allclose(result, still)  # the moves changed the windows
 
 
-def test_a_stream_follows_the_motion_as_one_call_does():
-    """Frames read in batches (a long sequence with moves that change) get the
-    same bytes as the whole sequence in one call."""
-    moves = RNG.integers(-7, 9, size=(39, 2))
+@pytest.mark.parametrize("h", [20.0, None])
+def test_a_stream_follows_the_motion_as_one_call_does(h, monkeypatch):
+    """Frames read in batches (a long sequence with moves that change; float
+    frames, where a last-bit difference shows) get the same bytes as the whole
+    sequence in one call: a batch's margins, which follow its own moves, do
+    not change a sum."""
+    monkeypatch.setattr(frames_module, "MAX_BATCH", 3)
+    moves = RNG.integers(-7, 9, size=(19, 2))
     scene = np.clip(_scene(800) + 128, 0, 255)
     frames = _pan(scene, moves, (40, 48))
-    noisy = np.clip(frames + RNG.normal(0, 15, frames.shape), 0, 255).astype(np.uint8)
-    one = nlmeans.denoise(noisy, 20.0, time_axis=0)
-    streamed = np.stack(list(nlmeans.denoise_frames(iter(noisy), 20.0)))
+    noisy = (frames + RNG.normal(0, 15, frames.shape)).astype(np.float32)
+    one = nlmeans.denoise(noisy, h, time_axis=0, sigma=15.0)
+    streamed = np.stack(list(nlmeans.denoise_frames(iter(noisy), h, sigma=15.0)))
+    assert np.array_equal(one, streamed)
+
+
+def test_a_stream_of_nlbayes_frames_follows_the_motion_as_one_call_does(monkeypatch):
+    monkeypatch.setattr(nlbayes, "MAX_FRAME_BLOCK", 2)
+    moves = RNG.integers(-9, 10, size=(8, 2))
+    frames = _pan(np.clip(_scene(600) + 128, 0, 255), moves, (40, 48))
+    noisy = (frames + RNG.normal(0, 15, frames.shape)).astype(np.float32)
+    one = nlmeans.denoise(noisy, method="nlbayes", time_axis=0, sigma=15.0)
+    streamed = np.stack(list(nlmeans.denoise_frames(iter(noisy), method="nlbayes",
+                                                    sigma=15.0)))
     assert np.array_equal(one, streamed)
 
 
@@ -118,6 +135,22 @@ def test_following_a_fast_pan_recovers_the_frames_gain():
     noisy = clean + np.random.default_rng(3).normal(0, 20, clean.shape)
     settings = nlmeans.resolve(noisy, sigma=20.0, time_axis=0)
     assert settings.follow_motion
+
+    def psnr(result):
+        return 10 * np.log10(255 ** 2 / np.mean((result - clean) ** 2))
+
+    following = psnr(nlmeans.denoise(noisy, settings=settings))
+    around = psnr(nlmeans.denoise(noisy, settings=replace(settings, follow_motion=False)))
+    assert following > around + 0.5
+
+
+def test_nlbayes_following_a_fast_pan_gains():
+    """NL-Bayes over frames: its later steps' window reaches 6 pixels in the
+    other frames; a pan of (7, 11) a frame is found where it moved."""
+    scene = np.clip(_scene(600) + 128, 0, 255)
+    clean = _pan(scene, [(7, 11)] * 5, (64, 80))
+    noisy = clean + np.random.default_rng(4).normal(0, 20, clean.shape)
+    settings = nlmeans.resolve(noisy, sigma=20.0, time_axis=0, method="nlbayes")
 
     def psnr(result):
         return 10 * np.log10(255 ** 2 / np.mean((result - clean) ** 2))

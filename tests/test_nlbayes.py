@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 import nlmeans
-from nlmeans.methods.nlbayes import bayes_steps, fitted_radii, run_bayes, run_step, tile_shape
+from nlmeans.methods.nlbayes import (bayes_steps, fitted_radii, run_bayes, run_step, tile_shape,
+                                     window_moves)
 from nlmeans.model.settings import BayesStep, Settings
 from conftest import POLYU
 from tests.reference_nlbayes import reference_step
@@ -24,13 +25,14 @@ def _smooth_noisy(shape, sigma, seed):
     return clean + sigma * rng.standard_normal(shape)
 
 
-def _reference(noisy, basic, step, frames=False):
+def _reference(noisy, basic, step, frames=False, positions=None):
     spatial = noisy.shape[1:]
     patch = fitted_radii(step, spatial)
     search = (0,) + step.search_radius if len(step.search_radius) == 2 else step.search_radius
     stride = tuple(min(step.stride, 2 * p + 1) if p else 1 for p in patch)
-    return reference_step(noisy, basic, step, patch, search, stride, tile_shape(step, spatial),
-                          frames=frames)
+    moves = window_moves(positions, search[0])
+    return reference_step(noisy, basic, step, patch, search, stride,
+                          tile_shape(step, spatial, moves), frames=frames, positions=positions)
 
 
 def _small_steps(n_spatial, sigma=20.0, group=10, tau=16.0):
@@ -69,6 +71,26 @@ def test_frame_steps_with_flat_patches_equal_the_reference(channels):
     np.testing.assert_allclose(basic, _reference(noisy, None, step1), rtol=1e-9, atol=1e-7)
     final = run_step(noisy, basic, step2, np.float64)
     np.testing.assert_allclose(final, _reference(noisy, basic, step2), rtol=1e-9, atol=1e-7)
+
+
+@pytest.mark.parametrize("channels, depth", [(1, 0), (3, 0), (1, 1)],
+                         ids=["grey", "colour", "grey-deep"])
+def test_moved_windows_equal_the_reference(channels, depth):
+    """Frames whose content moves (a different move between each pair, some
+    beyond the border): each reference's candidates also hold the moved
+    windows, and the tiles are wide enough for them."""
+    noisy = _smooth_noisy((channels, 5, 40, 24), 20.0, 6)
+    positions = np.array([(0, 0), (5, -3), (9, 4), (9, 4), (2, 12)], np.int64)
+    step1, step2 = (replace(step, patch_radius=(depth, 1, 1), search_radius=(1, 3, 3))
+                    for step in _small_steps(3, group=40))
+    deep = depth > 0  # deep patches' references are taken ends first
+    basic = run_step(noisy, None, step1, np.float64, frames=deep, positions=positions)
+    np.testing.assert_allclose(basic, _reference(noisy, None, step1, deep, positions),
+                               rtol=1e-9, atol=1e-7)
+    final = run_step(noisy, basic, step2, np.float64, frames=deep, positions=positions)
+    np.testing.assert_allclose(final, _reference(noisy, basic, step2, deep, positions),
+                               rtol=1e-9, atol=1e-7)
+    assert not np.allclose(final, run_step(noisy, basic, step2, np.float64, frames=deep))
 
 
 @pytest.mark.parametrize("channels", [1, 3], ids=["grey", "colour"])

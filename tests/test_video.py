@@ -262,8 +262,8 @@ def test_video_clip_benchmark_runs_on_the_made_pan_with_chosen_methods(tmp_path)
                             "temporal", "--temporal-radii", "2", "--name", "hd", "--out",
                             str(tmp_path), "--vbm3d", ""])
     assert {r[0] for r in rows} == {"noisy", "nlmeans temporal", "nlbayes temporal",
-                                    "nlmeans temporal, no motion", "nlmeans temporal ±2",
-                                    "nlbayes temporal ±2"}
+                                    "nlmeans temporal, no motion", "nlbayes temporal, no motion",
+                                    "nlmeans temporal ±2", "nlbayes temporal ±2"}
     report = (tmp_path / "hd.md").read_text()
     assert "4 frames of 64×36 RGB" in report and "--made 36 --frames 4" in report
     assert "--methods temporal --temporal-radii 2 --name hd" in report
@@ -271,6 +271,6 @@ def test_video_clip_benchmark_runs_on_the_made_pan_with_chosen_methods(tmp_path)
     rows = video_clip.main(["--made", "36", "--frames", "4", "--sigmas", "20", "--grey",
                             "--methods", "nlbayes temporal", "--name", "grey", "--out",
                             str(tmp_path), "--vbm3d", ""])
-    assert {r[0] for r in rows} == {"noisy", "nlbayes temporal"}
+    assert {r[0] for r in rows} == {"noisy", "nlbayes temporal", "nlbayes temporal, no motion"}
     report = (tmp_path / "grey.md").read_text()
     assert "4 frames of 64×36 grey" in report and "--grey --methods" in report

@@ -467,26 +467,65 @@ def _clamped_estimate(noisy, n, d, shrink, centred, covariance, gain, out):
 
 
 @njit(cache=True)
-def _find_group(image, c0, c1, ref, k, radius, counts, group_size, tau, dist, cap):
+def _moved_windows(image, c0, c1, ref, k, counts, lo, hi, positions, half, dist, where):
+    """Frames whose content moves (`positions`: (Z, 2), where each plane's content
+    sits; none: 0 rows): for each other plane z of the window [lo, hi], the
+    window of `half` radii (y, x) around where the reference's content went,
+    ref + positions[z] - positions[ref[0]] (shifted inwards at the borders), its
+    distances into `dist` and positions into `where`, plane by plane in raster
+    order; those that the window around the reference holds get an infinite
+    distance (they are candidates once). The number of candidates added."""
+    added = 0
+    if positions.shape[0] == 0:
+        return added
+    for z in range(lo[0], hi[0] + 1):
+        if z == ref[0]:
+            continue
+        a1, b1 = _window(ref[1] + positions[z, 0] - positions[ref[0], 0], half[0], counts[1])
+        a2, b2 = _window(ref[2] + positions[z, 1] - positions[ref[0], 1], half[1], counts[2])
+        if lo[1] <= a1 and b1 <= hi[1] and lo[2] <= a2 and b2 <= hi[2]:
+            continue  # within the usual window
+        size = (1, b1 - a1 + 1, b2 - a2 + 1)
+        _window_distances(image, c0, c1, ref, k, (z, a1, a2), size, dist[added:])
+        for i in range(size[1] * size[2]):
+            y, x = a1 + i // size[2], a2 + i % size[2]
+            where[added + i, 0], where[added + i, 1], where[added + i, 2] = z, y, x
+            if lo[1] <= y <= hi[1] and lo[2] <= x <= hi[2]:
+                dist[added + i] = np.inf
+        added += size[1] * size[2]
+    return added
+
+
+@njit(cache=True)
+def _find_group(image, c0, c1, ref, k, radius, counts, group_size, tau, dist, cap, positions,
+                half, where):
     """(members, n): the positions, in raster order, of the `group_size` patches
     of the window around `ref` most similar to it (sum of squared differences
     over channels c0..c1-1; of equal distances, the first in raster order), and
     of every further one whose distance is below `tau`; but where more than
-    `cap` (if above group_size) lie below tau, of the `cap` most similar."""
+    `cap` (if above group_size) lie below tau, of the `cap` most similar.
+    Frames whose content moves: the candidates of the moved windows
+    (:func:`_moved_windows`) follow the window's, in their order."""
     lo0, hi0 = _window(ref[0], radius[0], counts[0])
     lo1, hi1 = _window(ref[1], radius[1], counts[1])
     lo2, hi2 = _window(ref[2], radius[2], counts[2])
     size = (hi0 - lo0 + 1, hi1 - lo1 + 1, hi2 - lo2 + 1)
     _window_distances(image, c0, c1, ref, k, (lo0, lo1, lo2), size, dist)
-    m = size[0] * size[1] * size[2]
-    n = min(group_size, m)
+    usual = size[0] * size[1] * size[2]
+    m = usual + _moved_windows(image, c0, c1, ref, k, counts, (lo0, lo1, lo2), (hi0, hi1, hi2),
+                               positions, half, dist[usual:], where)
+    valid = m
+    for i in range(usual, m):
+        if dist[i] == np.inf:
+            valid -= 1
+    n = min(group_size, valid)
     if cap > group_size:
         within = 0
         for i in range(m):
             if dist[i] < tau:
                 within += 1
         if within > cap:
-            n, tau = min(cap, m), 0.0
+            n, tau = min(cap, valid), 0.0
     # The n closest (ties: first in raster order) and every one closer than tau:
     # the candidates below the n-th smallest distance, then those equal to it.
     kth = np.partition(dist[:m], n - 1)[n - 1]
@@ -502,7 +541,12 @@ def _find_group(image, c0, c1, ref, k, radius, counts, group_size, tau, dist, ca
         if not keep and dist[i] == kth and ties > 0:
             keep = True
             ties -= 1
-        if keep:
+        if keep and i >= usual:
+            members[count, 0] = where[i - usual, 0]
+            members[count, 1] = where[i - usual, 1]
+            members[count, 2] = where[i - usual, 2]
+            count += 1
+        elif keep:
             members[count, 0] = lo0 + i // (size[1] * size[2])
             members[count, 1] = lo1 + (i // size[2]) % size[1]
             members[count, 2] = lo2 + i % size[2]
@@ -647,7 +691,7 @@ def _second_step_group(noisy, basic, members, n, k, flat_limit, shrink, noise, s
 @njit(cache=True, nogil=True)
 def bayes_tile(noisy, basic, num, weight, first_step, patch_radius, search_radius, stride,
                group_size, tau, shrink, flat_limit, clamp, whitening, start, stop, refs0,
-               cap):
+               cap, positions, half):
     """One step of NL-Bayes for the reference positions of the tile [start, stop),
     in raster order but along Z, where they are taken in the order of `refs0`;
     adds to `num` (C, Z, Y, X) and `weight` (Z, Y, X), float64. `cap`: step 2's
@@ -660,7 +704,8 @@ def bayes_tile(noisy, basic, num, weight, first_step, patch_radius, search_radiu
     C_N), channels * K square, for noise of covariance C_N over a patch (W =
     C_N^-1/2 of its diagonal blocks, for step 1, whose `shrink` is then for
     noise of level 1; step 2 uses C_N itself); three 0 x 0 arrays for white
-    noise.
+    noise. `positions` ((Z, 2), or 0 rows) and `half` (y, x): frames whose
+    content moves, see :func:`_moved_windows`.
     """
     channels = noisy.shape[0]
     k = (2 * patch_radius[0] + 1, 2 * patch_radius[1] + 1, 2 * patch_radius[2] + 1)
@@ -668,8 +713,11 @@ def bayes_tile(noisy, basic, num, weight, first_step, patch_radius, search_radiu
     size = k[0] * k[1] * k[2]
     window = ((2 * search_radius[0] + 1) * (2 * search_radius[1] + 1)
               * (2 * search_radius[2] + 1))
-    most = max(window, group_size)
+    moved = 0 if positions.shape[0] == 0 else \
+        2 * search_radius[0] * (2 * half[0] + 1) * (2 * half[1] + 1)
+    most = max(window + moved, group_size)
     dist = np.empty(most, np.float64)
+    where = np.empty((moved, 3), np.int64)
     width = channels * size
     dims = size if first_step else width
     # group, model (step 2) or one channel's values (step 1), out, centred,
@@ -696,12 +744,13 @@ def bayes_tile(noisy, basic, num, weight, first_step, patch_radius, search_radiu
                 ref[0], ref[1], ref[2] = r0, r1, r2
                 if first_step:
                     members, n = _find_group(noisy, 0, 1, ref, k, search_radius, counts,
-                                             group_size, 0.0, dist, 0)
+                                             group_size, 0.0, dist, 0, positions, half, where)
                     _first_step_group(noisy, members, n, k, flat_limit, shrink, clamp, whitening,
                                       scratch, estimates)
                 else:
                     members, n = _find_group(basic, 0, channels, ref, k, search_radius,
-                                             counts, group_size, tau, dist, cap)
+                                             counts, group_size, tau, dist, cap, positions,
+                                             half, where)
                     _second_step_group(noisy, basic, members, n, k, flat_limit, shrink,
                                        whitening[2], scratch, estimates)
                 _aggregate(estimates, members, n, channels, k, num, weight)

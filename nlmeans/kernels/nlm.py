@@ -1091,13 +1091,23 @@ def plane_shifts(positions, plane, temporal_radius):
 def motion_reach(positions, temporal_radius, z_margin):
     """How far (z, y, x) beyond the search radius the windows that follow the
     motion of `positions` reach, over the output planes (those `z_margin`
-    or more from the ends)."""
+    or more from the ends): the largest move, rounded up to a multiple of
+    _WHOLE_VECTORS along X and of ROW_RESTART along Y, plus ROW_RESTART rows.
+    A result must not depend on the moves of other planes (a stream's batch
+    holds other planes than the whole sequence), and the margin changed the
+    rounding of some sums: the rows' vectors fall where the padded columns put
+    them, and the running sums of a window's first rows start at the padded
+    row of their restart, up to ROW_RESTART - 1 rows before it, which a
+    narrow margin leaves outside the padded rows (added there, and taken off
+    again, from rows elsewhere in the array). With these margins they lie
+    within it, the image mirrored, whatever the moves."""
     reach = np.zeros(2, np.int64)
     for plane in range(z_margin, len(positions) - z_margin):
         for shifts in plane_shifts(positions, plane, temporal_radius):
             if len(shifts):
                 reach = np.maximum(reach, np.abs(shifts).max(axis=0))
-    return (0, int(reach[0]), int(reach[1]))
+    return (0, int(-(-reach[0] // ROW_RESTART) * ROW_RESTART) + ROW_RESTART,
+            int(-(-reach[1] // _WHOLE_VECTORS) * _WHOLE_VECTORS))
 
 
 def window_offsets(search_radius, forward, mirrored):

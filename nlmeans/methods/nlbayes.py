@@ -162,6 +162,7 @@ import numpy as np
 
 from nlmeans.model.colour import OpponentColours
 from nlmeans.model.covariance import patch_covariance
+from nlmeans.model.motion import follows_motion, frame_positions
 from nlmeans.model.settings import BayesStep
 
 # The paper's flat-area threshold, a multiple of sigma^2.
@@ -425,19 +426,42 @@ def _volume_steps(sigma, s8, channels, tau):
     return first, second
 
 
-def tile_shape(step, spatial_shape):
+def tile_shape(step, spatial_shape, moves=(0, 0)):
     """Tiles of reference positions, per axis (z, y, x), wide enough that tiles
     two apart never touch the same pixels: a group lies within 2 s of its
     reference (s the search radius; the window shifts inwards at the borders),
     so a tile's patches cover from 2 s before its first position to 2 s + k
     after its last (k the patch width), and 4 s + 2 k positions or more keep
-    the next tile but one clear. At least 64 (32 in 3-D) for work enough per
-    tile. The paste trick's marks are kept per tile, so the tiles are part of
-    the method's definition (the tests' reference takes them from here)."""
+    the next tile but one clear. Frames whose content moves by up to `moves`
+    (y, x) between the planes of a window: the moved windows (half the radius,
+    :func:`moved_radii`) reach up to a move and twice their radius. At least
+    64 (32 in 3-D) for work enough per tile. The paste trick's marks are kept
+    per tile, so the tiles are part of the method's definition (the tests'
+    reference takes them from here)."""
     radii = _three(step.patch_radius), _three(step.search_radius)
+    half = (0,) + moved_radii(step)
+    reach = [max(2 * s, m + 2 * h) for s, m, h in zip(radii[1], (0,) + tuple(moves), half)]
     base = 64 if len(step.patch_radius) == 2 else 32
-    return tuple(max(base, 4 * s + 2 * (2 * p + 1)) if n > 1 else 1
-                 for p, s, n in zip(*radii, spatial_shape))
+    return tuple(max(base, 2 * r + 2 * (2 * p + 1)) if n > 1 else 1
+                 for p, r, n in zip(radii[0], reach, spatial_shape))
+
+
+def moved_radii(step):
+    """The (y, x) radii of the windows around where moving content went: half
+    the search radius, rounded up (as NL-means's,
+    :func:`nlmeans.kernels.nlm.window_offsets`)."""
+    return tuple(-(-s // 2) for s in _three(step.search_radius)[1:])
+
+
+def window_moves(positions, temporal_radius):
+    """The largest move (y, x) between two planes of a temporal window over
+    frames at `positions` ((Z, 2); None: (0, 0))."""
+    if positions is None:
+        return (0, 0)
+    largest = np.zeros(2, np.int64)
+    for k in range(1, min(temporal_radius, len(positions) - 1) + 1):
+        largest = np.maximum(largest, np.abs(positions[k:] - positions[:-k]).max(axis=0))
+    return (int(largest[0]), int(largest[1]))
 
 
 def _three(radii):
@@ -450,28 +474,33 @@ def fitted_radii(step, spatial_shape):
     return tuple(min(p, (n - 1) // 2) for p, n in zip(_three(step.patch_radius), spatial_shape))
 
 
-def _tile_grid(step, spatial):
+def _tile_grid(step, spatial, positions=None):
     """(patch radii fitted to the image, tile shape, tiles per axis, positions per
-    axis) of `step` on an image of (Z, Y, X) shape `spatial`."""
+    axis) of `step` on an image of (Z, Y, X) shape `spatial` (frames at
+    `positions`, if given)."""
     patch = fitted_radii(step, spatial)
     counts = [n - 2 * p for n, p in zip(spatial, patch)]
-    tile = tile_shape(step, spatial)
+    tile = tile_shape(step, spatial, window_moves(positions, _three(step.search_radius)[0]))
     return patch, tile, [-(-c // t) for c, t in zip(counts, tile)], counts
 
 
-def tile_count(settings, spatial):
+def tile_count(settings, spatial, positions=None):
     """How many tiles the steps of `settings` run on an image of (Z, Y, X) shape
-    `spatial` (the length of run_bayes's progress)."""
-    return sum(int(np.prod(_tile_grid(step, spatial)[2])) for step in settings.passes)
+    `spatial` (the length of run_bayes's progress); frames at `positions`, if given."""
+    return sum(int(np.prod(_tile_grid(step, spatial, positions)[2]))
+               for step in settings.passes)
 
 
-def run_step(noisy, basic, step, dtype, tile_done=None, covariance=None, frames=False):
+def run_step(noisy, basic, step, dtype, tile_done=None, covariance=None, frames=False,
+             positions=None):
     """One step on the (C, Z, Y, X) arrays (basic None in step 1); the (C, Z, Y, X)
     result in `dtype`. `tile_done()`, if given, is called after each tile (from
     the worker threads). `covariance`: the noise's covariance over the step's
     patches (channels * K square, channel by channel in (z, y, x) order), in
     place of sigma^2 I. `frames`: Z is time, and with patches deeper than one
-    frame the references are taken in the order of :func:`frame_order` along it."""
+    frame the references are taken in the order of :func:`frame_order` along it.
+    `positions` ((Z, 2)): frames whose content moves, where each frame's sits;
+    the windows also cover where it went (:func:`nlmeans.kernels.bayes._moved_windows`)."""
     # Deferred: importing Numba costs ~0.3 s, which images run on NL-means
     # (most command-line runs) should not pay.
     from numba import get_num_threads
@@ -480,7 +509,9 @@ def run_step(noisy, basic, step, dtype, tile_done=None, covariance=None, frames=
     from nlmeans.kernels.nlm import run_tiles
 
     spatial = noisy.shape[1:]
-    patch, tile, grid, counts = _tile_grid(step, spatial)
+    patch, tile, grid, counts = _tile_grid(step, spatial, positions)
+    moving = np.zeros((0, 2), np.int64) if positions is None \
+        else np.ascontiguousarray(positions, np.int64)
     search = _three(step.search_radius)
     stride = tuple(min(step.stride, 2 * p + 1) if p else 1 for p in patch)
     refs0 = bayes.ref_positions(counts[0], stride[0])
@@ -511,7 +542,7 @@ def run_step(noisy, basic, step, dtype, tile_done=None, covariance=None, frames=
             stop = tuple(min(s + n, c) for s, n, c in zip(start, tile, counts))
             bayes.bayes_tile(noisy, guide, num, weight, first, patch, search, stride,
                              step.group_size, tau, shrink, flat_limit, step.clamp, whitening,
-                             start, stop, refs0, step.group_cap)
+                             start, stop, refs0, step.group_cap, moving, moved_radii(step))
             if tile_done is not None:
                 tile_done()
         if tiles:
@@ -574,8 +605,9 @@ def run_bayes(values, settings, bounds, rounded=False, progress=None):
     colour = values.shape[0] == 3
     transform = OpponentColours(1.0, dtype) if colour else None
     noisy = np.ascontiguousarray(transform.forward(values) if colour else values, dtype=dtype)
-    tile_done = None if progress is None else _counter(progress,
-                                                       tile_count(settings, values.shape[1:]))
+    positions = frame_positions(values) if follows_motion(settings, values) else None
+    tile_done = None if progress is None else _counter(
+        progress, tile_count(settings, values.shape[1:], positions))
     result = None
     for step in settings.passes:
         covariance = None
@@ -583,7 +615,8 @@ def run_bayes(values, settings, bounds, rounded=False, progress=None):
             widths = tuple(2 * p + 1 for p in fitted_radii(step, values.shape[1:]))
             covariance = patch_covariance(settings.noise_covariance, widths)
         result = run_step(noisy, result if step.guided else None, step, dtype, tile_done,
-                          covariance, frames=settings.time_axis is not None)
+                          covariance, frames=settings.time_axis is not None,
+                          positions=positions)
     if colour:
         result = transform.backward(result)
     result = np.clip(result, *bounds).astype(dtype, copy=False)

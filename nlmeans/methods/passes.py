@@ -17,7 +17,7 @@ import numpy as np
 from nlmeans.backends.cpu import numba_pass
 from nlmeans.methods.nlbayes import run_bayes, run_bayes_frames
 from nlmeans.model.colour import OpponentColours
-from nlmeans.model.motion import frame_positions
+from nlmeans.model.motion import follows_motion, frame_positions
 from nlmeans.model.stabilise import VarianceStabiliser
 
 
@@ -53,8 +53,8 @@ def run_passes(values, settings, bounds, rounded=False, backend=None, progress=N
         return run(values, settings, bounds, rounded, progress)
     if backend is None:
         backend = numba_pass
-    if backend is numba_pass and follows_motion(settings, values):
-        backend = partial(numba_pass, positions=frame_positions(values))
+    if _on_the_kernel(backend) and follows_motion(settings, values):
+        backend = partial(backend, positions=frame_positions(values))
     transform = OpponentColours(settings.chroma_weight, settings.work_dtype) \
         if settings.chroma_weight != 1.0 else None
     result = values
@@ -66,11 +66,12 @@ def run_passes(values, settings, bounds, rounded=False, backend=None, progress=N
     return result
 
 
-def follows_motion(settings, values):
-    """Whether the NL-means passes of `settings` over the (C, T, Y, X) `values`
-    have windows that follow the frames' motion (Settings.follow_motion)."""
-    return (settings.follow_motion and settings.time_axis is not None and values.ndim == 4
-            and any(step.search_radius[0] > 0 for step in settings.passes))
+def _on_the_kernel(backend):
+    """Whether `backend` is the compiled CPU kernel (or a partial of it, as
+    strips make), which takes the frames' positions; the others (CUDA, the
+    NumPy pass for small images) do not follow motion."""
+    return (backend is numba_pass or isinstance(backend, partial)
+            and backend.func is numba_pass and "positions" not in backend.keywords)
 
 
 def run_pass(values, guide, step, dtype, bounds, rounded, backend, transform):

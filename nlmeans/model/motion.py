@@ -33,6 +33,14 @@ _BIN = 2
 SIGNIFICANCE = 4.0
 
 
+def follows_motion(settings, values):
+    """Whether the passes of `settings` (Settings) over the channel-first
+    `values` have windows that follow the frames' motion: frames of 2-D images,
+    (C, T, Y, X), a temporal window, and Settings.follow_motion."""
+    return (settings.follow_motion and settings.time_axis is not None and values.ndim == 4
+            and any(step.search_radius[0] > 0 for step in settings.passes))
+
+
 def frame_positions(values):
     """Where each frame of the channel-first frames `values` (C, T, Y, X) sits,
     (T, 2) int64 (y, x), the first at (0, 0): the sums of the moves between

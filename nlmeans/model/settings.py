@@ -159,11 +159,11 @@ class Settings:
         is mapped back by the exact unbiased inverse
         (:mod:`nlmeans.model.stabilise`).
     follow_motion : bool
-        NL-means frames of 2-D images: the temporal window in each other frame
-        also covers, at half the radius, where the frames' motion took the
-        pixel's content (:mod:`nlmeans.model.motion`; a pan of more than the
-        window's radius a frame is then still found). False: the window is
-        around the pixel only. The CPU kernel only.
+        Frames of 2-D images, both methods: the temporal window in each other
+        frame also covers, at half the radius, where the frames' motion took
+        the pixel's content (:mod:`nlmeans.model.motion`; a pan of more than
+        the window's radius a frame is then still found). False: the window is
+        around the pixel only. The CPU kernels only.
     noise_covariance : tuple or None
         NL-Bayes on 2-D images and frames: the noise's autocovariance, from a
         sample of the noise (:func:`nlmeans.model.covariance.noise_autocovariance`),

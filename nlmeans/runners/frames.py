@@ -22,11 +22,12 @@ import numpy as np
 
 from nlmeans.backends.cpu import numba_pass
 from nlmeans.methods.nlbayes import block_bounds, frame_block, frame_context
-from nlmeans.methods.passes import follows_motion, run_pass, run_passes
+from nlmeans.methods.passes import run_pass, run_passes
 from nlmeans.model.colour import OpponentColours
 from nlmeans.model.layout import as_channel_first_volume, check_image
-from nlmeans.model.motion import frame_move, grey_frame
+from nlmeans.model.motion import follows_motion, frame_move, grey_frame
 from nlmeans.model.padding import flat_index
+from nlmeans.model.stabilise import VarianceStabiliser
 from nlmeans.runners.block import in_callers_layout
 
 # Frames per kernel call. Each offset's weights are computed for the batch's
@@ -65,6 +66,10 @@ class FrameStream:
         # between consecutive frames, as frame_positions makes them in one call.
         self.positions, self.previous = {}, None
         self.follows_motion = None
+        # Signal-dependent noise: the passes run on the frames' variance-stabilising
+        # transform, as run_passes runs them in one call.
+        self.stabiliser = None if settings.variance_curve is None else VarianceStabiliser(
+            settings.variance_curve, settings.work_dtype)
         for frame in head:
             self._add(frame)
         self.passes = settings.passes
@@ -86,7 +91,10 @@ class FrameStream:
         if self.follows_motion is None:
             self.follows_motion = follows_motion(self.settings, values[:, None])
         if self.follows_motion:
-            grey = grey_frame(values.astype(self.settings.work_dtype))
+            grey = values.astype(self.settings.work_dtype)
+            if self.stabiliser is not None:  # one call estimates on the stabilised values
+                grey = self.stabiliser.forward(grey)
+            grey = grey_frame(grey)
             self.positions[self.read] = np.zeros(2, np.int64) if self.previous is None else \
                 self.positions[self.read - 1] + frame_move(self.previous, grey)
             self.previous = grey
@@ -136,11 +144,22 @@ class FrameStream:
         positions = np.array([self.positions[i] for i in indices]) if self.follows_motion \
             else None
         backend = partial(numba_pass, frames_padded=True, positions=positions)
-        # The stack is passed, not kept: the colour transform's copy replaces it.
-        out = run_pass(np.stack([self.noisy[i] for i in indices], axis=1)
-                       .astype(self.settings.work_dtype, copy=False), guide, step,
-                       self.settings.work_dtype, self.bounds,
-                       last and self.first.dtype.kind != "f", backend, self.transform)
+        stack = np.stack([self.noisy[i] for i in indices], axis=1).astype(
+            self.settings.work_dtype, copy=False)
+        rounded = last and self.first.dtype.kind != "f"
+        if self.stabiliser is None:
+            # The stack is passed, not kept: the colour transform's copy replaces it.
+            out = run_pass(stack, guide, step, self.settings.work_dtype, self.bounds, rounded,
+                           backend, self.transform)
+        else:
+            # As run_passes: the passes on the stabilised values (pointwise, so a
+            # batch's are the sequence's), the last one's result mapped back.
+            out = run_pass(self.stabiliser.forward(stack), guide, step,
+                           self.settings.work_dtype, (-np.inf, np.inf), False, backend,
+                           self.transform)
+            if last:
+                out = np.clip(self.stabiliser.backward(out), *self.bounds)
+                out = np.rint(out, out=out) if rounded else out
         for offset, index in enumerate(range(start, stop)):
             self.results[k][index] = out[:, offset]
         self.done[k] = stop
