@@ -33,6 +33,11 @@ the frame and its neighbours): better frames, a few times slower.
               help="Frames before and after each frame in the search window. "
                    "[default: 3 (1 in the second pass) in automatic mode, 2 with a numeric --h, "
                    "4 with --method nlbayes (3 at 720p colour, 1 at 1080p colour)]")
+@click.option("--motion/--no-motion", "follow_motion", default=True, show_default=True,
+              help="Estimate the frames' motion (one move a frame) and also search, in "
+                   "each other frame, where the pixel's content went: a camera pan of more "
+                   "than the window's reach a frame is still found. --no-motion: the "
+                   "windows stay around the pixel.")
 @click.option("--time-series", is_flag=True,
               help="INPUT is a multi-page TIFF whose pages are the frames.")
 @click.option("--crf", type=click.IntRange(0, 51), default=18, show_default=True,
@@ -42,8 +47,8 @@ the frame and its neighbours): better frames, a few times slower.
               help="Write lossless FFV1 video (OUTPUT must be .mkv) instead of H.264.")
 @click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing on success.")
-def video_command(input_path, output_path, temporal_radius, time_series, crf, lossless,
-                  overwrite, quiet, **options):
+def video_command(input_path, output_path, temporal_radius, follow_motion, time_series, crf,
+                  lossless, overwrite, quiet, **options):
     """Denoise the video (or frame folder, or TIFF time series) INPUT into OUTPUT.
 
     Video is read and written through PyAV (pip install 'nlmeans[video]'),
@@ -57,7 +62,8 @@ def video_command(input_path, output_path, temporal_radius, time_series, crf, lo
     from nlmeans.io import ImageIOError
     from nlmeans.io.video import output_kind
 
-    kwargs = _video_kwargs(options, temporal_radius)
+    kwargs = dict(_video_kwargs(options, temporal_radius),
+                  follow_motion=None if follow_motion else False)
     try:
         kind = output_kind(output_path)
     except ImageIOError as exc:

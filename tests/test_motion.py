@@ -1,6 +1,7 @@
 """Windows that follow the frames' motion: the estimate, the kernel against the
 reference, the stream against one call, and what it buys on a fast pan."""
 
+import os
 from dataclasses import replace
 
 import numpy as np
@@ -158,3 +159,37 @@ def test_nlbayes_following_a_fast_pan_gains():
     following = psnr(nlmeans.denoise(noisy, settings=settings))
     around = psnr(nlmeans.denoise(noisy, settings=replace(settings, follow_motion=False)))
     assert following > around + 0.5
+
+
+def test_follow_motion_is_an_option_of_the_api_and_the_video_command(tmp_path):
+    """denoise(..., follow_motion=False) runs the settings with the windows
+    around the pixel; `nlmeans video --no-motion` passes it on; the option
+    needs frames and a bool."""
+    import imageio.v3 as iio
+    from click.testing import CliRunner
+
+    from nlmeans_cli.main import cli
+
+    clean = _pan(np.clip(_scene(600) + 128, 0, 255), [(7, 11)] * 5, (40, 48))
+    noisy = np.clip(clean + np.random.default_rng(2).normal(0, 15, clean.shape), 0, 255)
+    noisy = noisy.astype(np.uint8)
+    settings = nlmeans.resolve(noisy, 12.0, time_axis=0, follow_motion=False)
+    assert settings.follow_motion is False
+    around = nlmeans.denoise(noisy, 12.0, time_axis=0, follow_motion=False)
+    assert np.array_equal(around, nlmeans.denoise(noisy, settings=settings))
+    assert not np.array_equal(around, nlmeans.denoise(noisy, 12.0, time_axis=0))
+    with pytest.raises(ValueError, match="follow_motion needs frames"):
+        nlmeans.denoise(noisy[0], 12.0, follow_motion=False)
+    with pytest.raises(ValueError, match="True or False"):
+        nlmeans.denoise(noisy, 12.0, time_axis=0, follow_motion="no")
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, frame in enumerate(noisy):
+        iio.imwrite(folder / f"f{i}.png", frame)
+    result = CliRunner().invoke(cli, ["video", str(folder), str(tmp_path / "out"), "--h", "12",
+                                      "--no-motion", "-q"])
+    assert result.exit_code == 0, result.output
+    out = np.stack([iio.imread(tmp_path / "out" / name)
+                    for name in sorted(os.listdir(tmp_path / "out"))])
+    assert np.array_equal(out, around)

@@ -94,7 +94,7 @@ class Report:
 def denoise(image, h=None, *, patch_radius=None, search_radius=None, sigma=None,
             channel_axis=None, dtype=None, aggregation=None, centre_weight=None,
             chroma_weight=None, refine=None, noise=None, method=None, time_axis=None,
-            temporal_radius=None, settings=None, device="cpu"):
+            temporal_radius=None, follow_motion=None, settings=None, device="cpu"):
     r"""Denoise an image or volume with non-local means (or NL-Bayes).
 
     Each output pixel is a weighted mean of the pixels in the search window
@@ -227,6 +227,12 @@ def denoise(image, h=None, *, patch_radius=None, search_radius=None, sigma=None,
         Default: 3 in automatic mode (1 in its second pass), 2 with a numeric h;
         NL-Bayes: 4, fewer for large frames (3 at 720p colour, 2 at 1080p grey,
         1 at 1080p colour: see :func:`nlmeans.methods.nlbayes.frame_steps`).
+    follow_motion : bool, optional
+        With `time_axis` (default True): the frames' motion is estimated (one
+        move a frame, :mod:`nlmeans.model.motion`) and the window in each other
+        frame also covers, at half its radius, where the pixel's content went,
+        so that a pan farther a frame than the window reaches is still found.
+        False: the window is around the pixel only.
     settings : Settings, optional
         Run exactly these settings (from :func:`nlmeans.api.resolve`, perhaps of a
         larger image this one is a crop of) instead of deciding them from this
@@ -267,7 +273,8 @@ def denoise(image, h=None, *, patch_radius=None, search_radius=None, sigma=None,
                                     aggregation=aggregation, centre_weight=centre_weight,
                                     chroma_weight=chroma_weight, refine=refine, noise=noise,
                                     method=method, time_axis=time_axis,
-                                    temporal_radius=temporal_radius, settings=settings,
+                                    temporal_radius=temporal_radius,
+                                    follow_motion=follow_motion, settings=settings,
                                     device=device, estimate_error=False)
     return result
 
@@ -275,8 +282,9 @@ def denoise(image, h=None, *, patch_radius=None, search_radius=None, sigma=None,
 def denoise_with_report(image, h=None, *, patch_radius=None, search_radius=None, sigma=None,
                         channel_axis=None, dtype=None, aggregation=None,
                         centre_weight=None, chroma_weight=None, refine=None, noise=None,
-                        method=None, time_axis=None, temporal_radius=None, settings=None,
-                        device="cpu", estimate_error=True, small_on_numpy=False):
+                        method=None, time_axis=None, temporal_radius=None,
+                        follow_motion=None, settings=None, device="cpu", estimate_error=True,
+                        small_on_numpy=False):
     """:func:`denoise`, also returning a :class:`Report` of what it did.
 
     With `small_on_numpy`, on the CPU, images with little work run on the NumPy
@@ -298,7 +306,7 @@ def denoise_with_report(image, h=None, *, patch_radius=None, search_radius=None,
                    channel_axis=channel_axis, dtype=dtype, aggregation=aggregation,
                    centre_weight=centre_weight, chroma_weight=chroma_weight, refine=refine,
                    noise=noise, method=method, time_axis=time_axis,
-                   temporal_radius=temporal_radius)
+                   temporal_radius=temporal_radius, follow_motion=follow_motion)
     if is_dask_array(image):
         return _denoise_lazy(image, options, settings, device, estimate_error)
     image, bounds = check_image(image)

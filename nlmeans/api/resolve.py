@@ -36,7 +36,7 @@ SURE_H_FACTORS = (0.7, 0.85, 1.0, 1.15, 1.3)
 def resolve(image, h=None, *, patch_radius=None, search_radius=None, sigma=None,
             channel_axis=None, dtype=None, aggregation=None, centre_weight=None,
             chroma_weight=None, refine=None, noise=None, method=None, time_axis=None,
-            temporal_radius=None):
+            temporal_radius=None, follow_motion=None):
     """Decide everything a denoising run of `image` needs, without running it.
 
     Takes the options of :func:`nlmeans.api.denoise` and returns the
@@ -81,7 +81,8 @@ def resolve(image, h=None, *, patch_radius=None, search_radius=None, sigma=None,
         h=h, patch_radius=patch_radius, search_radius=search_radius, sigma=sigma,
         channel_axis=channel_axis, dtype=dtype, aggregation=aggregation,
         centre_weight=centre_weight, chroma_weight=chroma_weight, refine=refine, noise=noise,
-        method=method, time_axis=time_axis, temporal_radius=temporal_radius))
+        method=method, time_axis=time_axis, temporal_radius=temporal_radius,
+        follow_motion=follow_motion))
     return settings
 
 
@@ -167,7 +168,7 @@ def resolve_checked(image, bounds, options, sample=None, in_memory=True):
         channels=volume.shape[0], channel_axis=_axis(caller_channel_axis, image.ndim),
         mode=mode, method=choice["method"], noise=model,
         time_axis=_axis(options.get("time_axis"), image.ndim), variance_curve=curve,
-        noise_covariance=covariance)
+        noise_covariance=covariance, follow_motion=choice["follow_motion"])
     if mode == "sure" and settings.passes:
         sure = choose_h_by_sure(volume, settings, bounds)
         if sure is None:  # no h had a possible SURE estimate: the automatic h stays
@@ -323,6 +324,12 @@ def _check_options(options, n_spatial, channels, frames=False):
         if not frames:
             raise ValueError("temporal_radius needs frames: pass time_axis too")
         time = _check_radius(time, "temporal_radius", 1)[0]
+    follow_motion = options.get("follow_motion")
+    if follow_motion is not None:
+        if not frames:
+            raise ValueError("follow_motion needs frames: pass time_axis too")
+        if not isinstance(follow_motion, (bool, np.bool_)):
+            raise ValueError(f"follow_motion must be True or False, got {follow_motion!r}")
     if noise == "sample" and n_spatial - frames != 2:
         raise ValueError("a noise sample is taken for 2-D images and frames, not volumes")
     return dict(method=method, mode=mode, h=h, sigma=sigma, noise=noise, curve=curve,
@@ -330,7 +337,7 @@ def _check_options(options, n_spatial, channels, frames=False):
                 aggregation=aggregation, centre_weight=centre_weight,
                 chroma_weight=chroma_weight, refine=bool(refine),
                 patch_radius=options["patch_radius"], search_radius=options["search_radius"],
-                temporal_radius=time)
+                temporal_radius=time, follow_motion=follow_motion is not False)
 
 
 # NL-means's own options: NL-Bayes takes none of them.
@@ -464,14 +471,14 @@ def choose_h_by_sure(volume, settings, bounds):
 # The options that settings= fixes; with it, they must be left out.
 SETTINGS_OPTIONS = ("h", "patch_radius", "search_radius", "sigma", "aggregation",
                     "centre_weight", "chroma_weight", "refine", "noise", "method",
-                    "temporal_radius")
+                    "temporal_radius", "follow_motion")
 
 
 def check_settings_fit(settings, image, options, in_memory=True):
     """ValueError unless `settings` can run on `image` with no option contradicting it."""
     if not isinstance(settings, Settings):
         raise ValueError(f"settings must be an nlmeans.Settings, got {type(settings).__name__}")
-    given = [name for name in SETTINGS_OPTIONS if options[name] is not None]
+    given = [name for name in SETTINGS_OPTIONS if options.get(name) is not None]
     if given:
         raise ValueError(f"settings= fixes {', '.join(given)}: leave "
                          f"{'it' if len(given) == 1 else 'them'} out, or resolve again with "
