@@ -169,8 +169,9 @@ class FrameStream:
         keep_noisy = min(done - margin for done, margin in zip(self.done, self.margins))
         for index in [i for i in self.noisy if i < keep_noisy]:
             del self.noisy[index]
-            if index < self.read - 1:  # the last frame read: the next one's move starts there
-                self.positions.pop(index, None)
+        # The last frame read stays: the next frame's move starts from it.
+        for index in [i for i in self.positions if i < min(keep_noisy, self.read - 1)]:
+            del self.positions[index]
         for k in range(len(self.passes) - 1):
             keep = self.done[k + 1] - self.margins[k + 1]
             for index in [i for i in self.results[k] if i < keep]:
