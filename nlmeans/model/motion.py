@@ -74,9 +74,15 @@ def frame_move(first, second):
 
 
 def _binned(frame):
-    """The frame averaged over _BIN x _BIN blocks (the last partial ones dropped)."""
+    """The frame averaged over _BIN x _BIN blocks (the last partial ones dropped):
+    the sum of the blocks' strided views (a mean over the reshaped blocks' axes
+    took 3 times as long at 720p)."""
     ny, nx = frame.shape[0] // _BIN, frame.shape[1] // _BIN
-    return frame[:ny * _BIN, :nx * _BIN].reshape(ny, _BIN, nx, _BIN).mean(axis=(1, 3))
+    total = np.zeros((ny, nx))
+    for dy in range(_BIN):
+        for dx in range(_BIN):
+            total += frame[dy:ny * _BIN:_BIN, dx:nx * _BIN:_BIN]
+    return total / (_BIN * _BIN)
 
 
 def _correlation_peak(first, second):
@@ -99,4 +105,5 @@ def _overlap_error(first, second, move):
     ny, nx = first.shape
     a = first[max(0, -dy):ny - max(0, dy), max(0, -dx):nx - max(0, dx)]
     b = second[max(0, dy):ny - max(0, -dy), max(0, dx):nx - max(0, -dx)]
-    return float(np.mean((a - b) ** 2))
+    difference = a - b
+    return float(np.mean(np.square(difference, out=difference)))
