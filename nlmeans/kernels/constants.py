@@ -8,3 +8,10 @@ ROW_RESTART = 16
 
 # exp(-d) is computed as 2**-x with x = d * log2(e) folded into the scale.
 LOG2_E = 1.4426950408889634
+
+
+def moved_radius(radius):
+    """The radius of the windows around where moving content went, for a search
+    radius `radius`: half of it, rounded up. NL-means's offsets
+    (nlm.window_offsets) and NL-Bayes's candidates and tiles take it from here."""
+    return -(-radius // 2)

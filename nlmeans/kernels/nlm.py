@@ -37,7 +37,7 @@ from numba.core import config
 from numba.core.registry import cpu_target
 from numba.extending import overload
 
-from nlmeans.kernels.constants import ROW_RESTART
+from nlmeans.kernels.constants import ROW_RESTART, moved_radius
 
 
 def _prefer_wide_vectors():
@@ -1127,7 +1127,7 @@ def window_offsets(search_radius, forward, mirrored):
     a moved window of half the radius gained 0.4 to 0.8 for 1.3 to 1.45 times
     (the prediction is good to a pixel or two; a wider one adds poor matches)."""
     _, ry, rx = search_radius
-    my, mx = -(-ry // 2), -(-rx // 2)
+    my, mx = moved_radius(ry), moved_radius(rx)
     grid = np.stack(np.meshgrid(np.arange(-my, my + 1), np.arange(-mx, mx + 1),
                                 indexing="ij"), axis=-1).reshape(-1, 2)
     offsets, sides = [], []

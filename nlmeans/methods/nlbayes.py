@@ -160,6 +160,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from nlmeans.kernels.constants import moved_radius
 from nlmeans.model.colour import OpponentColours
 from nlmeans.model.covariance import patch_covariance
 from nlmeans.model.motion import follows_motion, frame_positions
@@ -447,10 +448,9 @@ def tile_shape(step, spatial_shape, moves=(0, 0)):
 
 
 def moved_radii(step):
-    """The (y, x) radii of the windows around where moving content went: half
-    the search radius, rounded up (as NL-means's,
-    :func:`nlmeans.kernels.nlm.window_offsets`)."""
-    return tuple(-(-s // 2) for s in _three(step.search_radius)[1:])
+    """The (y, x) radii of the windows around where moving content went
+    (:func:`nlmeans.kernels.constants.moved_radius`, as NL-means's)."""
+    return tuple(moved_radius(s) for s in _three(step.search_radius)[1:])
 
 
 def window_moves(positions, temporal_radius):
@@ -605,7 +605,7 @@ def run_bayes(values, settings, bounds, rounded=False, progress=None):
     colour = values.shape[0] == 3
     transform = OpponentColours(1.0, dtype) if colour else None
     noisy = np.ascontiguousarray(transform.forward(values) if colour else values, dtype=dtype)
-    positions = frame_positions(values) if follows_motion(settings, values) else None
+    positions = frame_positions(values) if follows_motion(settings) else None
     tile_done = None if progress is None else _counter(
         progress, tile_count(settings, values.shape[1:], positions))
     result = None

@@ -44,8 +44,7 @@ def run_passes(values, settings, bounds, rounded=False, backend=None, progress=N
         stable = replace(settings, variance_curve=None)
         result = run_passes(stabiliser.forward(values), stable, (-np.inf, np.inf), False,
                             backend, progress, one_block)
-        result = np.clip(stabiliser.backward(result), *bounds)
-        return np.rint(result, out=result) if rounded else result
+        return mapped_back(stabiliser, result, bounds, rounded)
     if settings.method == "nlbayes":
         if not settings.passes:
             return values
@@ -53,7 +52,7 @@ def run_passes(values, settings, bounds, rounded=False, backend=None, progress=N
         return run(values, settings, bounds, rounded, progress)
     if backend is None:
         backend = numba_pass
-    if _on_the_kernel(backend) and follows_motion(settings, values):
+    if _on_the_kernel(backend) and follows_motion(settings):
         backend = partial(backend, positions=frame_positions(values))
     transform = OpponentColours(settings.chroma_weight, settings.work_dtype) \
         if settings.chroma_weight != 1.0 else None
@@ -64,6 +63,14 @@ def run_passes(values, settings, bounds, rounded=False, backend=None, progress=N
         result = run_pass(values, guide, step, settings.work_dtype, bounds, rounded and last,
                           backend, transform)
     return result
+
+
+def mapped_back(stabiliser, result, bounds, rounded):
+    """The result of passes run on `stabiliser`'s transform, back in the data's
+    units, clipped to `bounds` and, if `rounded`, rounded (run_passes, and a
+    stream of frames batch by batch)."""
+    result = np.clip(stabiliser.backward(result), *bounds)
+    return np.rint(result, out=result) if rounded else result
 
 
 def _on_the_kernel(backend):

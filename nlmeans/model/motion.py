@@ -33,11 +33,12 @@ _BIN = 2
 SIGNIFICANCE = 4.0
 
 
-def follows_motion(settings, values):
-    """Whether the passes of `settings` (Settings) over the channel-first
-    `values` have windows that follow the frames' motion: frames of 2-D images,
-    (C, T, Y, X), a temporal window, and Settings.follow_motion."""
-    return (settings.follow_motion and settings.time_axis is not None and values.ndim == 4
+def follows_motion(settings):
+    """Whether the passes of `settings` (Settings) have windows that follow the
+    frames' motion: frames of 2-D images (time and two spatial axes), a temporal
+    window, and Settings.follow_motion."""
+    return (settings.follow_motion and settings.time_axis is not None
+            and settings.n_spatial == 3
             and any(step.search_radius[0] > 0 for step in settings.passes))
 
 

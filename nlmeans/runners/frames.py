@@ -22,7 +22,7 @@ import numpy as np
 
 from nlmeans.backends.cpu import numba_pass
 from nlmeans.methods.nlbayes import block_bounds, frame_block, frame_context
-from nlmeans.methods.passes import run_pass, run_passes
+from nlmeans.methods.passes import mapped_back, run_pass, run_passes
 from nlmeans.model.colour import OpponentColours
 from nlmeans.model.layout import as_channel_first_volume, check_image
 from nlmeans.model.motion import follows_motion, frame_move, grey_frame
@@ -65,7 +65,7 @@ class FrameStream:
         # Where each frame sits (the windows follow the motion), from the moves
         # between consecutive frames, as frame_positions makes them in one call.
         self.positions, self.previous = {}, None
-        self.follows_motion = None
+        self.follows_motion = follows_motion(settings)
         # Signal-dependent noise: the passes run on the frames' variance-stabilising
         # transform, as run_passes runs them in one call.
         self.stabiliser = None if settings.variance_curve is None else VarianceStabiliser(
@@ -88,8 +88,6 @@ class FrameStream:
         # converted when a batch is stacked, which is exact.
         values = _frame_values(frame, self.frame_settings)
         self.noisy[self.read] = values
-        if self.follows_motion is None:
-            self.follows_motion = follows_motion(self.settings, values[:, None])
         if self.follows_motion:
             grey = values.astype(self.settings.work_dtype)
             if self.stabiliser is not None:  # one call estimates on the stabilised values
@@ -158,8 +156,7 @@ class FrameStream:
                            self.settings.work_dtype, (-np.inf, np.inf), False, backend,
                            self.transform)
             if last:
-                out = np.clip(self.stabiliser.backward(out), *self.bounds)
-                out = np.rint(out, out=out) if rounded else out
+                out = mapped_back(self.stabiliser, out, self.bounds, rounded)
         for offset, index in enumerate(range(start, stop)):
             self.results[k][index] = out[:, offset]
         self.done[k] = stop
