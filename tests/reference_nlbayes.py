@@ -15,17 +15,19 @@ import numpy as np
 
 
 def reference_step(noisy, basic, step, patch, search, stride, tile, covariance=None,
-                   frames=False, positions=None):
+                   frames=False, moves=None, block=None):
     """One NL-Bayes step of the (C, Z, Y, X) float64 `noisy` (guided by `basic`
     in step 2, None in step 1); radii, stride and tile are (z, y, x) tuples.
     `covariance`: the noise's covariance C_N over a patch's values (channel by
     channel), in place of sigma^2 I. `frames`: Z is time, and the references'
-    z are taken ends first (the first, the last, the second, ...). `positions`
-    ((Z, 2)): where each frame's content sits; the candidates of a reference at
-    z then also hold, in each other frame z' of its window, the positions within
-    half the search radius (rounded up) of ref + positions[z'] - positions[z]
-    (shifted inwards at the borders) that its window does not hold, after the
-    window's, frame by frame."""
+    z are taken ends first (the first, the last, the second, ...). `moves`
+    ((Z, 2 R + 1, BY, BX, 2)): where the content of each `block` x `block`
+    block of each frame went in the R frames before and after it; the
+    candidates of a reference at z then also hold, in each other frame z' of
+    its window (at most R from z), the positions within half the search radius
+    (rounded up) of ref + moves[z, R + z' - z, by, bx] ((by, bx) the block of
+    the reference's centre; shifted inwards at the borders) that its window
+    does not hold, after the window's, frame by frame."""
     channels = noisy.shape[0]
     k = [2 * p + 1 for p in patch]
     counts = [n - w + 1 for n, w in zip(noisy.shape[1:], k)]
@@ -73,8 +75,8 @@ def reference_step(noisy, basic, step, patch, search, stride, tile, covariance=N
                 lo = min(max(p - r, 0), max(c - 1 - 2 * r, 0))
                 windows.append(range(lo, min(lo + 2 * r, c - 1) + 1))
             candidates = list(itertools.product(*windows))
-            if positions is not None:
-                candidates += _moved_candidates(ref, windows, search, counts, positions)
+            if moves is not None:
+                candidates += _moved_candidates(ref, windows, search, counts, moves, block, k)
             distances = np.array([np.sum((patch_at(guide, ref) - patch_at(guide, q)) ** 2)
                                   for q in candidates])
             order = np.argsort(distances, kind="stable")
@@ -107,16 +109,20 @@ def reference_step(noisy, basic, step, patch, search, stride, tile, covariance=N
     return np.where(weight > 0, num / np.maximum(weight, 1), fallback)
 
 
-def _moved_candidates(ref, windows, search, counts, positions):
+def _moved_candidates(ref, windows, search, counts, moves, block, k):
     """The moved windows' candidates (see reference_step), in order."""
     out = []
+    span = moves.shape[1] // 2
+    assert all(abs(z - ref[0]) <= span for z in windows[0])
+    at = [min((ref[axis] + k[axis] // 2) // block, moves.shape[axis + 1] - 1)
+          for axis in (1, 2)]
     for z in windows[0]:
         if z == ref[0]:
             continue
         boxes = []
         for axis in (1, 2):
             r = -(-search[axis] // 2)
-            centre = ref[axis] + positions[z][axis - 1] - positions[ref[0]][axis - 1]
+            centre = ref[axis] + moves[ref[0], span + z - ref[0], at[0], at[1], axis - 1]
             lo = min(max(centre - r, 0), max(counts[axis] - 1 - 2 * r, 0))
             boxes.append(range(lo, min(lo + 2 * r, counts[axis] - 1) + 1))
         out += [(z, y, x) for y in boxes[0] for x in boxes[1]

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import nlmeans
+from nlmeans.methods.block_moves import BLOCK
 from nlmeans.methods.nlbayes import (bayes_steps, fitted_radii, run_bayes, run_step, tile_shape,
                                      window_moves)
 from nlmeans.model.settings import BayesStep, Settings
@@ -25,14 +26,14 @@ def _smooth_noisy(shape, sigma, seed):
     return clean + sigma * rng.standard_normal(shape)
 
 
-def _reference(noisy, basic, step, frames=False, positions=None):
+def _reference(noisy, basic, step, frames=False, moves=None):
     spatial = noisy.shape[1:]
     patch = fitted_radii(step, spatial)
     search = (0,) + step.search_radius if len(step.search_radius) == 2 else step.search_radius
     stride = tuple(min(step.stride, 2 * p + 1) if p else 1 for p in patch)
-    moves = window_moves(positions, search[0])
     return reference_step(noisy, basic, step, patch, search, stride,
-                          tile_shape(step, spatial, moves), frames=frames, positions=positions)
+                          tile_shape(step, spatial, window_moves(moves, search[0])),
+                          frames=frames, moves=moves, block=BLOCK)
 
 
 def _small_steps(n_spatial, sigma=20.0, group=10, tau=16.0):
@@ -76,21 +77,29 @@ def test_frame_steps_with_flat_patches_equal_the_reference(channels):
 @pytest.mark.parametrize("channels, depth", [(1, 0), (3, 0), (1, 1)],
                          ids=["grey", "colour", "grey-deep"])
 def test_moved_windows_equal_the_reference(channels, depth):
-    """Frames whose content moves (a different move between each pair, some
-    beyond the border): each reference's candidates also hold the moved
-    windows, and the tiles are wide enough for them."""
-    noisy = _smooth_noisy((channels, 5, 40, 24), 20.0, 6)
-    positions = np.array([(0, 0), (5, -3), (9, 4), (9, 4), (2, 12)], np.int64)
+    """Frames whose content moves (a different move for each block and pair of
+    frames, some beyond the border; blocks of 32 pixels, frames 70 x 40): each
+    reference's candidates also hold the windows around where its block went,
+    in the frames within the window's temporal radius, and the tiles are wide
+    enough for them."""
+    noisy = _smooth_noisy((channels, 5, 70, 40), 20.0, 6)
+    # Up to two frames each side: the window of radius 1 shifted inwards at the ends.
+    moves = np.random.default_rng(3).integers(-12, 13, (5, 5, 3, 2, 2))
+    moves[:, 2] = 0  # a frame's own
     step1, step2 = (replace(step, patch_radius=(depth, 1, 1), search_radius=(1, 3, 3))
                     for step in _small_steps(3, group=40))
     deep = depth > 0  # deep patches' references are taken ends first
-    basic = run_step(noisy, None, step1, np.float64, frames=deep, positions=positions)
-    np.testing.assert_allclose(basic, _reference(noisy, None, step1, deep, positions),
+    basic = run_step(noisy, None, step1, np.float64, frames=deep, moves=moves)
+    np.testing.assert_allclose(basic, _reference(noisy, None, step1, deep, moves),
                                rtol=1e-9, atol=1e-7)
-    final = run_step(noisy, basic, step2, np.float64, frames=deep, positions=positions)
-    np.testing.assert_allclose(final, _reference(noisy, basic, step2, deep, positions),
+    final = run_step(noisy, basic, step2, np.float64, frames=deep, moves=moves)
+    np.testing.assert_allclose(final, _reference(noisy, basic, step2, deep, moves),
                                rtol=1e-9, atol=1e-7)
     assert not np.allclose(final, run_step(noisy, basic, step2, np.float64, frames=deep))
+    # One move per frame (the blocks all alike) moves the windows otherwise.
+    panned = np.repeat(np.repeat(moves[:, :, :1, :1], 3, axis=2), 2, axis=3)
+    assert not np.allclose(final, run_step(noisy, basic, step2, np.float64, frames=deep,
+                                           moves=panned))
 
 
 @pytest.mark.parametrize("channels", [1, 3], ids=["grey", "colour"])

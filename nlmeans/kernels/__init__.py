@@ -4,6 +4,7 @@
   channel-last volume, in tiles, one thread each).
 - :mod:`nlmeans.kernels.bayes`: the NL-Bayes kernel (one step over a tile of
   reference patches).
+- :mod:`nlmeans.kernels.motion`: the block search of frames' moves.
 - :mod:`nlmeans.kernels.constants`: the kernels' constants that the layers above
   need without importing Numba.
 

@@ -467,22 +467,29 @@ def _clamped_estimate(noisy, n, d, shrink, centred, covariance, gain, out):
 
 
 @njit(cache=True)
-def _moved_windows(image, c0, c1, ref, k, counts, lo, hi, positions, half, dist, where):
-    """Frames whose content moves (`positions`: (Z, 2), where each plane's content
-    sits; none: 0 rows): for each other plane z of the window [lo, hi], the
-    window of `half` radii (y, x) around where the reference's content went,
-    ref + positions[z] - positions[ref[0]] (shifted inwards at the borders), its
-    distances into `dist` and positions into `where`, plane by plane in raster
-    order; those that the window around the reference holds get an infinite
-    distance (they are candidates once). The number of candidates added."""
+def _moved_windows(image, c0, c1, ref, k, counts, lo, hi, moves, block, half, dist, where):
+    """Frames whose content moves (`moves`: (Z, 2 S + 1, BY, BX, 2), where the
+    content of each block of `block` pixels a side of each plane went in the
+    planes up to S before and after it; none: 0 planes): for each other plane z
+    of the window [lo, hi] (at most S from the reference's), the window of `half`
+    radii (y, x) around where the content of the reference's block (the one
+    that holds its centre) went, ref + moves[ref[0], R + z - ref[0], by, bx]
+    (shifted inwards at the borders), its distances into `dist` and positions
+    into `where`, plane by plane in raster order; those that the window around
+    the reference holds get an infinite distance (they are candidates once).
+    The number of candidates added."""
     added = 0
-    if positions.shape[0] == 0:
+    if moves.shape[0] == 0:
         return added
-    for z in range(lo[0], hi[0] + 1):
+    span = moves.shape[1] // 2
+    by = min((ref[1] + k[1] // 2) // block, moves.shape[2] - 1)
+    bx = min((ref[2] + k[2] // 2) // block, moves.shape[3] - 1)
+    for z in range(max(lo[0], ref[0] - span), min(hi[0], ref[0] + span) + 1):
         if z == ref[0]:
             continue
-        a1, b1 = _window(ref[1] + positions[z, 0] - positions[ref[0], 0], half[0], counts[1])
-        a2, b2 = _window(ref[2] + positions[z, 1] - positions[ref[0], 1], half[1], counts[2])
+        move = moves[ref[0], span + z - ref[0], by, bx]
+        a1, b1 = _window(ref[1] + move[0], half[0], counts[1])
+        a2, b2 = _window(ref[2] + move[1], half[1], counts[2])
         if lo[1] <= a1 and b1 <= hi[1] and lo[2] <= a2 and b2 <= hi[2]:
             continue  # within the usual window
         size = (1, b1 - a1 + 1, b2 - a2 + 1)
@@ -497,8 +504,8 @@ def _moved_windows(image, c0, c1, ref, k, counts, lo, hi, positions, half, dist,
 
 
 @njit(cache=True)
-def _find_group(image, c0, c1, ref, k, radius, counts, group_size, tau, dist, cap, positions,
-                half, where):
+def _find_group(image, c0, c1, ref, k, radius, counts, group_size, tau, dist, cap, moves,
+                block, half, where):
     """(members, n): the positions, in raster order, of the `group_size` patches
     of the window around `ref` most similar to it (sum of squared differences
     over channels c0..c1-1; of equal distances, the first in raster order), and
@@ -513,7 +520,7 @@ def _find_group(image, c0, c1, ref, k, radius, counts, group_size, tau, dist, ca
     _window_distances(image, c0, c1, ref, k, (lo0, lo1, lo2), size, dist)
     usual = size[0] * size[1] * size[2]
     m = usual + _moved_windows(image, c0, c1, ref, k, counts, (lo0, lo1, lo2), (hi0, hi1, hi2),
-                               positions, half, dist[usual:], where)
+                               moves, block, half, dist[usual:], where)
     valid = m
     for i in range(usual, m):
         if dist[i] == np.inf:
@@ -691,7 +698,7 @@ def _second_step_group(noisy, basic, members, n, k, flat_limit, shrink, noise, s
 @njit(cache=True, nogil=True)
 def bayes_tile(noisy, basic, num, weight, first_step, patch_radius, search_radius, stride,
                group_size, tau, shrink, flat_limit, clamp, whitening, start, stop, refs0,
-               cap, positions, half):
+               cap, moves, block, half):
     """One step of NL-Bayes for the reference positions of the tile [start, stop),
     in raster order but along Z, where they are taken in the order of `refs0`;
     adds to `num` (C, Z, Y, X) and `weight` (Z, Y, X), float64. `cap`: step 2's
@@ -704,8 +711,8 @@ def bayes_tile(noisy, basic, num, weight, first_step, patch_radius, search_radiu
     C_N), channels * K square, for noise of covariance C_N over a patch (W =
     C_N^-1/2 of its diagonal blocks, for step 1, whose `shrink` is then for
     noise of level 1; step 2 uses C_N itself); three 0 x 0 arrays for white
-    noise. `positions` ((Z, 2), or 0 rows) and `half` (y, x): frames whose
-    content moves, see :func:`_moved_windows`.
+    noise. `moves` ((Z, 2 R + 1, BY, BX, 2), or 0 planes), `block` and `half`
+    (y, x): frames whose content moves, see :func:`_moved_windows`.
     """
     channels = noisy.shape[0]
     k = (2 * patch_radius[0] + 1, 2 * patch_radius[1] + 1, 2 * patch_radius[2] + 1)
@@ -713,7 +720,7 @@ def bayes_tile(noisy, basic, num, weight, first_step, patch_radius, search_radiu
     size = k[0] * k[1] * k[2]
     window = ((2 * search_radius[0] + 1) * (2 * search_radius[1] + 1)
               * (2 * search_radius[2] + 1))
-    moved = 0 if positions.shape[0] == 0 else \
+    moved = 0 if moves.shape[0] == 0 else \
         2 * search_radius[0] * (2 * half[0] + 1) * (2 * half[1] + 1)
     most = max(window + moved, group_size)
     dist = np.empty(most, np.float64)
@@ -744,13 +751,14 @@ def bayes_tile(noisy, basic, num, weight, first_step, patch_radius, search_radiu
                 ref[0], ref[1], ref[2] = r0, r1, r2
                 if first_step:
                     members, n = _find_group(noisy, 0, 1, ref, k, search_radius, counts,
-                                             group_size, 0.0, dist, 0, positions, half, where)
+                                             group_size, 0.0, dist, 0, moves, block, half,
+                                             where)
                     _first_step_group(noisy, members, n, k, flat_limit, shrink, clamp, whitening,
                                       scratch, estimates)
                 else:
                     members, n = _find_group(basic, 0, channels, ref, k, search_radius,
-                                             counts, group_size, tau, dist, cap, positions,
-                                             half, where)
+                                             counts, group_size, tau, dist, cap, moves,
+                                             block, half, where)
                     _second_step_group(noisy, basic, members, n, k, flat_limit, shrink,
                                        whitening[2], scratch, estimates)
                 _aggregate(estimates, members, n, channels, k, num, weight)

@@ -163,7 +163,8 @@ import numpy as np
 from nlmeans.kernels.constants import moved_radius
 from nlmeans.model.colour import OpponentColours
 from nlmeans.model.covariance import patch_covariance
-from nlmeans.model.motion import follows_motion, frame_positions
+from nlmeans.methods.block_moves import BLOCK, frame_moves
+from nlmeans.model.motion import follows_motion, frame_positions, grey_frame
 from nlmeans.model.settings import BayesStep
 
 # The paper's flat-area threshold, a multiple of sigma^2.
@@ -208,6 +209,16 @@ DEEP_PLANE_RADIUS = 2
 FRAME_BLOCK_BYTES = 1 << 30
 MAX_FRAME_BLOCK = 16
 _BYTES_PER_VALUE = 30
+# Frames whose content moves: where a colour of the tiles' checkerboard holds
+# fewer than LANE_TILES tiles (the moves make the tiles wide: a 256 x 256 pan
+# of (7, 12) pixels a frame ran on 1.06 cores of 2) and the sums take at most
+# LANE_BYTES, the
+# tiles run in LANES lanes instead, each with its own sums, added at the end:
+# tile i in lane i % LANES, a lane's tiles one after the other, so that the
+# sums are the same whatever the number of threads.
+LANE_TILES = 4
+LANE_BYTES = 1 << 26
+LANES = 4
 
 
 def bayes_steps(sigma, scale, channels, n_spatial, white=True):
@@ -453,14 +464,17 @@ def moved_radii(step):
     return tuple(moved_radius(s) for s in _three(step.search_radius)[1:])
 
 
-def window_moves(positions, temporal_radius):
-    """The largest move (y, x) between two planes of a temporal window over
-    frames at `positions` ((Z, 2); None: (0, 0))."""
-    if positions is None:
+def window_moves(moves, temporal_radius):
+    """The largest move (y, x) of a block of frames with `moves` (see
+    :func:`nlmeans.methods.block_moves.frame_moves`; None: (0, 0)) into the
+    other frames of a temporal window of `temporal_radius`: up to twice that
+    before and after it, where the window is shifted inwards at the ends."""
+    if moves is None:
         return (0, 0)
-    largest = np.zeros(2, np.int64)
-    for k in range(1, min(temporal_radius, len(positions) - 1) + 1):
-        largest = np.maximum(largest, np.abs(positions[k:] - positions[:-k]).max(axis=0))
+    span = moves.shape[1] // 2
+    reach = min(2 * temporal_radius, span)
+    near = moves[:, span - reach:span + reach + 1]
+    largest = np.abs(near).reshape(-1, 2).max(axis=0)
     return (int(largest[0]), int(largest[1]))
 
 
@@ -474,33 +488,36 @@ def fitted_radii(step, spatial_shape):
     return tuple(min(p, (n - 1) // 2) for p, n in zip(_three(step.patch_radius), spatial_shape))
 
 
-def _tile_grid(step, spatial, positions=None):
+def _tile_grid(step, spatial, moves=None):
     """(patch radii fitted to the image, tile shape, tiles per axis, positions per
-    axis) of `step` on an image of (Z, Y, X) shape `spatial` (frames at
-    `positions`, if given)."""
+    axis) of `step` on an image of (Z, Y, X) shape `spatial` (frames with block
+    `moves`, if given)."""
     patch = fitted_radii(step, spatial)
     counts = [n - 2 * p for n, p in zip(spatial, patch)]
-    tile = tile_shape(step, spatial, window_moves(positions, _three(step.search_radius)[0]))
+    tile = tile_shape(step, spatial, window_moves(moves, _three(step.search_radius)[0]))
     return patch, tile, [-(-c // t) for c, t in zip(counts, tile)], counts
 
 
-def tile_count(settings, spatial, positions=None):
+def tile_count(settings, spatial, moves=None):
     """How many tiles the steps of `settings` run on an image of (Z, Y, X) shape
-    `spatial` (the length of run_bayes's progress); frames at `positions`, if given."""
-    return sum(int(np.prod(_tile_grid(step, spatial, positions)[2]))
+    `spatial` (the length of run_bayes's progress); frames with block `moves`,
+    if given."""
+    return sum(int(np.prod(_tile_grid(step, spatial, moves)[2]))
                for step in settings.passes)
 
 
 def run_step(noisy, basic, step, dtype, tile_done=None, covariance=None, frames=False,
-             positions=None):
+             moves=None):
     """One step on the (C, Z, Y, X) arrays (basic None in step 1); the (C, Z, Y, X)
     result in `dtype`. `tile_done()`, if given, is called after each tile (from
     the worker threads). `covariance`: the noise's covariance over the step's
     patches (channels * K square, channel by channel in (z, y, x) order), in
     place of sigma^2 I. `frames`: Z is time, and with patches deeper than one
     frame the references are taken in the order of :func:`frame_order` along it.
-    `positions` ((Z, 2)): frames whose content moves, where each frame's sits;
-    the windows also cover where it went (:func:`nlmeans.kernels.bayes._moved_windows`)."""
+    `moves` ((Z, 2 R + 1, BY, BX, 2), :func:`nlmeans.methods.block_moves.frame_moves`):
+    frames whose content moves, where each block's went in the frames around
+    it; the windows also cover where it went
+    (:func:`nlmeans.kernels.bayes._moved_windows`)."""
     # Deferred: importing Numba costs ~0.3 s, which images run on NL-means
     # (most command-line runs) should not pay.
     from numba import get_num_threads
@@ -509,9 +526,9 @@ def run_step(noisy, basic, step, dtype, tile_done=None, covariance=None, frames=
     from nlmeans.kernels.nlm import run_tiles
 
     spatial = noisy.shape[1:]
-    patch, tile, grid, counts = _tile_grid(step, spatial, positions)
-    moving = np.zeros((0, 2), np.int64) if positions is None \
-        else np.ascontiguousarray(positions, np.int64)
+    patch, tile, grid, counts = _tile_grid(step, spatial, moves)
+    moving = np.zeros((0, 1, 1, 1, 2), np.int64) if moves is None \
+        else np.ascontiguousarray(moves, np.int64)
     search = _three(step.search_radius)
     stride = tuple(min(step.stride, 2 * p + 1) if p else 1 for p in patch)
     refs0 = bayes.ref_positions(counts[0], stride[0])
@@ -531,22 +548,43 @@ def run_step(noisy, basic, step, dtype, tile_done=None, covariance=None, frames=
     whitening = _whitening(covariance, noisy.shape[0], first)
     # tau is a mean squared difference; the kernel compares sums over a patch's values.
     tau = np.float64(step.tau * guide.shape[0] * np.prod([2 * p + 1 for p in patch]))
-    # Tiles two apart along every axis never touch the same pixels (tile_shape):
-    # the 2 x 2 x 2 colours of a checkerboard run one after the other, the tiles of
-    # one colour in parallel.
-    for colour in np.ndindex(2, 2, 2):
-        tiles = [t for t in np.ndindex(*grid) if all(i % 2 == c for i, c in zip(t, colour))]
+    moved = moved_radii(step)
 
-        def run(index, tiles=tiles):
-            start = tuple(i * n for i, n in zip(tiles[index], tile))
-            stop = tuple(min(s + n, c) for s, n, c in zip(start, tile, counts))
-            bayes.bayes_tile(noisy, guide, num, weight, first, patch, search, stride,
-                             step.group_size, tau, shrink, flat_limit, step.clamp, whitening,
-                             start, stop, refs0, step.group_cap, moving, moved_radii(step))
-            if tile_done is not None:
-                tile_done()
-        if tiles:
-            run_tiles(run, len(tiles), get_num_threads())
+    def run_tile(index, num, weight):
+        start = tuple(i * n for i, n in zip(np.unravel_index(index, grid), tile))
+        stop = tuple(min(s + n, c) for s, n, c in zip(start, tile, counts))
+        bayes.bayes_tile(noisy, guide, num, weight, first, patch, search, stride,
+                         step.group_size, tau, shrink, flat_limit, step.clamp, whitening,
+                         start, stop, refs0, step.group_cap, moving, BLOCK, moved)
+        if tile_done is not None:
+            tile_done()
+
+    count = int(np.prod(grid))
+    colours = [[i for i in range(count)
+                if all(t % 2 == c for t, c in zip(np.unravel_index(i, grid), colour))]
+               for colour in np.ndindex(2, 2, 2)]
+    if moves is not None and min(len(c) for c in colours if c) < LANE_TILES \
+            and num.nbytes <= LANE_BYTES:
+        # Few tiles a colour (frames whose moves widen the tiles): lanes (below).
+        lanes = min(LANES, count)
+        sums = [(num, weight)] + [(np.zeros_like(num), np.zeros_like(weight))
+                                  for _ in range(lanes - 1)]
+
+        def run_lane(lane):
+            for index in range(lane, count, lanes):
+                run_tile(index, *sums[lane])
+        run_tiles(run_lane, lanes, get_num_threads())
+        for lane_num, lane_weight in sums[1:]:
+            num += lane_num
+            weight += lane_weight
+    else:
+        # Tiles two apart along every axis never touch the same pixels (tile_shape):
+        # the 2 x 2 x 2 colours of a checkerboard run one after the other, the tiles
+        # of one colour in parallel.
+        for tiles in colours:
+            if tiles:
+                run_tiles(lambda i, tiles=tiles: run_tile(tiles[i], num, weight), len(tiles),
+                          get_num_threads())
     return _estimates(num, weight, noisy if first else basic, dtype)
 
 
@@ -605,9 +643,9 @@ def run_bayes(values, settings, bounds, rounded=False, progress=None):
     colour = values.shape[0] == 3
     transform = OpponentColours(1.0, dtype) if colour else None
     noisy = np.ascontiguousarray(transform.forward(values) if colour else values, dtype=dtype)
-    positions = frame_positions(values) if follows_motion(settings) else None
+    moves = _block_moves(values, settings) if follows_motion(settings) else None
     tile_done = None if progress is None else _counter(
-        progress, tile_count(settings, values.shape[1:], positions))
+        progress, tile_count(settings, values.shape[1:], moves))
     result = None
     for step in settings.passes:
         covariance = None
@@ -615,12 +653,22 @@ def run_bayes(values, settings, bounds, rounded=False, progress=None):
             widths = tuple(2 * p + 1 for p in fitted_radii(step, values.shape[1:]))
             covariance = patch_covariance(settings.noise_covariance, widths)
         result = run_step(noisy, result if step.guided else None, step, dtype, tile_done,
-                          covariance, frames=settings.time_axis is not None,
-                          positions=positions)
+                          covariance, frames=settings.time_axis is not None, moves=moves)
     if colour:
         result = transform.backward(result)
     result = np.clip(result, *bounds).astype(dtype, copy=False)
     return np.rint(result, out=result) if rounded else result
+
+
+def _block_moves(values, settings):
+    """The block moves (frame_moves) of the (C, T, Y, X) frames `values` into
+    the frames that the steps' windows reach: up to twice the widest temporal
+    radius, where a window is shifted inwards at the sequence's ends."""
+    from numba import get_num_threads  # deferred: importing Numba costs ~0.3 s
+
+    frames = [grey_frame(values[:, t]) for t in range(values.shape[1])]
+    span = 2 * max(_three(step.search_radius)[0] for step in settings.passes)
+    return frame_moves(frames, frame_positions(values, frames), span, get_num_threads())
 
 
 def _counter(progress, total):

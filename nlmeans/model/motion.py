@@ -6,7 +6,8 @@ pan of more than a few pixels a frame) is still found in the other frames.
 
 The model is one translation per pair of consecutive frames, in whole pixels
 (a pan; objects that move otherwise keep the windows around the pixel, which
-the moved ones add to, not replace). It is estimated on the noisy frames:
+the moved ones add to, not replace; NL-Bayes refines it block by block,
+:mod:`nlmeans.methods.block_moves`). It is estimated on the noisy frames:
 phase correlation of the frames averaged over 2 x 2 pixels (the peak of the
 normalised cross-power spectrum, robust to the frames' differing content at
 their edges; averaging halves the noise), refined by the mean squared
@@ -27,7 +28,7 @@ import numpy as np
 # overlap left for the estimate (and the windows' reach) stays large.
 MAX_MOVE = 0.25
 # Frames averaged over this many pixels a side for the phase correlation.
-_BIN = 2
+BIN = 2
 # A move must lower the mean squared difference by this many of its standard
 # deviations under noise alone (see the module's notes).
 SIGNIFICANCE = 4.0
@@ -42,11 +43,13 @@ def follows_motion(settings):
             and any(step.search_radius[0] > 0 for step in settings.passes))
 
 
-def frame_positions(values):
+def frame_positions(values, frames=None):
     """Where each frame of the channel-first frames `values` (C, T, Y, X) sits,
     (T, 2) int64 (y, x), the first at (0, 0): the sums of the moves between
-    consecutive frames (:func:`frame_move`)."""
-    frames = [grey_frame(values[:, t]) for t in range(values.shape[1])]
+    consecutive frames (:func:`frame_move`). `frames`: their grey_frame's, if
+    made already."""
+    if frames is None:
+        frames = [grey_frame(values[:, t]) for t in range(values.shape[1])]
     moves = [frame_move(a, b) for a, b in zip(frames[:-1], frames[1:])]
     return np.cumsum([np.zeros(2, np.int64)] + moves, axis=0).astype(np.int64)
 
@@ -61,11 +64,11 @@ def frame_move(first, second):
     `second` (second[y + dy, x + dx] is first[y, x]), or (0, 0) where no move
     fits better than none (see the module's notes)."""
     limit = (int(MAX_MOVE * first.shape[0]), int(MAX_MOVE * first.shape[1]))
-    guess = _correlation_peak(_binned(first), _binned(second)) * _BIN
+    guess = _correlation_peak(binned(first), binned(second)) * BIN
     still = _overlap_error(first, second, (0, 0))
     best, best_error = np.zeros(2, np.int64), still * (1 - SIGNIFICANCE * 2 / np.sqrt(first.size))
-    for dy in range(guess[0] - _BIN + 1, guess[0] + _BIN):
-        for dx in range(guess[1] - _BIN + 1, guess[1] + _BIN):
+    for dy in range(guess[0] - BIN + 1, guess[0] + BIN):
+        for dx in range(guess[1] - BIN + 1, guess[1] + BIN):
             if abs(dy) > limit[0] or abs(dx) > limit[1] or (dy, dx) == (0, 0):
                 continue
             error = _overlap_error(first, second, (dy, dx))
@@ -74,16 +77,16 @@ def frame_move(first, second):
     return best
 
 
-def _binned(frame):
-    """The frame averaged over _BIN x _BIN blocks (the last partial ones dropped):
+def binned(frame):
+    """The frame averaged over BIN x BIN blocks (the last partial ones dropped):
     the sum of the blocks' strided views (a mean over the reshaped blocks' axes
     took 3 times as long at 720p)."""
-    ny, nx = frame.shape[0] // _BIN, frame.shape[1] // _BIN
+    ny, nx = frame.shape[0] // BIN, frame.shape[1] // BIN
     total = np.zeros((ny, nx))
-    for dy in range(_BIN):
-        for dx in range(_BIN):
-            total += frame[dy:ny * _BIN:_BIN, dx:nx * _BIN:_BIN]
-    return total / (_BIN * _BIN)
+    for dy in range(BIN):
+        for dx in range(BIN):
+            total += frame[dy:ny * BIN:BIN, dx:nx * BIN:BIN]
+    return total / (BIN * BIN)
 
 
 def _correlation_peak(first, second):
