@@ -152,6 +152,13 @@ bounded and a streamed run (:mod:`nlmeans.runners.frames`) gives the same
 frames as one call. On the same clip (12 frames) blocks of 4 measured 41.58
 dB against 41.59 for one block of all; blocks of 1, 41.42, at 2.5 times the
 time.
+Frames whose content moves add to each reference's candidates a window of
+half the radius around where its 32 x 32 block went in each other frame
+(:mod:`nlmeans.methods.block_moves`: each block's own move where one fits
+clearly better than the frame's pan). Measured against the pan's windows
+(sigma 10 / 20 / 40): a 64 x 64 object moving (12, 16) pixels a frame over a
+still scene +0.25 / +0.23 / +0.16 dB, one moving (3, 4) +0.30 / +0.17 /
++0.10, the dev clip +0.06 / +0.05 / +0.05, the pans within 0.04.
 """
 
 import logging
