@@ -10,8 +10,8 @@ import pytest
 
 import nlmeans
 from nlmeans.methods.block_moves import BLOCK
-from nlmeans.methods.nlbayes import (bayes_steps, fitted_radii, run_bayes, run_step, tile_shape,
-                                     window_moves)
+from nlmeans.methods import nlbayes
+from nlmeans.methods.nlbayes import bayes_steps, fitted_radii, run_bayes, run_step, step_tiles
 from nlmeans.model.settings import BayesStep, Settings
 from conftest import POLYU
 from tests.reference_nlbayes import reference_step
@@ -32,8 +32,8 @@ def _reference(noisy, basic, step, frames=False, moves=None):
     search = (0,) + step.search_radius if len(step.search_radius) == 2 else step.search_radius
     stride = tuple(min(step.stride, 2 * p + 1) if p else 1 for p in patch)
     return reference_step(noisy, basic, step, patch, search, stride,
-                          tile_shape(step, spatial, window_moves(moves, search[0])),
-                          frames=frames, moves=moves, block=BLOCK)
+                          step_tiles(step, spatial, moves)[0], frames=frames, moves=moves,
+                          block=BLOCK)
 
 
 def _small_steps(n_spatial, sigma=20.0, group=10, tau=16.0):
@@ -74,14 +74,18 @@ def test_frame_steps_with_flat_patches_equal_the_reference(channels):
     np.testing.assert_allclose(final, _reference(noisy, basic, step2), rtol=1e-9, atol=1e-7)
 
 
+@pytest.mark.parametrize("lanes", [True, False], ids=["lanes", "checkerboard"])
 @pytest.mark.parametrize("channels, depth", [(1, 0), (3, 0), (1, 1)],
                          ids=["grey", "colour", "grey-deep"])
-def test_moved_windows_equal_the_reference(channels, depth):
+def test_moved_windows_equal_the_reference(channels, depth, lanes, monkeypatch):
     """Frames whose content moves (a different move for each block and pair of
     frames, some beyond the border; blocks of 32 pixels, frames 70 x 40): each
     reference's candidates also hold the windows around where its block went,
     in the frames within the window's temporal radius, and the tiles are wide
-    enough for them."""
+    enough for them: run in lanes (few tiles a colour, small frames) and on the
+    checkerboard."""
+    if not lanes:
+        monkeypatch.setattr(nlbayes, "LANE_POSITIONS", 0)
     noisy = _smooth_noisy((channels, 5, 70, 40), 20.0, 6)
     # Up to two frames each side: the window of radius 1 shifted inwards at the ends.
     moves = np.random.default_rng(3).integers(-12, 13, (5, 5, 3, 2, 2))
@@ -89,6 +93,7 @@ def test_moved_windows_equal_the_reference(channels, depth):
     step1, step2 = (replace(step, patch_radius=(depth, 1, 1), search_radius=(1, 3, 3))
                     for step in _small_steps(3, group=40))
     deep = depth > 0  # deep patches' references are taken ends first
+    assert step_tiles(step1, noisy.shape[1:], moves)[1] == lanes
     basic = run_step(noisy, None, step1, np.float64, frames=deep, moves=moves)
     np.testing.assert_allclose(basic, _reference(noisy, None, step1, deep, moves),
                                rtol=1e-9, atol=1e-7)

@@ -218,13 +218,14 @@ MAX_FRAME_BLOCK = 16
 _BYTES_PER_VALUE = 30
 # Frames whose content moves: where a colour of the tiles' checkerboard holds
 # fewer than LANE_TILES tiles (the moves make the tiles wide: a 256 x 256 pan
-# of (7, 12) pixels a frame ran on 1.06 cores of 2) and the sums take at most
-# LANE_BYTES, the
-# tiles run in LANES lanes instead, each with its own sums, added at the end:
-# tile i in lane i % LANES, a lane's tiles one after the other, so that the
-# sums are the same whatever the number of threads.
+# of (7, 12) pixels a frame ran on 1.06 cores of 2) and the frames hold at most
+# LANE_POSITIONS positions, the tiles run in LANES lanes instead, each with
+# its own sums (LANES - 1 more copies of the sums: at most 200 MB for colour),
+# added at the end: tile i in lane i % LANES, a lane's tiles one after the
+# other, so that the sums are the same whatever the number of threads. Lanes
+# never add to the same sums at once, so their tiles need no reach (step_tiles).
 LANE_TILES = 4
-LANE_BYTES = 1 << 26
+LANE_POSITIONS = 1 << 21
 LANES = 4
 
 
@@ -497,12 +498,38 @@ def fitted_radii(step, spatial_shape):
 
 def _tile_grid(step, spatial, moves=None):
     """(patch radii fitted to the image, tile shape, tiles per axis, positions per
-    axis) of `step` on an image of (Z, Y, X) shape `spatial` (frames with block
-    `moves`, if given)."""
+    axis, lanes) of `step` on an image of (Z, Y, X) shape `spatial` (frames with
+    block `moves`, if given; see :func:`step_tiles`)."""
     patch = fitted_radii(step, spatial)
     counts = [n - 2 * p for n, p in zip(spatial, patch)]
+    tile, lanes = step_tiles(step, spatial, moves)
+    return patch, tile, [-(-c // t) for c, t in zip(counts, tile)], counts, lanes
+
+
+def step_tiles(step, spatial, moves=None):
+    """(tile shape, lanes) of `step` on an image of (Z, Y, X) shape `spatial`:
+    the tiles of :func:`tile_shape`, run a checkerboard colour at a time; but
+    frames whose moves leave fewer than LANE_TILES tiles in a colour, of at
+    most LANE_POSITIONS positions, run in lanes (see LANES), which need no
+    reach: as many tiles as the checkerboard's, of equal sizes. On the fast
+    moving object of benchmarks/video.py (256 x 256, 10 frames) the
+    checkerboard's own tiles, the last a sliver, left one lane most of the
+    work (CPU/wall 1.1 to 1.2, 1.5 to 1.7 times the time of equal tiles).
+    Smaller tiles cost time where groups reach far: on the fast pan ((7, 12)
+    pixels a frame, sigma 10 / 20 / 40, dev runs) still frames' tiles took
+    about 1.65 times the time, tiles half as wide 1.4 times (+0.04 to +0.08
+    dB): the paste trick's marks are kept per tile, and a group's members in
+    far frames fall in other tiles, so more references run."""
+    counts = [n - 2 * p for n, p in zip(spatial, fitted_radii(step, spatial))]
     tile = tile_shape(step, spatial, window_moves(moves, _three(step.search_radius)[0]))
-    return patch, tile, [-(-c // t) for c, t in zip(counts, tile)], counts
+    grid = [-(-c // t) for c, t in zip(counts, tile)]
+    fewest = int(np.prod([g // 2 if g > 1 else 1 for g in grid]))  # the smallest colour
+    if moves is not None and fewest < LANE_TILES and int(np.prod(spatial)) <= LANE_POSITIONS:
+        # As many tiles, of equal sizes: the lanes' work is balanced (the last
+        # tile along an axis had been a sliver), and the paste trick's marks
+        # (kept per tile) still cover a group's far members (see above).
+        return tuple(-(-c // g) for c, g in zip(counts, grid)), True
+    return tile, False
 
 
 def tile_count(settings, spatial, moves=None):
@@ -533,7 +560,7 @@ def run_step(noisy, basic, step, dtype, tile_done=None, covariance=None, frames=
     from nlmeans.kernels.nlm import run_tiles
 
     spatial = noisy.shape[1:]
-    patch, tile, grid, counts = _tile_grid(step, spatial, moves)
+    patch, tile, grid, counts, lanes = _tile_grid(step, spatial, moves)
     moving = np.zeros((0, 1, 1, 1, 2), np.int64) if moves is None \
         else np.ascontiguousarray(moves, np.int64)
     search = _three(step.search_radius)
@@ -567,12 +594,7 @@ def run_step(noisy, basic, step, dtype, tile_done=None, covariance=None, frames=
             tile_done()
 
     count = int(np.prod(grid))
-    colours = [[i for i in range(count)
-                if all(t % 2 == c for t, c in zip(np.unravel_index(i, grid), colour))]
-               for colour in np.ndindex(2, 2, 2)]
-    if moves is not None and min(len(c) for c in colours if c) < LANE_TILES \
-            and num.nbytes <= LANE_BYTES:
-        # Few tiles a colour (frames whose moves widen the tiles): lanes (below).
+    if lanes:  # see LANES
         lanes = min(LANES, count)
         sums = [(num, weight)] + [(np.zeros_like(num), np.zeros_like(weight))
                                   for _ in range(lanes - 1)]
@@ -588,7 +610,9 @@ def run_step(noisy, basic, step, dtype, tile_done=None, covariance=None, frames=
         # Tiles two apart along every axis never touch the same pixels (tile_shape):
         # the 2 x 2 x 2 colours of a checkerboard run one after the other, the tiles
         # of one colour in parallel.
-        for tiles in colours:
+        for colour in np.ndindex(2, 2, 2):
+            tiles = [i for i in range(count)
+                     if all(t % 2 == c for t, c in zip(np.unravel_index(i, grid), colour))]
             if tiles:
                 run_tiles(lambda i, tiles=tiles: run_tile(tiles[i], num, weight), len(tiles),
                           get_num_threads())
