@@ -157,8 +157,8 @@ half the radius around where its 32 x 32 block went in each other frame
 (:mod:`nlmeans.methods.block_moves`: each block's own move where one fits
 clearly better than the frame's pan). Measured against the pan's windows
 (sigma 10 / 20 / 40): a 64 x 64 object moving (12, 16) pixels a frame over a
-still scene +0.25 / +0.23 / +0.16 dB, one moving (3, 4) +0.30 / +0.17 /
-+0.10, the dev clip +0.06 / +0.05 / +0.05, the pans within 0.04.
+still scene +0.25 / +0.22 / +0.15 dB, one moving (3, 4) +0.31 / +0.18 /
++0.11, the dev clip +0.06 / +0.05 / +0.05, the pans within 0.04.
 """
 
 import logging
