@@ -368,8 +368,13 @@ def test_tiles_give_every_thread_work():
     assert _tile_shape(2, 3, True, (4096, 4096), 2)[1] < _TILE_2D_PIXEL[1]
     assert _tile_shape(2, 3, False, (4096, 4096), 2)[1] == _TILE_2D_PATCH[1]
     assert _tile_shape(3, 1, True, (64, 64, 64), 16) == _TILE_3D
-    # Frames: the tile that measured fastest, fewer rows for short small sequences.
-    assert _tile_shape(3, 3, False, (100, 1080, 1920), 16, flat_patches=True) == _TILE_FRAMES
+    # Frames: the tile that measured fastest, fewer rows for short small sequences;
+    # patch-wise, columns split into equal tiles, and fewer rows for colour.
+    assert _tile_shape(3, 3, True, (100, 1080, 1920), 16, flat_patches=True) == _TILE_FRAMES
+    assert _tile_shape(3, 1, False, (100, 720, 1280), 2, flat_patches=True) == (4, 64, 640)
+    assert _tile_shape(3, 3, False, (100, 720, 1280), 2, flat_patches=True) == (4, 32, 640)
+    assert _tile_shape(3, 3, False, (100, 1080, 1920), 2, flat_patches=True) == (4, 32, 960)
+    assert _tile_shape(3, 1, False, (100, 1080, 1024), 2, flat_patches=True) == _TILE_FRAMES
     assert _tile_shape(3, 1, True, (10, 256, 256), 2, flat_patches=True) == _TILE_FRAMES
     planes, rows, width = _tile_shape(3, 1, True, (10, 256, 256), 16, flat_patches=True)
     assert (planes, width) == _TILE_FRAMES[::2] and rows == 16
