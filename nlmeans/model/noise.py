@@ -70,8 +70,6 @@ Correlated noise is not tested for it (camera photos: their tone curve bends
 the line, and the level falls with brightness as often as it grows).
 """
 
-import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -186,8 +184,7 @@ def estimate_noise_model(image, channel_axis=None, noise="auto", levels=True):
     planes = _channel_planes(image, channel_axis)
     # Per channel, the level at scales 1, 2 and 4; averaged over the channels as
     # estimate_noise does, so that the white level is exactly its estimate.
-    per_channel = _each(lambda plane: [estimate_noise(plane, scale=k) for k in (1, 2, 4)],
-                        planes)
+    per_channel = [[estimate_noise(plane, scale=k) for k in (1, 2, 4)] for plane in planes]
     scale_sigmas = tuple(float(np.mean([c[i] for c in per_channel])) for i in range(3))
     fine, second = scale_sigmas[0], scale_sigmas[1]
     correlation = second / fine if fine > 0 else (np.inf if second > 0 else 1.0)
@@ -199,7 +196,7 @@ def estimate_noise_model(image, channel_axis=None, noise="auto", levels=True):
         else ("white", fine)
     curve, growth = (), 1.0
     if noise == "auto" and not correlated and fine > 0:
-        fits = _each(variance_curve, planes)
+        fits = [variance_curve(plane) for plane in planes]
         fitted = [fit for fit in fits if fit is not None]
         growth = float(np.mean([g for _, _, g in fitted])) if fitted else 1.0
         if growth >= SIGNAL_DEPENDENT_FROM:
@@ -212,18 +209,6 @@ def estimate_noise_model(image, channel_axis=None, noise="auto", levels=True):
         levels=tuple(levels for levels, _ in thirds),
         level_intensities=tuple(intensities for _, intensities in thirds),
         curve=curve, growth=growth)
-
-
-def _each(function, planes):
-    """[function(plane) for plane in planes], the planes on threads of their own
-    (up to the CPUs this process may use): NumPy's partitions and reductions,
-    most of an estimate's time, release the GIL. The same results, in order."""
-    workers = min(len(planes), len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                  else os.cpu_count() or 1)
-    if workers < 2:
-        return [function(plane) for plane in planes]
-    with ThreadPoolExecutor(workers) as pool:
-        return list(pool.map(function, planes))
 
 
 def variance_curve(channel):
