@@ -473,7 +473,7 @@ def _moved_windows(image, c0, c1, ref, k, counts, lo, hi, moves, block, half, di
     planes up to S before and after it; none: 0 planes): for each other plane z
     of the window [lo, hi] (at most S from the reference's), the window of `half`
     radii (y, x) around where the content of the reference's block (the one
-    that holds its centre) went, ref + moves[ref[0], R + z - ref[0], by, bx]
+    that holds its centre) went, ref + moves[ref[0], S + z - ref[0], by, bx]
     (shifted inwards at the borders), its distances into `dist` and positions
     into `where`, plane by plane in raster order; those that the window around
     the reference holds get an infinite distance (they are candidates once).
@@ -711,7 +711,7 @@ def bayes_tile(noisy, basic, num, weight, first_step, patch_radius, search_radiu
     C_N), channels * K square, for noise of covariance C_N over a patch (W =
     C_N^-1/2 of its diagonal blocks, for step 1, whose `shrink` is then for
     noise of level 1; step 2 uses C_N itself); three 0 x 0 arrays for white
-    noise. `moves` ((Z, 2 R + 1, BY, BX, 2), or 0 planes), `block` and `half`
+    noise. `moves` ((Z, 2 S + 1, BY, BX, 2), or 0 planes), `block` and `half`
     (y, x): frames whose content moves, see :func:`_moved_windows`.
     """
     channels = noisy.shape[0]

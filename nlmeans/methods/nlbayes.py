@@ -223,7 +223,7 @@ _BYTES_PER_VALUE = 30
 # its own sums (LANES - 1 more copies of the sums: at most 200 MB for colour),
 # added at the end: tile i in lane i % LANES, a lane's tiles one after the
 # other, so that the sums are the same whatever the number of threads. Lanes
-# never add to the same sums at once, so their tiles need no reach (step_tiles).
+# never add to the same sums at once, so their tiles need no reach (_tile_grid).
 LANE_TILES = 4
 LANE_POSITIONS = 1 << 21
 LANES = 4
@@ -499,16 +499,9 @@ def fitted_radii(step, spatial_shape):
 def _tile_grid(step, spatial, moves=None):
     """(patch radii fitted to the image, tile shape, tiles per axis, positions per
     axis, lanes) of `step` on an image of (Z, Y, X) shape `spatial` (frames with
-    block `moves`, if given; see :func:`step_tiles`)."""
-    patch = fitted_radii(step, spatial)
-    counts = [n - 2 * p for n, p in zip(spatial, patch)]
-    tile, lanes = step_tiles(step, spatial, moves)
-    return patch, tile, [-(-c // t) for c, t in zip(counts, tile)], counts, lanes
+    block `moves`, if given).
 
-
-def step_tiles(step, spatial, moves=None):
-    """(tile shape, lanes) of `step` on an image of (Z, Y, X) shape `spatial`:
-    the tiles of :func:`tile_shape`, run a checkerboard colour at a time; but
+    The tiles of :func:`tile_shape` run a checkerboard colour at a time; but
     frames whose moves leave fewer than LANE_TILES tiles in a colour, of at
     most LANE_POSITIONS positions, run in lanes (see LANES), which need no
     reach: as many tiles as the checkerboard's, of equal sizes. On the fast
@@ -520,16 +513,25 @@ def step_tiles(step, spatial, moves=None):
     about 1.65 times the time, tiles half as wide 1.4 times (+0.04 to +0.08
     dB): the paste trick's marks are kept per tile, and a group's members in
     far frames fall in other tiles, so more references run."""
-    counts = [n - 2 * p for n, p in zip(spatial, fitted_radii(step, spatial))]
+    patch = fitted_radii(step, spatial)
+    counts = [n - 2 * p for n, p in zip(spatial, patch)]
     tile = tile_shape(step, spatial, window_moves(moves, _three(step.search_radius)[0]))
     grid = [-(-c // t) for c, t in zip(counts, tile)]
     fewest = int(np.prod([g // 2 if g > 1 else 1 for g in grid]))  # the smallest colour
-    if moves is not None and fewest < LANE_TILES and int(np.prod(spatial)) <= LANE_POSITIONS:
-        # As many tiles, of equal sizes: the lanes' work is balanced (the last
-        # tile along an axis had been a sliver), and the paste trick's marks
-        # (kept per tile) still cover a group's far members (see above).
-        return tuple(-(-c // g) for c, g in zip(counts, grid)), True
-    return tile, False
+    lanes = moves is not None and fewest < LANE_TILES and \
+        int(np.prod(spatial)) <= LANE_POSITIONS
+    if lanes:
+        tile = tuple(-(-c // g) for c, g in zip(counts, grid))
+        grid = [-(-c // t) for c, t in zip(counts, tile)]
+    return patch, tile, grid, counts, lanes
+
+
+def step_tiles(step, spatial, moves=None):
+    """(tile shape, lanes) of `step` on an image of (Z, Y, X) shape `spatial`,
+    frames with block `moves` if given (see _tile_grid): the tests' reference
+    takes its tiles from here."""
+    _, tile, _, _, lanes = _tile_grid(step, spatial, moves)
+    return tile, lanes
 
 
 def tile_count(settings, spatial, moves=None):
@@ -548,7 +550,7 @@ def run_step(noisy, basic, step, dtype, tile_done=None, covariance=None, frames=
     patches (channels * K square, channel by channel in (z, y, x) order), in
     place of sigma^2 I. `frames`: Z is time, and with patches deeper than one
     frame the references are taken in the order of :func:`frame_order` along it.
-    `moves` ((Z, 2 R + 1, BY, BX, 2), :func:`nlmeans.methods.block_moves.frame_moves`):
+    `moves` ((Z, 2 S + 1, BY, BX, 2), :func:`nlmeans.methods.block_moves.frame_moves`):
     frames whose content moves, where each block's went in the frames around
     it; the windows also cover where it went
     (:func:`nlmeans.kernels.bayes._moved_windows`)."""
