@@ -202,3 +202,29 @@ def test_medians_and_quantiles_equal_numpys(size, dtype):
         values.flat[size // 3] = np.nan
         assert np.isnan(median(values)) and np.isnan(np.median(values))
         assert np.isnan(quantiles(values, fractions)).all()
+
+
+def test_high_pass_and_bands_equal_their_plain_forms():
+    """The measurements' fast forms against plain ones: the high-pass (two
+    3-tap passes) against the 3x3 kernel applied by scipy, and the bands of
+    local brightness (grouped by one stable sort) against a mask per band, with
+    ties at the edges and a band too small to count."""
+    from scipy.ndimage import correlate
+
+    from nlmeans.model.noise import CURVE_BAND_MIN, CURVE_BANDS, _bands, _MAD_TO_SIGMA
+    from nlmeans.model.parameters import high_pass
+    from nlmeans.model.quantiles import median, quantiles
+
+    rng = np.random.default_rng(4)
+    plane = rng.integers(0, 256, (23, 31)).astype(np.float64)
+    kernel = np.outer([1.0, -2.0, 1.0], [1.0, -2.0, 1.0])
+    np.testing.assert_array_equal(high_pass(plane), correlate(plane, kernel)[1:-1, 1:-1])
+    brightness = np.round(rng.random(20 * CURVE_BANDS * CURVE_BAND_MIN) * 8) / 4
+    responses = rng.random(brightness.size) * 10
+    edges = np.asarray(quantiles(brightness, np.linspace(0, 1, CURVE_BANDS + 1)[1:-1]))
+    band = np.searchsorted(edges, brightness, side="left")
+    expected = [(median(brightness[band == k]), median(responses[band == k]) * _MAD_TO_SIGMA / 6,
+                 np.count_nonzero(band == k)) for k in range(CURVE_BANDS)
+                if np.count_nonzero(band == k) >= CURVE_BAND_MIN]
+    assert len(expected) < CURVE_BANDS  # ties leave some bands empty
+    assert _bands(responses, brightness) == expected
