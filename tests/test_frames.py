@@ -104,6 +104,16 @@ def test_no_frame_meets_its_own_copy_in_the_padding():
                 if margin < length:
                     assert flat_index(i, None, margin) == flat_index(i, length, margin)
 
+    # pad_volume: each plane the one flat_index reads, mirrored within itself.
+    from nlmeans.model.padding import pad_volume
+
+    values = np.random.default_rng(2).random((2, 5, 6, 7)).astype(np.float32)
+    widths = [(0, 0), (3, 3), (2, 2), (1, 4)]
+    mirrored = np.pad(values, [(0, 0), (0, 0), (2, 2), (1, 4)], mode="reflect")
+    planes = [flat_index(i, 5, 3) for i in range(-3, 5 + 3)]
+    np.testing.assert_array_equal(pad_volume(values, widths, (0, 1, 1), (0, 0, 0)),
+                                  mirrored[:, planes])
+
 
 @pytest.mark.parametrize("step", [(0.5, 1.5), (0.0, 0.0)])
 def test_end_frames_do_not_flicker(step):
@@ -201,6 +211,25 @@ def test_frames_do_not_depend_on_their_tiles(monkeypatch, channels, aggregation,
         results.append(denoise(seq, 25.0, **options))
     for result in results[1:]:
         np.testing.assert_array_equal(result, results[0])
+
+
+def test_noise_is_measured_on_the_first_frames_that_hold_enough_pixels(monkeypatch):
+    """Large frames: the noise is measured on as many of the first frames as
+    hold FRAME_PIXELS_MEASURED pixels (two 720p frames, one 1080p frame), in a
+    streamed run as in one call."""
+    from nlmeans.api import resolve as resolve_module
+    assert resolve_module.measured_frames((720, 1280)) == 2
+    assert resolve_module.measured_frames((1080, 1920)) == 1
+    assert resolve_module.measured_frames((272, 640)) == resolve_module.FRAMES_MEASURED
+    assert resolve_module.measured_frames((64, 2048, 2048)) == 1
+    clean = _pan(frames=8)
+    seq = np.concatenate([_noisy(clean[:3], 5), _noisy(clean[3:], 30, seed=1)])
+    monkeypatch.setattr(resolve_module, "FRAME_PIXELS_MEASURED", 3 * clean[0].size)
+    settings = resolve(seq, time_axis=0)
+    assert settings.sigma == nlmeans.estimate_noise_model(seq[:3], levels=False).sigma
+    assert 3 < settings.sigma < 7
+    np.testing.assert_array_equal(np.stack(list(denoise_frames(seq))),
+                                  denoise(seq, time_axis=0))
 
 
 # --- streaming -------------------------------------------------------------

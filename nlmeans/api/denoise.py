@@ -218,7 +218,8 @@ def denoise(image, h=None, *, patch_radius=None, search_radius=None, sigma=None,
         also spans `temporal_radius` frames before and after its own, padded
         at the first and last frame with frames of the window (never a
         frame's own copy: :mod:`nlmeans.model.padding`). The frames share one set of settings,
-        measured on the first few (``nlmeans.api.resolve.FRAMES_MEASURED``), so a
+        measured on the first few (at most ``nlmeans.api.resolve.FRAMES_MEASURED``,
+        and no more than hold ``FRAME_PIXELS_MEASURED`` pixels), so a
         frame's result is the same as in a streamed run
         (:func:`nlmeans.denoise_frames`); it is clipped to the dtype's range
         (integers) rather than the sequence's.

@@ -24,9 +24,9 @@ def denoise_frames(frames, h=None, *, channel_axis=None, settings=None, **option
         a video reader.
     h, channel_axis, **options
         As for :func:`nlmeans.api.denoise` with ``time_axis=0`` (`channel_axis` is
-        the frames' own). The settings are decided on the first
-        ``FRAMES_MEASURED`` frames, as ``denoise`` decides them for a
-        sequence in memory.
+        the frames' own). The settings are decided on the first frames (at
+        most ``FRAMES_MEASURED``), as ``denoise`` decides them for a sequence
+        in memory.
     settings : Settings, optional
         Settings for frames (``resolve(stack, ..., time_axis=...)``); the
         options must then be left out.
