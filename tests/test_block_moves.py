@@ -185,3 +185,24 @@ def test_lanes_give_the_same_bytes_whatever_the_threads():
     finally:
         numba.set_num_threads(threads)
     assert np.array_equal(results[0], results[1])
+
+
+def test_frames_with_moves_take_tiles_in_fours_along_x(monkeypatch):
+    """Frames too large for lanes whose moves leave 5 to 7 (or any number but a
+    multiple of 4) tiles along x take a multiple of 4 wider ones, so that each
+    colour of the checkerboard has an even number for two threads; the tiles
+    stay as wide as the checkerboard needs. Images and still frames keep theirs."""
+    from nlmeans.methods import nlbayes
+
+    monkeypatch.setattr(nlbayes, "LANE_POSITIONS", 0)
+    spatial = (5, 40, 600)
+    moves = np.random.default_rng(5).integers(-12, 13, (5, 5, 2, 19, 2))
+    moves[:, 2] = 0  # a frame's own
+    step = BayesStep((0, 2, 2), (1, 6, 6), 30, 20.0, 1.0, 1.05, 0.0, 2)
+    board = tile_shape(step, spatial, window_moves(moves, 1))
+    across = 600 - 2 * 2
+    assert -(-across // board[-1]) % 4  # the checkerboard's own count is not a multiple
+    tile, lanes = nlbayes.step_tiles(step, spatial, moves)
+    assert not lanes and tile[:2] == board[:2] and tile[-1] >= board[-1]
+    assert -(-across // tile[-1]) % 4 == 0 and -(-across // tile[-1]) >= 4
+    assert nlbayes.step_tiles(step, spatial) == (tile_shape(step, spatial), False)
