@@ -58,10 +58,10 @@ def test_bad_arguments_are_refused():
 def test_lab_as_opencv_makes_it():
     cv2 = pytest.importorskip("cv2")
     bgr = data.astronaut()[::4, ::4, ::-1].copy()
-    lab = opencv._bgr_to_lab(bgr)
+    lab = np.moveaxis(opencv._bgr_to_lab(bgr), 0, -1)
     assert np.abs(lab.astype(int) - cv2.cvtColor(bgr, cv2.COLOR_LBGR2Lab)).max() <= 2
     reference = cv2.cvtColor(bgr, cv2.COLOR_LBGR2Lab)
-    back = opencv._lab_to_bgr(reference)
+    back = opencv._lab_to_bgr(np.moveaxis(reference, -1, 0))
     assert np.abs(back.astype(int) - cv2.cvtColor(reference, cv2.COLOR_Lab2LBGR)).max() <= 2
 
 
@@ -97,8 +97,10 @@ def test_lab_conversions_equal_scikit_images_formulas():
     values = np.concatenate([np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1),
                              RNG.integers(0, 256, (40024, 3)).astype(np.uint8)])
     image = values.reshape(-1, 76, 3)
-    np.testing.assert_array_equal(opencv._bgr_to_lab(image), lab_reference(image))
-    np.testing.assert_array_equal(opencv._lab_to_bgr(image), bgr_reference(image))
+    np.testing.assert_array_equal(np.moveaxis(opencv._bgr_to_lab(image), 0, -1),
+                                  lab_reference(image))
+    np.testing.assert_array_equal(opencv._lab_to_bgr(np.moveaxis(image, -1, 0)),
+                                  bgr_reference(image))
 
 
 def test_cube_root_is_numpys_to_the_last_bits():

@@ -23,12 +23,16 @@ import numpy as np
 from nlmeans.backends.cpu import numba_pass
 from nlmeans.model.settings import Pass
 
+# Below this many pixels the colour conversions run on one thread.
+_PIXELS_PER_THREAD = 1 << 16
+
 
 def fastNlMeansDenoising(src, dst=None, h=3.0, templateWindowSize=7,  # noqa: N802 - OpenCV's
                          searchWindowSize=21):
     """Denoise an 8-bit image with 1 to 4 channels (see the module docstring)."""
     image = _checked_uint8(src, "src")
-    return _denoise([image], 0, h, templateWindowSize, searchWindowSize)
+    out = _denoise([_channels_first(image)], 0, h, templateWindowSize, searchWindowSize)
+    return _channels_last(out, image.ndim == 2)
 
 
 def fastNlMeansDenoisingColored(src, dst=None, h=3.0, hColor=3.0,  # noqa: N802, N803
@@ -43,7 +47,9 @@ def fastNlMeansDenoisingMulti(srcImgs, imgToDenoiseIndex, temporalWindowSize,  #
     """Denoise frame `imgToDenoiseIndex` of the 8-bit frames `srcImgs`, with
     `temporalWindowSize` frames (odd) around it in the window."""
     frames = _frames(srcImgs, imgToDenoiseIndex, temporalWindowSize, colour=False)
-    return _denoise(frames, temporalWindowSize // 2, h, templateWindowSize, searchWindowSize)
+    out = _denoise([_channels_first(frame) for frame in frames], temporalWindowSize // 2, h,
+                   templateWindowSize, searchWindowSize)
+    return _channels_last(out, frames[0].ndim == 2)
 
 
 def fastNlMeansDenoisingColoredMulti(srcImgs, imgToDenoiseIndex,  # noqa: N802, N803
@@ -81,41 +87,64 @@ def _frames(images, index, window, colour):
 
 
 def _denoise(frames, radius, h, template, search):
-    """The middle frame of the 2 * `radius` + 1 `frames` (2-D or channels last),
-    with the others in its window: the kernel computes that frame only."""
-    grey = frames[0].ndim == 2
-    values = np.stack([f[..., None] if grey else f for f in frames]).astype(np.float32)
-    values = np.moveaxis(values, -1, 0)  # (C, T, Y, X)
+    """The middle frame of the 2 * `radius` + 1 `frames` (each (C, Y, X)),
+    with the others in its window, (C, Y, X) uint8: the kernel computes that
+    frame only."""
+    values = np.stack(frames, axis=1).astype(np.float32)  # (C, T, Y, X)
     if radius == 0:  # one image: a 2-D pass, which takes the kernel's 2-D tiles (faster)
         step = Pass((template // 2,) * 2, (search // 2,) * 2, float(h), 0.0, "pixel", "one")
     else:
         step = Pass((0, template // 2, template // 2), (radius, search // 2, search // 2),
                     float(h), 0.0, "pixel", "one")
     out = numba_pass(values, None, step, np.float32, (0, 255), True, frames_padded=radius > 0)
-    out = np.moveaxis(out[:, 0], 0, -1).astype(np.uint8)
-    return out[..., 0] if grey else out
+    return out[:, 0].astype(np.uint8)
+
+
+def _channels_first(image):
+    return image[None] if image.ndim == 2 else np.moveaxis(image, -1, 0)
+
+
+def _channels_last(planes, grey):
+    return planes[0] if grey else np.ascontiguousarray(np.moveaxis(planes, 0, -1))
 
 
 def _colored(frames, radius, h, h_colour, template, search):
     """OpenCV's colour variant: CIELAB, lightness with `h`, colour with `h_colour`."""
     labs = [_bgr_to_lab(frame) for frame in frames]
-    light = _denoise([lab[..., 0] for lab in labs], radius, h, template, search)
-    colour = _denoise([lab[..., 1:] for lab in labs], radius, h_colour, template, search)
-    return _lab_to_bgr(np.concatenate([light[..., None], colour], axis=-1))
+    light = _denoise([lab[:1] for lab in labs], radius, h, template, search)
+    colour = _denoise([lab[1:] for lab in labs], radius, h_colour, template, search)
+    return _lab_to_bgr(np.concatenate([light, colour]))
 
 
 def _bgr_to_lab(bgr):
-    """8-bit CIELAB as OpenCV's colour denoising makes it (COLOR_LBGR2Lab): the
-    values taken as linear RGB, no gamma; stored as L * 255 / 100, a + 128, b + 128."""
+    """8-bit CIELAB planes, (3, Y, X), as OpenCV's colour denoising makes them
+    (COLOR_LBGR2Lab): the values taken as linear RGB, no gamma; stored as
+    L * 255 / 100, a + 128, b + 128."""
     from nlmeans.kernels import lab  # deferred: importing Numba costs ~0.3 s
 
     pixels = np.ascontiguousarray(bgr).reshape(-1, 3)
-    return lab.bgr_to_lab(pixels, lab.RGB_TO_XYZ, lab.WHITE).reshape(bgr.shape)
+    planes = np.empty((3, len(pixels)), np.uint8)
+    _in_ranges(lab.bgr_to_lab, len(pixels), pixels, lab.RGB_TO_XYZ, lab.WHITE, planes)
+    return planes.reshape((3,) + bgr.shape[:2])
 
 
-def _lab_to_bgr(lab_image):
-    """The inverse of _bgr_to_lab (COLOR_Lab2LBGR), 8-bit BGR."""
+def _lab_to_bgr(planes):
+    """The inverse of _bgr_to_lab (COLOR_Lab2LBGR): 8-bit BGR, (Y, X, 3)."""
     from nlmeans.kernels import lab  # deferred, as above
 
-    pixels = np.ascontiguousarray(lab_image).reshape(-1, 3)
-    return lab.lab_to_bgr(pixels, lab.XYZ_TO_RGB, lab.WHITE).reshape(lab_image.shape)
+    flat = np.ascontiguousarray(planes).reshape(3, -1)
+    pixels = np.empty((flat.shape[1], 3), np.uint8)
+    _in_ranges(lab.lab_to_bgr, len(pixels), flat, lab.XYZ_TO_RGB, lab.WHITE, pixels)
+    return pixels.reshape(planes.shape[1:] + (3,))
+
+
+def _in_ranges(convert, count, *arguments):
+    """convert(*arguments, start, stop) over [0, count) in one range per thread
+    (the compiled conversions release the GIL)."""
+    from numba import get_num_threads
+
+    from nlmeans.kernels.nlm import run_tiles
+
+    threads = get_num_threads() if count >= _PIXELS_PER_THREAD else 1
+    bounds = np.linspace(0, count, threads + 1).astype(int)
+    run_tiles(lambda i: convert(*arguments, bounds[i], bounds[i + 1]), threads, threads)
