@@ -364,6 +364,11 @@ def test_tiles_give_every_thread_work():
     assert _tile_shape(2, 1, True, (1024, 1024), 8)[1] == 64
     assert _tile_shape(2, 1, True, (1024, 1024), 4)[1] == 128
     assert _tile_shape(2, 1, True, (100, 100), 64)[1] == 32
+    # Tiles that even out the threads' work: 512 rows of two channels made 7 tiles
+    # of 80 rows (the budget's), one thread computing four; 64 rows make 8.
+    assert _tile_shape(2, 2, True, (512, 512), 2)[1] == 64
+    assert _tile_shape(2, 2, True, (4096, 4096), 2)[1] == 80  # 52 tiles: 26 each
+    assert _tile_shape(2, 1, True, (512, 512), 2)[1] == 128
     # RGB: fewer rows than grey on the pixel-wise path, as many on the patch-wise one.
     assert _tile_shape(2, 3, True, (4096, 4096), 2)[1] < _TILE_2D_PIXEL[1]
     assert _tile_shape(2, 3, False, (4096, 4096), 2)[1] == _TILE_2D_PATCH[1]
