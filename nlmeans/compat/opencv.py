@@ -141,9 +141,9 @@ def _lab_to_bgr(planes):
 def _in_ranges(convert, count, *arguments):
     """convert(*arguments, start, stop) over [0, count) in one range per thread
     (the compiled conversions release the GIL)."""
-    from numba import get_num_threads
+    from numba import get_num_threads  # deferred, as above
 
-    from nlmeans.kernels.nlm import run_tiles
+    from nlmeans.kernels.nlm import run_tiles  # deferred, as above
 
     threads = get_num_threads() if count >= _PIXELS_PER_THREAD else 1
     bounds = np.linspace(0, count, threads + 1).astype(int)
