@@ -34,8 +34,9 @@ import threading
 import numpy as np
 from numba import get_num_threads, njit, types
 from numba.core import config
+from numba.core import cgutils
 from numba.core.registry import cpu_target
-from numba.extending import overload
+from numba.extending import intrinsic, overload
 
 from nlmeans.kernels.constants import ROW_RESTART, moved_radius
 
@@ -73,6 +74,28 @@ WIDE_VECTORS = _prefer_wide_vectors()
 # and in the same kernel loaded from Numba's cache (float32 results up to 1e-4
 # apart in a third of the pixels): same bytes whatever the cache held.
 EXACT_ORDER = {"nnan", "ninf", "nsz", "arcp", "afn", "contract"}
+
+
+@intrinsic
+def _unowned(typingctx, array):
+    """A view of `array` that holds no reference to its memory.
+
+    Numba counts the references to an array's memory with an atomic add at
+    every view it makes and drops; in the tile functions' per-row helpers
+    (slices of rows, rings and accumulators, made and dropped once per row and
+    offset) those counts took 7 % of the time on 512² grey and 8-9 % on 256-wide
+    frames (one thread, OpenCV's windows), 2-3 % in the automatic mode. The tile functions pass their helpers such views: of the
+    caller's arrays, alive for the whole call, and of their own buffers, made
+    afresh in each call's arguments, so that the buffers (used there, in the
+    loop) stay alive through the loop. The results are the same bytes.
+    """
+    def codegen(context, builder, signature, arguments):
+        view = context.make_array(array)(context, builder, value=arguments[0])
+        view.meminfo = cgutils.get_null_value(view.meminfo.type)
+        view.parent = cgutils.get_null_value(view.parent.type)
+        return view._getvalue()
+
+    return array(array), codegen
 
 
 def _compiled(**options):
@@ -709,6 +732,8 @@ def _fused_tile(padded, guide, out, start, stop, patch_radius, search_radius, of
     stop): the weights of each group of offsets are made and used at once
     (_fused_offsets). `offsets`, `sides` and `reach` as for _denoise_tile."""
     channels = padded.shape[0]
+    padded, guide = _unowned(padded), _unowned(guide)  # the caller's: alive throughout
+    offsets, sides = _unowned(offsets), _unowned(sides)
     search_radius = (search_radius[0] + reach[0], search_radius[1] + reach[1],
                      search_radius[2] + reach[2])
     margin = (search_radius[0] + patch_radius[0], search_radius[1] + patch_radius[1],
@@ -748,8 +773,10 @@ def _fused_tile(padded, guide, out, start, stop, patch_radius, search_radius, of
                and sides[n + members] == sides[n]):
             members += 1
         _fused_offsets(padded, guide, margin, offsets, sides, n, members, start, patch_radius,
-                       scaled_threshold, inv_scale, rings, column_sums, pairs, weight_rows,
-                       plane_scratch, columns, start, stop, acc, weight_sum, multichannel)
+                       scaled_threshold, inv_scale, _unowned(rings), _unowned(column_sums),
+                       _unowned(pairs), _unowned(weight_rows), plane_scratch,
+                       _unowned(columns), start, stop, _unowned(acc), _unowned(weight_sum),
+                       multichannel)
         n += members
     # The pixel itself, weight 1.
     centre = np.ones((nz, ny, nx), dtype=dtype)
@@ -888,6 +915,8 @@ def _denoise_tile(padded, guide, out, start, stop, patch_radius, search_radius,
     (windows that follow motion), is part of the margin.
     """
     channels = padded.shape[0]
+    padded, guide = _unowned(padded), _unowned(guide)  # the caller's: alive throughout
+    offsets, sides = _unowned(offsets), _unowned(sides)
     sz, sy, sx = search_radius[0] + reach[0], search_radius[1] + reach[1], \
         search_radius[2] + reach[2]
     az, ay, ax = aggregation_radius
@@ -948,8 +977,9 @@ def _denoise_tile(padded, guide, out, start, stop, patch_radius, search_radius,
         for n in range(offsets.shape[0]):
             t, lo, size, forward, mirror = _offset_window(offsets, n, ref_start, (rz, ry, rx))
             weights = _offset_weights(guide, margin, lo, size, t, patch_radius,
-                                      scaled_threshold, inv_scale, ring, column_sums, pairs,
-                                      plane_scratch, weight_flat, multichannel, sides[n],
+                                      scaled_threshold, inv_scale, _unowned(ring),
+                                      _unowned(column_sums), _unowned(pairs), plane_scratch,
+                                      _unowned(weight_flat), multichannel, sides[n],
                                       (ref_start[0], ref_start[0] + rz))
             for side in range(2):
                 if sides[n] & (1 << side) == 0:
@@ -965,9 +995,11 @@ def _denoise_tile(padded, guide, out, start, stop, patch_radius, search_radius,
                     sign = 1 - 2 * side
                     v_at = (start[0] + sign * t[0] + margin[0], start[1] + sign * t[1] + margin[1],
                             start[2] + sign * t[2] + margin[2])
-                    _propose(weights, at, norm, aggregation_radius, ref_weights, planes, rows,
-                             tile_weights, row_ring, y_sums, x_sums, padded, v_at, acc,
-                             weight_sum)
+                    _propose(weights, at, _unowned(norm), aggregation_radius,
+                             _unowned(ref_weights), planes, _unowned(rows),
+                             _unowned(tile_weights), _unowned(row_ring), _unowned(y_sums),
+                             _unowned(x_sums), padded, v_at, _unowned(acc),
+                             _unowned(weight_sum))
         if sweep == 0 and aggregating:
             _normalise(centre, norm)
 
