@@ -84,10 +84,11 @@ def _unowned(typingctx, array):
     every view it makes and drops; in the tile functions' per-row helpers
     (slices of rows, rings and accumulators, made and dropped once per row and
     offset) those counts took 7 % of the time on 512² grey and 8-9 % on 256-wide
-    frames (one thread, OpenCV's windows), 2-3 % in the automatic mode. The tile functions pass their helpers such views: of the
-    caller's arrays, alive for the whole call, and of their own buffers, made
-    afresh in each call's arguments, so that the buffers (used there, in the
-    loop) stay alive through the loop. The results are the same bytes.
+    frames (one thread, OpenCV's windows), 2-3 % in the automatic mode. The tile
+    functions pass their helpers such views: of the caller's arrays, alive for
+    the whole call, and of their own buffers, made afresh in each call's
+    arguments, so that the buffers (used there, in the loop) stay alive through
+    the loop. The results are the same bytes.
     """
     def codegen(context, builder, signature, arguments):
         view = context.make_array(array)(context, builder, value=arguments[0])
