@@ -482,3 +482,22 @@ def test_the_api_cuts_radii_beyond_the_image_as_the_command_line_does():
     assert relative_error(result, expected) < 1e-9
     with pytest.warns(UserWarning, match="search_radius 1000"):
         nlmeans.resolve(RNG.random((300, 400)), 10.0, search_radius=1000)
+
+
+def test_unowned_views_are_the_arrays_memory():
+    """The tile functions' reference-free views (_unowned) read and write the
+    array's own memory, slices of them too."""
+    from numba import njit
+
+    from nlmeans.kernels.nlm import _unowned
+
+    @njit
+    def double_through_view(values):
+        view = _unowned(values)
+        for i in range(view.shape[0]):
+            view[i] *= 2
+        return _unowned(view[1:3]).sum()
+
+    values = np.arange(5.0)
+    assert double_through_view(values) == 6.0
+    np.testing.assert_array_equal(values, 2 * np.arange(5.0))
