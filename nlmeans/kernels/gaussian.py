@@ -18,7 +18,7 @@ import numpy as np
 from numba import njit
 
 from nlmeans.kernels.constants import LOG2_E
-from nlmeans.kernels.nlm import _diff_row, exp2_neg, run_tiles
+from nlmeans.kernels.nlm import _diff_row, _unowned, exp2_neg, run_tiles
 
 #: Rows of the 2-D kernel's tiles (fixed: the tiles decide the order of its sums).
 PAIR_ROWS = 32
@@ -136,6 +136,7 @@ def _gaussian_tile(padded, num, den, z, y0, rows, search, patch, margin, taps_zy
     filtered = np.empty(span, dtype=padded.dtype)
     distances = np.empty(width, dtype=padded.dtype)
     px = margin[2] - patch[2]
+    padded, num, den = _unowned(padded), _unowned(num), _unowned(den)  # as _pairs_tile's
     for tz in range(-search[0], search[0] + 1):
         for ty in range(-search[1], search[1] + 1):
             for tx in range(-search[2], search[2] + 1):
@@ -144,13 +145,13 @@ def _gaussian_tile(padded, num, den, z, y0, rows, search, patch, margin, taps_zy
                     py = y0 + r - patch[1] + margin[1]
                     for a in range(2 * patch[0] + 1):
                         _diff_row(padded, z + a - patch[0] + margin[0], py, px, t,
-                                  ring[a * height + r % height])
+                                  _unowned(ring)[a * height + r % height])
                     i = r - 2 * patch[1]  # the output row whose patches end at row r
                     if i < 0:
                         continue
-                    _weighted_rows(ring, i, height, taps_zy, filtered)
-                    _filter_along(filtered, taps_x, distances)
-                    _accumulate(distances, scale, offset, padded, z + margin[0] + tz,
+                    _weighted_rows(_unowned(ring), i, height, taps_zy, _unowned(filtered))
+                    _filter_along(_unowned(filtered), taps_x, _unowned(distances))
+                    _accumulate(_unowned(distances), scale, offset, padded, z + margin[0] + tz,
                                 y0 + i + margin[1] + ty, margin[2] + tx, num, den, z, y0 + i)
 
 
@@ -172,6 +173,10 @@ def _pairs_tile(padded, num, den, spill_num, spill_den, y0, y1, search, patch, t
     ring = np.empty((rows_y, width + search[2] + 2 * px), dtype=padded.dtype)
     filtered = np.empty(ring.shape[1], dtype=padded.dtype)
     weights = np.empty(width + search[2], dtype=padded.dtype)
+    # Views that count no references (see nlm._unowned): the caller's arrays
+    # here; the tile's own buffers where they are used, in the loop.
+    padded, num, den = _unowned(padded), _unowned(num), _unowned(den)
+    spill_num, spill_den = _unowned(spill_num), _unowned(spill_den)
     for ty in range(0, search[1] + 1):
         for tx in range(-search[2], search[2] + 1):
             if ty == 0 and tx <= 0:
@@ -183,14 +188,15 @@ def _pairs_tile(padded, num, den, spill_num, spill_den, y0, y1, search, patch, t
             t = (0, ty, tx)
             for r in range(first - patch[1], y1 + patch[1]):
                 _diff_row(padded, 0, r + margin_y, c0 - px + margin_x, t,
-                          ring[(r - first + patch[1]) % rows_y, :span])
+                          _unowned(ring)[(r - first + patch[1]) % rows_y, :span])
                 i = r - patch[1]  # the row of p whose patches end at row r
                 if i < first:
                     continue
-                _weighted_rows(ring, i - first, rows_y, taps_y, filtered[:span])
-                _filter_along(filtered[:span], taps_x, weights[:n])
-                _to_both(weights[:n], scale, offset, padded, num, den, spill_num, spill_den,
-                         i, c0, ty, tx, y1, margin_y, margin_x)
+                _weighted_rows(_unowned(ring), i - first, rows_y, taps_y,
+                               _unowned(filtered)[:span])
+                _filter_along(_unowned(filtered)[:span], taps_x, _unowned(weights)[:n])
+                _to_both(_unowned(weights)[:n], scale, offset, padded, num, den, spill_num,
+                         spill_den, i, c0, ty, tx, y1, margin_y, margin_x)
 
 
 @njit(cache=True, nogil=True, fastmath=True, inline="always")
