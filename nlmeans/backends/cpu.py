@@ -102,7 +102,11 @@ def _even_rows(threads, rows, fewest, height, tiles_along):
     free, leave the busiest thread the fewest rows to compute (each tile also
     computes _TILE_EXTRA_ROWS of pairs that reach beyond it); ties go to the
     taller. 512 rows of two channels took tiles of 80 rows: seven, so that one
-    thread computed four while the other waited; 64 rows make eight."""
+    thread computed four while the other waited; 64 rows make eight. With more
+    than 16 tiles a thread the last one costs a thread under a sixteenth of its
+    work: `rows` stays (and long sequences are not counted out tile by tile)."""
+    if -(-height // rows) * tiles_along > 16 * threads:
+        return rows
     best_rows, best_load = rows, None
     for candidate in range(rows, fewest - 1, -ROW_RESTART):
         loads = [0] * threads
