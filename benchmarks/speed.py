@@ -79,6 +79,31 @@ def ratio_stats(walls, reference_walls):
     return statistics.median(ratios), min(ratios), max(ratios)
 
 
+def steal_seconds():
+    """CPU seconds the hypervisor gave to other guests so far (Linux's steal
+    time, summed over the CPUs), or None where the system does not report it.
+    Where it grows during a run, the machine was shared: the timings are void."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def steal_note(start_steal, start_wall):
+    """One line on the steal time since `start_steal` (steal_seconds) and
+    `start_wall` (time.perf_counter), as a share of the run's CPU time."""
+    end = steal_seconds()
+    if start_steal is None or end is None:
+        return "Steal time: not reported by this system."
+    stolen = end - start_steal
+    share = stolen / ((time.perf_counter() - start_wall) * (os.cpu_count() or 1))
+    verdict = " Over 1 %: another guest shared the host, the timings are void." \
+        if share > 0.01 else ""
+    return f"Steal time during the run: {stolen:.1f} CPU s, {100 * share:.1f} % of it.{verdict}"
+
+
 def machine():
     cpu = platform.processor() or "unknown CPU"
     try:

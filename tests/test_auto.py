@@ -216,6 +216,24 @@ def test_sure_picks_a_good_h():
     assert chosen[report.h] >= max(chosen.values()) - 0.1
 
 
+def test_benchmarks_say_when_another_guest_took_the_cpu():
+    """The benchmarks' steal-time line: void above 1 % of the run's CPU time."""
+    import time
+
+    sys.path.insert(0, os.path.join(PROJECT_ROOT, "benchmarks"))
+    try:
+        import speed
+    finally:
+        sys.path.pop(0)
+    now = speed.steal_seconds()
+    if now is None:
+        assert "not reported" in speed.steal_note(None, time.perf_counter())
+        return
+    started = time.perf_counter() - 10.0  # a 10 s run
+    assert "void" not in speed.steal_note(now, started)
+    assert "void" in speed.steal_note(now - 0.5 * os.cpu_count(), started)  # 5 %
+
+
 def test_psnr_benchmark_quick(tmp_path):
     sys.path.insert(0, os.path.join(PROJECT_ROOT, "benchmarks"))
     try:
