@@ -33,8 +33,7 @@ import threading
 
 import numpy as np
 from numba import get_num_threads, njit, types
-from numba.core import config
-from numba.core import cgutils
+from numba.core import cgutils, config
 from numba.core.registry import cpu_target
 from numba.extending import intrinsic, overload
 

@@ -523,7 +523,6 @@ def _tile_grid(step, spatial, moves=None):
         int(np.prod(spatial)) <= LANE_POSITIONS
     if lanes:
         tile = tuple(-(-c // g) for c, g in zip(counts, grid))
-        grid = [-(-c // t) for c, t in zip(counts, tile)]
     elif moves is not None and grid[-1] >= 4 and not any(g % 4 == 0 for g in grid if g > 1):
         # Moves make few, wide tiles. Every colour an even number of them, which
         # two threads share evenly: fewer, wider tiles along x, a multiple of 4
@@ -531,7 +530,7 @@ def _tile_grid(step, spatial, moves=None):
         # tiles for five: now 0.87 of the time; on 512² images, which have no
         # moves, it measured no gain).
         tile = tile[:-1] + (-(-counts[-1] // (grid[-1] - grid[-1] % 4)),)
-        grid = [-(-c // t) for c, t in zip(counts, tile)]
+    grid = [-(-c // t) for c, t in zip(counts, tile)]  # of the tiles chosen
     return patch, tile, grid, counts, lanes
 
 
